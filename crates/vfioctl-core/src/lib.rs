@@ -1,0 +1,20 @@
+//! The pure core of vfioctl: PCI addresses and IDs, devices and their IOMMU groups, why groups are
+//! shared, plans for binding and restoring, and the renderers for QEMU and libvirt.
+//!
+//! Nothing here does I/O. The host layer (`vfioctl-host`) reads sysfs into these types and carries
+//! out the plans built here, which keeps every decision testable without a kernel.
+//!
+//! Kernel ABI references: `Documentation/ABI/testing/sysfs-bus-pci`,
+//! `Documentation/driver-api/vfio.rst`, `drivers/iommu/iommu.c` (`pci_device_group`).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod address;
+pub mod config;
+pub mod device;
+pub mod groups;
+pub mod ids;
+
+pub use address::{AddressError, PciAddress, PciSelector, SelectorError};
+pub use device::{Inventory, PciDevice};
+pub use ids::{ClassCode, VendorDevice};

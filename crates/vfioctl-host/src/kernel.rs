@@ -1,0 +1,75 @@
+//! The one door through which vfioctl changes the host: sysfs writes and module loading.
+//!
+//! On a real host the [`RealKernel`] writes the files and runs `modprobe`. Tests and the
+//! `--root` trees built by `vfioctl-sim` plug in a simulated kernel that reacts to the same
+//! writes as Linux does (binding, unbinding, probing, EBUSY, ...), so the plan, journal and
+//! rollback code above this trait is the same code that runs on `/`.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::Command;
+
+/// Why a module could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModuleError {
+    /// The module is blacklisted in modprobe.d (modprobe: "administratively prohibited").
+    #[error("module {0} is blacklisted")]
+    Blacklisted(String),
+    /// No such module for this kernel.
+    #[error("module {0} is not available for this kernel")]
+    NotFound(String),
+    /// modprobe failed for another reason (its own words).
+    #[error("modprobe {module} failed: {message}")]
+    Failed {
+        /// The module.
+        module: String,
+        /// What modprobe printed.
+        message: String,
+    },
+}
+
+/// The kernel operations vfioctl performs.
+pub trait Kernel: Send + Sync {
+    /// Writes `value` to the attribute at `path` (a path under the root), as one `write(2)`.
+    fn write_attr(&self, path: &Path, value: &str) -> io::Result<()>;
+    /// Loads a kernel module by name (`vfio-pci`).
+    fn load_module(&self, module: &str) -> Result<(), ModuleError>;
+}
+
+/// The running kernel: plain writes and `modprobe`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealKernel;
+
+impl Kernel for RealKernel {
+    fn write_attr(&self, path: &Path, value: &str) -> io::Result<()> {
+        // sysfs attributes take one write; O_TRUNC and O_CREAT are meaningless there and would
+        // create a stray file if the attribute vanished with a hot-unplugged device.
+        let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
+        file.write_all(value.as_bytes())
+    }
+
+    fn load_module(&self, module: &str) -> Result<(), ModuleError> {
+        let output =
+            Command::new("modprobe")
+                .arg(module)
+                .output()
+                .map_err(|e| ModuleError::Failed {
+                    module: module.to_owned(),
+                    message: format!("cannot run modprobe: {e}"),
+                })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let message = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        Err(if message.contains("administratively prohibited") {
+            ModuleError::Blacklisted(module.to_owned())
+        } else if message.contains("not found") {
+            ModuleError::NotFound(module.to_owned())
+        } else {
+            ModuleError::Failed {
+                module: module.to_owned(),
+                message,
+            }
+        })
+    }
+}

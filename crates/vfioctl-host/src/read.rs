@@ -1,0 +1,296 @@
+//! Reading the PCI inventory and IOMMU groups from sysfs.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Component, Path, PathBuf};
+
+use vfioctl_core::config::parse_config;
+use vfioctl_core::ids::parse_sysfs_hex;
+use vfioctl_core::{ClassCode, Inventory, PciAddress, PciDevice, VendorDevice};
+
+use crate::error::excerpt;
+use crate::{HostError, HostRoot};
+
+/// Attributes are small; anything larger is garbage and is not read whole.
+const MAX_ATTR: u64 = 64 * 1024;
+
+/// Reads a text attribute; `Ok(None)` when it does not exist.
+pub fn read_attr(path: &Path) -> Result<Option<String>, HostError> {
+    match read_bytes(path, MAX_ATTR) {
+        Ok(Some(bytes)) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads at most `limit` bytes; `Ok(None)` when the file does not exist.
+pub fn read_bytes(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, HostError> {
+    let file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(HostError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut bytes = Vec::new();
+    file.take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(|source| HostError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(Some(bytes))
+}
+
+/// The basename of a symlink's target; `Ok(None)` when the link does not exist.
+pub fn link_name(path: &Path) -> Result<Option<String>, HostError> {
+    match fs::read_link(path) {
+        Ok(target) => Ok(target.file_name().map(|n| n.to_string_lossy().into_owned())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        // Not a link (EINVAL): a damaged tree; treat as absent rather than fail the whole listing.
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(None),
+        Err(source) => Err(HostError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Resolves a relative sysfs symlink lexically, refusing targets that leave `root`.
+///
+/// sysfs links are relative and their parents are real directories, so lexical resolution gives
+/// the kernel's path without following further links (which could loop in a damaged tree).
+pub fn resolve_link(root: &Path, link: &Path) -> Result<PathBuf, HostError> {
+    let target = fs::read_link(link).map_err(|source| HostError::Read {
+        path: link.to_path_buf(),
+        source,
+    })?;
+    let bad = || HostError::BadLink {
+        path: link.to_path_buf(),
+    };
+    if target.is_absolute() {
+        return Err(bad());
+    }
+    let rel_dir = link
+        .parent()
+        .and_then(|p| p.strip_prefix(root).ok())
+        .ok_or_else(bad)?;
+    let mut parts: Vec<&OsStr> = rel_dir
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    for c in target.components() {
+        match c {
+            Component::Normal(n) => parts.push(n),
+            Component::ParentDir => {
+                parts.pop().ok_or_else(bad)?;
+            }
+            Component::CurDir => {}
+            _ => return Err(bad()),
+        }
+    }
+    Ok(parts.iter().fold(root.to_path_buf(), |p, n| p.join(n)))
+}
+
+fn garbage(path: PathBuf, what: &'static str, found: &str) -> HostError {
+    HostError::Garbage {
+        path,
+        what,
+        found: excerpt(found.as_bytes()),
+    }
+}
+
+fn hex_attr(dir: &Path, name: &str, what: &'static str) -> Result<Option<u32>, HostError> {
+    let path = dir.join(name);
+    match read_attr(&path)? {
+        None => Ok(None),
+        Some(text) => parse_sysfs_hex(&text)
+            .map(Some)
+            .ok_or_else(|| garbage(path, what, &text)),
+    }
+}
+
+fn required_hex(dir: &Path, name: &str, what: &'static str, max: u32) -> Result<u32, HostError> {
+    let path = dir.join(name);
+    match hex_attr(dir, name, what)? {
+        Some(v) if v <= max => Ok(v),
+        Some(v) => Err(garbage(path, what, &format!("{v:#x}"))),
+        None => Err(HostError::Read {
+            path,
+            source: io::Error::from(io::ErrorKind::NotFound),
+        }),
+    }
+}
+
+/// Parses `driver_override`: `(null)` (older kernels) and empty (newer) both mean unset.
+pub fn parse_driver_override(text: &str) -> Option<String> {
+    let value = text.trim_end_matches('\n').trim();
+    (!value.is_empty() && value != "(null)").then(|| value.to_owned())
+}
+
+fn small_int<T: std::str::FromStr>(dir: &Path, name: &str) -> Result<Option<T>, HostError> {
+    Ok(read_attr(&dir.join(name))?.and_then(|t| t.trim().parse().ok()))
+}
+
+fn link_address(dir: &Path, name: &str) -> Result<Option<PciAddress>, HostError> {
+    Ok(link_name(&dir.join(name))?.and_then(|n| n.parse().ok()))
+}
+
+fn dir_names(dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Reads one device from its sysfs directory (the real one, under `sys/devices`).
+pub fn read_device(address: PciAddress, dir: &Path) -> Result<PciDevice, HostError> {
+    let vendor = required_hex(dir, "vendor", "vendor ID", 0xffff)? as u16;
+    let device = required_hex(dir, "device", "device ID", 0xffff)? as u16;
+    let class = required_hex(dir, "class", "class code", 0xff_ffff)?;
+    let mut dev = PciDevice::new(address, VendorDevice { vendor, device }, ClassCode(class));
+
+    let sub_vendor = hex_attr(dir, "subsystem_vendor", "subsystem vendor ID")?;
+    let sub_device = hex_attr(dir, "subsystem_device", "subsystem device ID")?;
+    if let (Some(v), Some(d)) = (sub_vendor, sub_device) {
+        dev.subsystem = Some(VendorDevice {
+            vendor: v as u16,
+            device: d as u16,
+        });
+    }
+    dev.revision = hex_attr(dir, "revision", "revision")?.map(|r| r as u8);
+    dev.driver = link_name(&dir.join("driver"))?;
+    dev.driver_override = read_attr(&dir.join("driver_override"))?
+        .as_deref()
+        .and_then(parse_driver_override);
+    dev.iommu_group = link_name(&dir.join("iommu_group"))?.and_then(|n| n.parse().ok());
+    dev.parent = dir
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.parse().ok());
+    if let Some(bytes) = read_bytes(&dir.join("config"), 4096)? {
+        dev.config = parse_config(&bytes);
+    }
+    dev.numa_node = small_int::<i32>(dir, "numa_node")?.filter(|n| *n >= 0);
+    dev.power_state = read_attr(&dir.join("power_state"))?.map(|t| t.trim().to_owned());
+    dev.d3cold_allowed = small_int::<u8>(dir, "d3cold_allowed")?.map(|v| v != 0);
+    dev.reset_method = read_attr(&dir.join("reset_method"))?
+        .map(|t| t.split_whitespace().map(str::to_owned).collect());
+    dev.boot_vga = small_int::<u8>(dir, "boot_vga")? == Some(1);
+    dev.net_interfaces = dir_names(&dir.join("net"));
+    dev.physfn = link_address(dir, "physfn")?;
+    let mut virtfns: Vec<(u32, PciAddress)> = dir_names(dir)
+        .iter()
+        .filter_map(|n| n.strip_prefix("virtfn")?.parse::<u32>().ok())
+        .filter_map(|i| Some((i, link_address(dir, &format!("virtfn{i}")).ok()??)))
+        .collect();
+    virtfns.sort_unstable();
+    dev.virtfns = virtfns.into_iter().map(|(_, a)| a).collect();
+    dev.sriov_numvfs = small_int(dir, "sriov_numvfs")?;
+    dev.sriov_totalvfs = small_int(dir, "sriov_totalvfs")?;
+    dev.has_secondary_bus = dir.join("pci_bus").is_dir();
+    Ok(dev)
+}
+
+/// The real directory of a device, resolved from `sys/bus/pci/devices/<address>`.
+pub fn device_dir(root: &HostRoot, address: &PciAddress) -> Result<PathBuf, HostError> {
+    resolve_link(root.path(), &root.pci_device(address))
+}
+
+/// Reads every PCI function and every IOMMU group.
+pub fn read_inventory(root: &HostRoot) -> Result<Inventory, HostError> {
+    let devices_dir = root.join("sys/bus/pci/devices");
+    let entries = fs::read_dir(&devices_dir).map_err(|source| HostError::Read {
+        path: devices_dir.clone(),
+        source,
+    })?;
+    let mut devices = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| HostError::Read {
+            path: devices_dir.clone(),
+            source,
+        })?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let address: PciAddress = name
+            .parse()
+            .map_err(|_| garbage(entry.path(), "PCI device name", &name))?;
+        let dir = resolve_link(root.path(), &entry.path())?;
+        devices.push(read_device(address, &dir)?);
+    }
+    let groups = read_groups(root)?;
+    let iommu_enabled = !groups.is_empty() || !dir_names(&root.join("sys/class/iommu")).is_empty();
+    Ok(Inventory::new(devices, iommu_enabled, groups))
+}
+
+/// Reads `/sys/kernel/iommu_groups/*/devices/*` (PCI members only).
+pub fn read_groups(root: &HostRoot) -> Result<BTreeMap<u32, Vec<PciAddress>>, HostError> {
+    let mut groups = BTreeMap::new();
+    let base = root.join("sys/kernel/iommu_groups");
+    for name in dir_names(&base) {
+        let Ok(id) = name.parse::<u32>() else {
+            continue;
+        };
+        let mut members: Vec<PciAddress> = dir_names(&base.join(&name).join("devices"))
+            .iter()
+            .filter_map(|m| m.parse().ok())
+            .collect();
+        members.sort_unstable();
+        groups.insert(id, members);
+    }
+    Ok(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn driver_override_null_and_empty_mean_unset() {
+        assert_eq!(parse_driver_override("(null)\n"), None);
+        assert_eq!(parse_driver_override("\n"), None);
+        assert_eq!(parse_driver_override(""), None);
+        assert_eq!(parse_driver_override("vfio-pci\n"), Some("vfio-pci".into()));
+    }
+
+    #[test]
+    fn resolve_link_refuses_escape_and_absolute() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::create_dir_all(root.join("sys/bus/pci/devices")).unwrap();
+        std::os::unix::fs::symlink("../../../../../etc", root.join("sys/bus/pci/devices/x"))
+            .unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("sys/bus/pci/devices/y")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../../devices/pci0000:00/0000:00:01.0",
+            root.join("sys/bus/pci/devices/z"),
+        )
+        .unwrap();
+        assert!(matches!(
+            resolve_link(root, &root.join("sys/bus/pci/devices/x")),
+            Err(HostError::BadLink { .. })
+        ));
+        assert!(matches!(
+            resolve_link(root, &root.join("sys/bus/pci/devices/y")),
+            Err(HostError::BadLink { .. })
+        ));
+        assert_eq!(
+            resolve_link(root, &root.join("sys/bus/pci/devices/z")).unwrap(),
+            root.join("sys/devices/pci0000:00/0000:00:01.0")
+        );
+    }
+}

@@ -1,0 +1,2 @@
+//! The vfioctl command.
+fn main() {}
