@@ -12,6 +12,7 @@ mod error;
 pub mod kernel;
 pub mod read;
 pub mod root;
+pub mod usage;
 
 pub use error::HostError;
 pub use kernel::{Kernel, ModuleError, RealKernel};

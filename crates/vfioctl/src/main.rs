@@ -1,2 +1,54 @@
-//! The vfioctl command.
-fn main() {}
+//! The vfioctl command: parses the command line, runs one command, renders, exits.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod cmd;
+mod context;
+mod error;
+mod exit;
+mod names;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::context::Context;
+use crate::error::CliError;
+use crate::exit::Exit;
+
+fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
+    match command {
+        Command::List(args) => cmd::inventory::list(ctx, args),
+        Command::Groups(args) => cmd::inventory::groups(ctx, args),
+        Command::Show(args) => cmd::inventory::show(ctx, args),
+    }
+}
+
+fn report(error: &CliError) -> Exit {
+    eprintln!("error: {}", error.message);
+    if let Some(hint) = &error.hint {
+        eprintln!("hint: {hint}");
+    }
+    error.exit
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let exit = match Context::new(&cli.global) {
+        Err(error) => report(&error),
+        Ok(mut ctx) => {
+            let result = dispatch(&mut ctx, &cli.command);
+            // Output gathered before a failure (a partial plan, notes) is still shown.
+            if let Err(e) = ctx.flush() {
+                eprintln!("error: cannot write output: {e}");
+                return ExitCode::from(Exit::Failed as u8);
+            }
+            match result {
+                Ok(exit) => exit,
+                Err(error) => report(&error),
+            }
+        }
+    };
+    ExitCode::from(exit as u8)
+}

@@ -1,0 +1,87 @@
+//! Command-line definitions. Help text lives in the doc comments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit::EXIT_CODES_HELP;
+
+/// Safe, explainable and reversible VFIO passthrough of PCI devices and DPAA2 containers.
+///
+/// vfioctl lists PCI functions and their IOMMU groups, explains why a group is shared, binds whole
+/// groups to vfio-pci and gives every device back to the driver it had before.
+#[derive(Debug, Parser)]
+#[command(name = "vfioctl", version, after_long_help = EXIT_CODES_HELP, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Work on the sysfs, /proc, /dev and /run under DIR instead of / (like lspci's
+    /// -O sysfs.path=); for simulated trees, chroots and tests.
+    #[arg(long, global = true, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Print machine-readable JSON (versioned; see the README for the schema).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The pci.ids database for names (default: /usr/share/misc/pci.ids, then
+    /// /usr/share/hwdata/pci.ids; numeric IDs when none is found).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub pci_ids: Option<PathBuf>,
+    /// Say more (repeat for more detail).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Say only what was asked for: no notes.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List PCI functions with their driver, driver_override and IOMMU group.
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Show every IOMMU group, its members, and why it holds more than one device.
+    #[command(visible_alias = "iommu-groups")]
+    Groups(GroupsArgs),
+    /// Show everything about one device: identity, driver, group, parents, power, reset, users.
+    Show(ShowArgs),
+}
+
+/// `vfioctl list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only the device at this address (DDDD:BB:DD.F, or BB:DD.F for domain 0).
+    #[arg(short = 's', long = "slot", value_name = "ADDRESS")]
+    pub slot: Option<String>,
+    /// Only devices with this vendor:device ID (e.g. 10de:2684).
+    #[arg(short = 'd', long = "id", value_name = "VENDOR:DEVICE")]
+    pub id: Option<String>,
+    /// Only devices bound to this driver ("none" for devices without one).
+    #[arg(long, value_name = "NAME")]
+    pub driver: Option<String>,
+    /// Show the bus hierarchy as a tree.
+    #[arg(short, long)]
+    pub tree: bool,
+}
+
+/// `vfioctl groups`.
+#[derive(Debug, Args)]
+pub struct GroupsArgs {
+    /// Only the groups of these devices or group numbers.
+    #[arg(value_name = "DEVICE|GROUP")]
+    pub filter: Vec<String>,
+}
+
+/// `vfioctl show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The device (DDDD:BB:DD.F, BB:DD.F, or a network interface name).
+    pub device: String,
+}

@@ -1,0 +1,2 @@
+//! One module per family of commands.
+pub mod inventory;
