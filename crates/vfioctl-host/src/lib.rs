@@ -8,7 +8,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod apply;
 mod error;
+pub mod journal;
 pub mod kernel;
 pub mod read;
 pub mod root;

@@ -52,6 +52,22 @@ pub enum Command {
     Groups(GroupsArgs),
     /// Show everything about one device: identity, driver, group, parents, power, reset, users.
     Show(ShowArgs),
+    /// Bind devices, a whole IOMMU group at a time, to vfio-pci.
+    #[command(visible_alias = "detach")]
+    Bind(BindArgs),
+    /// Give devices back to the drivers they had before vfioctl bound them.
+    #[command(visible_alias = "reattach")]
+    Restore(RestoreArgs),
+    /// Give back every device of an interrupted or finished run (restore --all).
+    Recover(RecoverArgs),
+}
+
+/// `vfioctl recover`.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Print what would be done, and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
 }
 
 /// `vfioctl list`.
@@ -84,4 +100,49 @@ pub struct GroupsArgs {
 pub struct ShowArgs {
     /// The device (DDDD:BB:DD.F, BB:DD.F, or a network interface name).
     pub device: String,
+}
+
+/// `vfioctl bind`.
+#[derive(Debug, Args)]
+pub struct BindArgs {
+    /// Devices: addresses (0001:03:00.0), vendor:device IDs (every match), or interface names.
+    #[arg(required = true, value_name = "DEVICE")]
+    pub devices: Vec<String>,
+    /// Bind only the named functions, not the rest of their IOMMU groups (the group stays
+    /// unusable by a VM until the rest follow).
+    #[arg(long)]
+    pub only: bool,
+    /// Override the host-safety refusals (mounted disks, networks in use, the console). Never
+    /// splits a group: that needs --only.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the plan and the exact sysfs writes, and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Give /dev/vfio/<group> to this user (the one that runs QEMU).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Seconds to wait for a driver to let go of a device before giving up.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Record who the devices were bound for (a VM name) in the journal.
+    #[arg(long, value_name = "NAME", hide = true)]
+    pub owner: Option<String>,
+}
+
+/// `vfioctl restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Devices to give back (their journaled group members go with them).
+    #[arg(value_name = "DEVICE")]
+    pub devices: Vec<String>,
+    /// Give back every device vfioctl bound.
+    #[arg(long, conflicts_with = "devices")]
+    pub all: bool,
+    /// Print what would be done, and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Seconds to wait for a driver to let go of a device before giving up.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }

@@ -6,6 +6,7 @@ mod cmd;
 mod context;
 mod error;
 mod exit;
+mod kernel;
 mod names;
 
 use std::process::ExitCode;
@@ -22,6 +23,17 @@ fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
         Command::List(args) => cmd::inventory::list(ctx, args),
         Command::Groups(args) => cmd::inventory::groups(ctx, args),
         Command::Show(args) => cmd::inventory::show(ctx, args),
+        Command::Bind(args) => cmd::bind::bind(ctx, args),
+        Command::Restore(args) => cmd::bind::restore(ctx, args),
+        Command::Recover(args) => cmd::bind::restore(
+            ctx,
+            &cli::RestoreArgs {
+                devices: Vec::new(),
+                all: true,
+                dry_run: args.dry_run,
+                timeout: None,
+            },
+        ),
     }
 }
 

@@ -1,2 +1,3 @@
 //! One module per family of commands.
+pub mod bind;
 pub mod inventory;
