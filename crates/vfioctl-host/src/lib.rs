@@ -5,7 +5,7 @@
 //! `-O sysfs.path=` does. Reads turn sysfs into the pure types of `vfioctl-core`; writes go through
 //! one [`KernelWriter`] so that a dry run can record them, the journal can undo them, and a
 //! simulated kernel can react to them as the real one does.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod apply;
@@ -15,6 +15,7 @@ pub mod kernel;
 pub mod read;
 pub mod root;
 pub mod usage;
+pub mod vfio;
 
 pub use error::HostError;
 pub use kernel::{Kernel, ModuleError, RealKernel};

@@ -60,6 +60,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Give back every device of an interrupted or finished run (restore --all).
     Recover(RecoverArgs),
+    /// Ask the kernel whether IOMMU groups are usable by a VM now (VFIO_GROUP_GET_STATUS).
+    Check(CheckArgs),
 }
 
 /// `vfioctl recover`.
@@ -145,4 +147,12 @@ pub struct RestoreArgs {
     /// Seconds to wait for a driver to let go of a device before giving up.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+}
+
+/// `vfioctl check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// IOMMU group numbers or devices.
+    #[arg(required = true, value_name = "GROUP|DEVICE")]
+    pub targets: Vec<String>,
 }

@@ -3,7 +3,6 @@
 /// Exit codes, documented in `--help` and the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-#[allow(dead_code)] // TEMP until bind/doctor land
 pub enum Exit {
     /// Everything asked was done (or was already so).
     Success = 0,

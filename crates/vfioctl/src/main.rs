@@ -25,6 +25,7 @@ fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
         Command::Show(args) => cmd::inventory::show(ctx, args),
         Command::Bind(args) => cmd::bind::bind(ctx, args),
         Command::Restore(args) => cmd::bind::restore(ctx, args),
+        Command::Check(args) => cmd::check::check(ctx, args),
         Command::Recover(args) => cmd::bind::restore(
             ctx,
             &cli::RestoreArgs {
