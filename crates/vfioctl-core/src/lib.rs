@@ -14,6 +14,7 @@ pub mod config;
 pub mod device;
 pub mod groups;
 pub mod ids;
+pub mod pciids;
 
 pub use address::{AddressError, PciAddress, PciSelector, SelectorError};
 pub use device::{Inventory, PciDevice};
