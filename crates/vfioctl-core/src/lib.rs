@@ -12,9 +12,11 @@
 pub mod address;
 pub mod config;
 pub mod device;
+pub mod fslmc;
 pub mod groups;
 pub mod ids;
 pub mod pciids;
+pub mod render;
 
 pub use address::{AddressError, PciAddress, PciSelector, SelectorError};
 pub use device::{Inventory, PciDevice};
