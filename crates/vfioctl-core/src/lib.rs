@@ -12,9 +12,12 @@
 pub mod address;
 pub mod config;
 pub mod device;
+pub mod fslmc;
 pub mod groups;
 pub mod ids;
+pub mod pciids;
 pub mod plan;
+pub mod render;
 
 pub use address::{AddressError, PciAddress, PciSelector, SelectorError};
 pub use device::{Inventory, PciDevice};

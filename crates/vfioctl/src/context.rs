@@ -22,6 +22,7 @@ pub struct Context {
     pub verbose: u8,
     /// Names for IDs.
     pub names: Names,
+    pci_ids: Option<std::path::PathBuf>,
     out: Vec<u8>,
     notes: Vec<String>,
 }
@@ -36,14 +37,20 @@ impl Context {
             quiet: global.quiet,
             verbose: global.verbose,
             names: Names::default(),
+            pci_ids: global.pci_ids.clone(),
             out: Vec::new(),
             notes: Vec::new(),
         })
     }
 
-    /// Reads the inventory.
-    pub fn inventory(&self) -> Result<Inventory, CliError> {
-        Ok(vfioctl_host::read::read_inventory(&self.root)?)
+    /// Reads the inventory, and the names its devices need.
+    pub fn inventory(&mut self) -> Result<Inventory, CliError> {
+        let inventory = vfioctl_host::read::read_inventory(&self.root)?;
+        self.names = Names::load(&self.root, self.pci_ids.as_deref(), &inventory).map_err(|e| {
+            CliError::new(Exit::Usage, e)
+                .hint("pass --pci-ids a readable pci.ids file, or leave it out")
+        })?;
+        Ok(inventory)
     }
 
     /// Appends a line to standard output (written when the command ends).
@@ -113,19 +120,7 @@ pub fn resolve_device<'a>(
 
 /// The `lspci -nn`-style description: `Network controller [0280]: Vendor Device [168c:003e]`.
 pub fn describe(names: &Names, dev: &PciDevice) -> String {
-    let class = dev.class.0 >> 8;
-    let class_part = match names.class(dev.class.0) {
-        Some(name) => format!("{name} [{class:04x}]"),
-        None => format!("Class [{class:04x}]"),
-    };
-    let vendor = names.vendor(dev.id.vendor);
-    let device = names.device(dev.id.vendor, dev.id.device);
-    let id_part = match (vendor, device) {
-        (Some(v), Some(d)) => format!("{v} {d} [{}]", dev.id),
-        (Some(v), None) => format!("{v} Device [{}]", dev.id),
-        _ => format!("Device [{}]", dev.id),
-    };
-    format!("{class_part}: {id_part}")
+    names.describe(dev)
 }
 
 /// Encodes a JSON document for output.
