@@ -15,6 +15,7 @@
 //! `-device vfio-fsl-mc,host=dprc.2`.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -116,7 +117,7 @@ pub fn qemu_args(
             hostdev += 1;
         }
     }
-    let dprcs: std::collections::BTreeSet<_> = request.dprc.iter().collect();
+    let dprcs: BTreeSet<_> = request.dprc.iter().collect();
     for dprc in dprcs {
         argv.push("-device".to_owned());
         argv.push(format!("vfio-fsl-mc,host={dprc}"));
