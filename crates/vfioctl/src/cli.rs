@@ -62,6 +62,10 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Ask the kernel whether IOMMU groups are usable by a VM now (VFIO_GROUP_GET_STATUS).
     Check(CheckArgs),
+    /// Print the QEMU arguments that pass devices (whole IOMMU groups) to a guest.
+    QemuArgs(QemuArgs),
+    /// Print libvirt <hostdev> elements for devices (whole IOMMU groups).
+    LibvirtXml(LibvirtArgs),
 }
 
 /// `vfioctl recover`.
@@ -155,4 +159,29 @@ pub struct CheckArgs {
     /// IOMMU group numbers or devices.
     #[arg(required = true, value_name = "GROUP|DEVICE")]
     pub targets: Vec<String>,
+}
+
+/// `vfioctl qemu-args`.
+#[derive(Debug, Args)]
+pub struct QemuArgs {
+    /// Devices (addresses, vendor:device IDs, interface names) and DPAA2 containers (dprc.N).
+    #[arg(required = true, value_name = "DEVICE|DPRC")]
+    pub devices: Vec<String>,
+    /// The guest machine type: q35 (x86-64) or virt (aarch64). Default: this host's.
+    #[arg(long, value_name = "TYPE")]
+    pub machine: Option<String>,
+    /// Only the named functions, not every endpoint of their IOMMU groups.
+    #[arg(long)]
+    pub only: bool,
+}
+
+/// `vfioctl libvirt-xml`.
+#[derive(Debug, Args)]
+pub struct LibvirtArgs {
+    /// Devices (addresses, vendor:device IDs, interface names).
+    #[arg(required = true, value_name = "DEVICE")]
+    pub devices: Vec<String>,
+    /// Only the named functions, not every endpoint of their IOMMU groups.
+    #[arg(long)]
+    pub only: bool,
 }

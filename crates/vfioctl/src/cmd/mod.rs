@@ -2,3 +2,4 @@
 pub mod bind;
 pub mod check;
 pub mod inventory;
+pub mod render;
