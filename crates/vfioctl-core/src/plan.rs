@@ -160,6 +160,22 @@ pub enum Step {
         /// The driver expected (`None`: unbound).
         driver: Option<String>,
     },
+    /// Unbind an fsl-mc object from its driver.
+    UnbindObject {
+        /// The object (`dprc.2`).
+        object: String,
+        /// Its driver.
+        driver: String,
+        /// The write.
+        write: Write,
+    },
+    /// Wait until an fsl-mc object's driver is the expected one.
+    AwaitObjectDriver {
+        /// The object.
+        object: String,
+        /// The driver expected (`None`: unbound).
+        driver: Option<String>,
+    },
     /// Wait until `/dev/vfio/<group>` exists.
     AwaitGroupNode {
         /// The group.
@@ -188,7 +204,9 @@ impl BindPlan {
         self.steps
             .iter()
             .filter_map(|s| match s {
-                Step::Write(w) | Step::Unbind { write: w, .. } => Some(w),
+                Step::Write(w)
+                | Step::Unbind { write: w, .. }
+                | Step::UnbindObject { write: w, .. } => Some(w),
                 _ => None,
             })
             .collect()

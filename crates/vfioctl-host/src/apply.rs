@@ -56,8 +56,8 @@ pub enum StepError {
         "unbinding {device} from {driver} did not return within {timeout:?}: the driver is still in use"
     )]
     UnbindTimeout {
-        /// The device.
-        device: PciAddress,
+        /// The device or fsl-mc object.
+        device: String,
         /// The driver.
         driver: String,
         /// How long we waited.
@@ -66,8 +66,8 @@ pub enum StepError {
     /// The expected driver never showed up.
     #[error("{device} is on {found} after probing, not on {expected}")]
     WrongDriver {
-        /// The device.
-        device: PciAddress,
+        /// The device or fsl-mc object.
+        device: String,
         /// What was expected.
         expected: String,
         /// What was found.
@@ -159,13 +159,7 @@ impl Executor {
 
     /// An unbind runs on its own thread: a driver whose `remove()` waits for its users never
     /// returns, and vfioctl must report that instead of hanging with it.
-    fn unbind(
-        &self,
-        device: PciAddress,
-        driver: &str,
-        path: &str,
-        value: &str,
-    ) -> Result<(), StepError> {
+    fn unbind(&self, device: &str, driver: &str, path: &str, value: &str) -> Result<(), StepError> {
         let (tx, rx) = mpsc::channel();
         let kernel = Arc::clone(&self.kernel);
         let full = self.root.join(path);
@@ -181,7 +175,7 @@ impl Executor {
                 source,
             }),
             Err(_) => Err(StepError::UnbindTimeout {
-                device,
+                device: device.to_owned(),
                 driver: driver.to_owned(),
                 timeout: self.timeouts.unbind,
             }),
@@ -208,7 +202,26 @@ impl Executor {
             }
             if Instant::now() >= deadline {
                 return Err(StepError::WrongDriver {
-                    device,
+                    device: device.to_string(),
+                    expected: expected.unwrap_or("no driver").to_owned(),
+                    found: found.unwrap_or_else(|| "no driver".to_owned()),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn await_object_driver(&self, object: &str, expected: Option<&str>) -> Result<(), StepError> {
+        let dir = self.root.join(format!("sys/bus/fsl-mc/devices/{object}"));
+        let deadline = Instant::now() + self.timeouts.probe;
+        loop {
+            let found = link_name(&dir.join("driver"))?;
+            if found.as_deref() == expected {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(StepError::WrongDriver {
+                    device: object.to_owned(),
                     expected: expected.unwrap_or("no driver").to_owned(),
                     found: found.unwrap_or_else(|| "no driver".to_owned()),
                 });
@@ -241,7 +254,15 @@ impl Executor {
                 device,
                 driver,
                 write,
-            } => self.unbind(*device, driver, &write.path, &write.value),
+            } => self.unbind(&device.to_string(), driver, &write.path, &write.value),
+            Step::UnbindObject {
+                object,
+                driver,
+                write,
+            } => self.unbind(object, driver, &write.path, &write.value),
+            Step::AwaitObjectDriver { object, driver } => {
+                self.await_object_driver(object, driver.as_deref())
+            }
             Step::AwaitDriver { device, driver } => self.await_driver(*device, driver.as_deref()),
             Step::AwaitGroupNode { group } => self.await_group_node(*group),
         }
@@ -390,7 +411,7 @@ impl Executor {
         }
         if dev.driver.as_deref() == Some(VFIO_PCI) {
             self.unbind(
-                address,
+                &address.to_string(),
                 VFIO_PCI,
                 &format!("/sys/bus/pci/drivers/{VFIO_PCI}/unbind"),
                 &address.to_string(),

@@ -59,6 +59,24 @@ pub struct Journal {
     /// Modules vfioctl loaded (and may unload when nothing uses them any more).
     #[serde(default)]
     pub modules_loaded: Vec<String>,
+    /// DPAA2 containers vfioctl bound.
+    #[serde(default)]
+    pub fsl_mc: Vec<FslMcEntry>,
+}
+
+/// One DPAA2 container vfioctl has changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FslMcEntry {
+    /// What to give back.
+    pub original: vfioctl_core::fslmc::ObjectOriginal,
+    /// How far the bind got.
+    pub state: EntryState,
+    /// Seconds since the epoch when the bind started.
+    pub since: u64,
+    /// The VM it was bound for, when known.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// A problem with the journal or the lock.
@@ -406,6 +424,7 @@ mod tests {
                 owner: None,
             }],
             modules_loaded: vec![],
+            fsl_mc: vec![],
         };
         journal.save(&root).unwrap();
         assert_eq!(Journal::load(&root).unwrap(), journal);

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use vfioctl_core::fslmc::DprcName;
 use vfioctl_core::plan::{
     BindOptions, BindPlan, Disposition, OriginalState, Refusal, Step, Write, plan_bind,
     restore_steps,
@@ -22,7 +23,7 @@ use crate::error::CliError;
 use crate::exit::Exit;
 
 /// How long to wait for another vfioctl holding the lock.
-const LOCK_WAIT: Duration = Duration::from_secs(30);
+pub const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// Resolves what the user named: addresses, `vendor:device` IDs (every match), interface names.
 pub fn select(
@@ -63,7 +64,7 @@ pub fn require_privileges(ctx: &Context, dry_run: bool) -> Result<(), CliError> 
     .hint("run it with sudo, or add --dry-run to see the plan"))
 }
 
-fn lock_error(e: vfioctl_host::journal::JournalError) -> CliError {
+pub fn lock_error(e: vfioctl_host::journal::JournalError) -> CliError {
     let exit = match &e {
         vfioctl_host::journal::JournalError::Io { source, .. }
         | vfioctl_host::journal::JournalError::Dir { source, .. }
@@ -126,10 +127,14 @@ fn render_plan(ctx: &mut Context, plan: &BindPlan, dry_run: bool) {
         for step in &plan.steps {
             match step {
                 Step::LoadModule { module } => ctx.line(format!("  modprobe {module}")),
-                Step::Write(w) | Step::Unbind { write: w, .. } => {
+                Step::Write(w)
+                | Step::Unbind { write: w, .. }
+                | Step::UnbindObject { write: w, .. } => {
                     ctx.line(format!("  {} <- {}", w.path, shown_value(&w.value)));
                 }
-                Step::AwaitDriver { .. } | Step::AwaitGroupNode { .. } => {}
+                Step::AwaitDriver { .. }
+                | Step::AwaitObjectDriver { .. }
+                | Step::AwaitGroupNode { .. } => {}
             }
         }
     }
@@ -154,9 +159,29 @@ fn render_device(ctx: &mut Context, d: &vfioctl_core::plan::PlannedDevice) {
     ctx.line(format!("  {}  {action}  [{}]", d.address, d.why));
 }
 
-/// `vfioctl bind`.
+/// `vfioctl bind`: PCI devices, then DPAA2 containers.
 pub fn bind(ctx: &mut Context, args: &BindArgs) -> Result<Exit, CliError> {
     require_privileges(ctx, args.dry_run)?;
+    let (dprcs, pci): (Vec<String>, Vec<String>) = args
+        .devices
+        .iter()
+        .cloned()
+        .partition(|n| n.parse::<DprcName>().is_ok());
+    if !pci.is_empty() {
+        bind_pci(ctx, args, &pci)?;
+    }
+    for dprc in &dprcs {
+        let dprc: DprcName = dprc
+            .parse()
+            .map_err(|e: vfioctl_core::fslmc::DprcNameError| {
+                CliError::new(Exit::Usage, e.to_string())
+            })?;
+        crate::cmd::fslmc::bind_container(ctx, args, dprc)?;
+    }
+    Ok(Exit::Success)
+}
+
+fn bind_pci(ctx: &mut Context, args: &BindArgs, names: &[String]) -> Result<Exit, CliError> {
     let uid_gid = match &args.user {
         Some(user) => Some(lookup_user(ctx, user)?),
         None => None,
@@ -168,7 +193,7 @@ pub fn bind(ctx: &mut Context, args: &BindArgs) -> Result<Exit, CliError> {
         Some(Lock::acquire(&ctx.root, LOCK_WAIT).map_err(lock_error)?)
     };
     let inventory = ctx.inventory()?;
-    let named = select(ctx, &inventory, &args.devices)?;
+    let named = select(ctx, &inventory, names)?;
     let usage = HostUsage::read(&ctx.root)?;
     let uses = vfioctl_host::apply::host_uses(&ctx.root, &inventory, &usage);
     let options = BindOptions {
@@ -280,7 +305,7 @@ pub fn bind(ctx: &mut Context, args: &BindArgs) -> Result<Exit, CliError> {
     result.map(|_| Exit::Success)
 }
 
-fn timeouts(unbind_secs: Option<u64>) -> Timeouts {
+pub fn timeouts(unbind_secs: Option<u64>) -> Timeouts {
     let mut t = Timeouts::default();
     if let Some(secs) = unbind_secs {
         t.unbind = Duration::from_secs(secs);
@@ -288,7 +313,7 @@ fn timeouts(unbind_secs: Option<u64>) -> Timeouts {
     t
 }
 
-fn apply_error(e: ApplyError) -> CliError {
+pub fn apply_error(e: ApplyError) -> CliError {
     match e {
         ApplyError::Journal(j) => {
             CliError::new(Exit::Failed, format!("{}; nothing was changed", chain(&j)))
@@ -386,7 +411,9 @@ fn lookup_user(ctx: &Context, user: &str) -> Result<(u32, u32), CliError> {
 
 #[derive(Serialize)]
 struct RestoreDevice {
-    address: PciAddress,
+    address: Option<PciAddress>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object: Option<String>,
     from_driver: Option<String>,
     to_driver: Option<String>,
     source: &'static str,
@@ -411,11 +438,16 @@ pub fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> 
     }
     // Which devices: everything journaled (--all), or the named ones and their groups' journaled
     // members (they were bound together, so they go back together).
+    let (dprc_names, pci_names): (Vec<String>, Vec<String>) = args
+        .devices
+        .iter()
+        .cloned()
+        .partition(|n| n.parse::<DprcName>().is_ok());
     let mut targets: BTreeSet<PciAddress> = BTreeSet::new();
     if args.all {
         targets.extend(journal.entries.iter().map(|e| e.original.address));
     } else {
-        for address in select(ctx, &inventory, &args.devices)? {
+        for address in select(ctx, &inventory, &pci_names)? {
             targets.insert(address);
             let group = inventory.get(&address).and_then(|d| d.iommu_group);
             targets.extend(
@@ -475,7 +507,8 @@ pub fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> 
                     }
                 };
                 report.push(RestoreDevice {
-                    address,
+                    address: Some(address),
+                    object: None,
                     from_driver,
                     to_driver: original.driver.clone(),
                     source: "journal",
@@ -486,7 +519,8 @@ pub fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> 
                 let Ok(dev) = current else {
                     failed = true;
                     report.push(RestoreDevice {
-                        address,
+                        address: Some(address),
+                        object: None,
                         from_driver,
                         to_driver: None,
                         source: "none",
@@ -498,7 +532,8 @@ pub fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> 
                     && dev.driver_override.as_deref() != Some("vfio-pci")
                 {
                     report.push(RestoreDevice {
-                        address,
+                        address: Some(address),
+                        object: None,
                         from_driver,
                         to_driver: dev.driver.clone(),
                         source: "none",
@@ -525,7 +560,8 @@ pub fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> 
                     }
                 };
                 report.push(RestoreDevice {
-                    address,
+                    address: Some(address),
+                    object: None,
                     from_driver,
                     to_driver: None,
                     source: "default",
@@ -533,6 +569,56 @@ pub fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> 
                 });
             }
         }
+    }
+    let executor_ref = &executor;
+    let containers: Vec<String> = if args.all {
+        journal
+            .fsl_mc
+            .iter()
+            .map(|e| e.original.object.clone())
+            .collect()
+    } else {
+        dprc_names
+    };
+    for name in containers {
+        let entry = journal
+            .fsl_mc
+            .iter()
+            .find(|e| e.original.object == name)
+            .cloned();
+        let Some(entry) = entry else {
+            report.push(RestoreDevice {
+                address: None,
+                object: Some(name.clone()),
+                from_driver: None,
+                to_driver: None,
+                source: "none",
+                result: "not in the journal: vfioctl did not bind it; nothing to do".to_owned(),
+            });
+            continue;
+        };
+        let outcome = if args.dry_run {
+            "would be given back".to_owned()
+        } else {
+            match executor_ref.restore_object(&entry.original) {
+                Ok(()) => {
+                    journal.fsl_mc.retain(|e| e.original.object != name);
+                    "restored".to_owned()
+                }
+                Err(e) => {
+                    failed = true;
+                    format!("failed: {}", chain(&e))
+                }
+            }
+        };
+        report.push(RestoreDevice {
+            address: None,
+            object: Some(name.clone()),
+            from_driver: Some(vfioctl_core::fslmc::VFIO_FSL_MC.to_owned()),
+            to_driver: entry.original.driver.clone(),
+            source: "journal",
+            result: outcome,
+        });
     }
     if !args.dry_run {
         journal.remove(&restored);
@@ -569,7 +655,8 @@ pub fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> 
         for r in &report {
             ctx.line(format!(
                 "  {}  {} -> {}  [{}]",
-                r.address,
+                r.address
+                    .map_or_else(|| r.object.clone().unwrap_or_default(), |a| a.to_string()),
                 r.from_driver.as_deref().unwrap_or("(no driver)"),
                 r.to_driver.as_deref().unwrap_or(if r.source == "journal" {
                     "(no driver)"

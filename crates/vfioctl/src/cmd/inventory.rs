@@ -73,6 +73,8 @@ pub fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError> {
             )?),
             None => None,
         };
+    let filtered = args.slot.is_some() || args.id.is_some() || args.driver.is_some();
+    let fslmc = vfioctl_host::fslmc::read_fslmc(&ctx.root)?;
     let selected: Vec<&PciDevice> = inventory
         .devices()
         .iter()
@@ -91,12 +93,14 @@ pub fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError> {
             version: u32,
             iommu_enabled: bool,
             devices: Vec<ListedDevice<'a>>,
+            fsl_mc: &'a [vfioctl_core::fslmc::FslMcObject],
         }
         let devices = selected.iter().map(|d| listed(ctx, d)).collect();
         let doc = Doc {
             version: JSON_VERSION,
             iommu_enabled: inventory.iommu_enabled,
             devices,
+            fsl_mc: if filtered { &[] } else { fslmc.objects() },
         };
         let text = crate::context::to_json(&doc)?;
         ctx.line(text);
@@ -119,6 +123,13 @@ pub fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError> {
             .collect();
         let header = ["ADDRESS", "GROUP", "DRIVER", "OVERRIDE", "DEVICE"].map(str::to_owned);
         for line in align(&header, &rows) {
+            ctx.line(line);
+        }
+    }
+    if !ctx.json && !filtered && !fslmc.is_empty() {
+        ctx.line("");
+        ctx.line("DPAA2 (fsl-mc):");
+        for line in fslmc_lines(&fslmc) {
             ctx.line(line);
         }
     }
@@ -440,6 +451,9 @@ fn viability_line(v: &Viability) -> String {
 
 /// `vfioctl show`.
 pub fn show(ctx: &mut Context, args: &ShowArgs) -> Result<Exit, CliError> {
+    if let Ok(dprc) = args.device.parse::<vfioctl_core::fslmc::DprcName>() {
+        return show_container(ctx, dprc);
+    }
     let inventory = ctx.inventory()?;
     let dev = resolve_device(ctx, &inventory, &args.device)?.clone();
     let usage = HostUsage::read(&ctx.root)?;
@@ -641,6 +655,131 @@ pub fn show(ctx: &mut Context, args: &ShowArgs) -> Result<Exit, CliError> {
     }
     if !inventory.iommu_enabled {
         ctx.note(IOMMU_OFF_NOTE);
+    }
+    Ok(Exit::Success)
+}
+
+/// The fsl-mc objects as an indented tree: each container with its objects below it.
+fn fslmc_lines(inv: &vfioctl_core::fslmc::FslMcInventory) -> Vec<String> {
+    fn container(
+        inv: &vfioctl_core::fslmc::FslMcInventory,
+        obj: &vfioctl_core::fslmc::FslMcObject,
+        depth: usize,
+        out: &mut Vec<String>,
+    ) {
+        let indent = "  ".repeat(depth + 1);
+        out.push(format!(
+            "{indent}{}  group {}  {}{}{}",
+            obj.name,
+            obj.iommu_group.map_or("-".to_owned(), |g| g.to_string()),
+            obj.driver.as_deref().unwrap_or("(no driver)"),
+            obj.driver_override
+                .as_deref()
+                .map_or(String::new(), |o| format!("  override={o}")),
+            if obj.container.is_none() {
+                "  (root container: the host's)"
+            } else {
+                ""
+            }
+        ));
+        if let Some(dprc) = obj.as_dprc() {
+            for child in inv.children(dprc) {
+                if child.obj_type == "dprc" {
+                    container(inv, child, depth + 1, out);
+                } else {
+                    out.push(format!(
+                        "{indent}  {}  {}{}",
+                        child.name,
+                        child.driver.as_deref().unwrap_or("(no driver)"),
+                        if child.net_interfaces.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  ({})", child.net_interfaces.join(", "))
+                        }
+                    ));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for root in inv.containers().filter(|c| c.container.is_none()) {
+        container(inv, root, 0, &mut out);
+    }
+    // Containers whose parent is not visible (a damaged or partial tree) are still shown.
+    for orphan in inv.containers().filter(|c| {
+        c.container
+            .is_some_and(|p| inv.get(&p.to_string()).is_none())
+    }) {
+        container(inv, orphan, 0, &mut out);
+    }
+    out
+}
+
+/// `vfioctl show dprc.N`.
+fn show_container(
+    ctx: &mut Context,
+    dprc: vfioctl_core::fslmc::DprcName,
+) -> Result<Exit, CliError> {
+    let inv = vfioctl_host::fslmc::read_fslmc(&ctx.root)?;
+    let Some(obj) = inv.get(&dprc.to_string()).cloned() else {
+        return Err(CliError::new(
+            Exit::Usage,
+            format!("no DPAA2 container {dprc} on this host"),
+        )
+        .hint("run 'vfioctl list' to see the containers"));
+    };
+    if ctx.json {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            version: u32,
+            container: &'a vfioctl_core::fslmc::FslMcObject,
+            root_container: bool,
+            objects: Vec<&'a vfioctl_core::fslmc::FslMcObject>,
+        }
+        let text = crate::context::to_json(&Doc {
+            version: JSON_VERSION,
+            container: &obj,
+            root_container: inv.is_root_container(dprc),
+            objects: inv.children(dprc).collect(),
+        })?;
+        ctx.line(text);
+        return Ok(Exit::Success);
+    }
+    ctx.line(format!("{dprc}  DPAA2 container"));
+    ctx.line(format!(
+        "  driver:           {}",
+        obj.driver.as_deref().unwrap_or("(none)")
+    ));
+    ctx.line(format!(
+        "  driver_override:  {}",
+        obj.driver_override.as_deref().unwrap_or("(unset)")
+    ));
+    ctx.line(format!(
+        "  IOMMU group:      {}",
+        obj.iommu_group.map_or("none".to_owned(), |g| g.to_string())
+    ));
+    ctx.line(format!(
+        "  parent:           {}",
+        obj.container.map_or(
+            "none (root container: the host runs on it)".to_owned(),
+            |c| c.to_string()
+        )
+    ));
+    let children: Vec<_> = inv.children(dprc).cloned().collect();
+    if children.is_empty() {
+        ctx.line("  objects:          none visible (objects appear only while a driver holds the container)");
+    }
+    for child in children {
+        ctx.line(format!(
+            "  object:           {} {}{}",
+            child.name,
+            child.driver.as_deref().unwrap_or("(no driver)"),
+            if child.net_interfaces.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", child.net_interfaces.join(", "))
+            }
+        ));
     }
     Ok(Exit::Success)
 }
