@@ -62,6 +62,9 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Ask the kernel whether IOMMU groups are usable by a VM now (VFIO_GROUP_GET_STATUS).
     Check(CheckArgs),
+    /// Write the man pages and shell completions (for packaging).
+    #[command(hide = true)]
+    GenerateDocs(GenerateDocsArgs),
     /// Print the QEMU arguments that pass devices (whole IOMMU groups) to a guest.
     QemuArgs(QemuArgs),
     /// Print libvirt <hostdev> elements for devices (whole IOMMU groups).
@@ -184,4 +187,12 @@ pub struct LibvirtArgs {
     /// Only the named functions, not every endpoint of their IOMMU groups.
     #[arg(long)]
     pub only: bool,
+}
+
+/// `vfioctl generate-docs`.
+#[derive(Debug, Args)]
+pub struct GenerateDocsArgs {
+    /// Directory to write `man/` and `completions/` into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }

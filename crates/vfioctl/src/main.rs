@@ -26,6 +26,7 @@ fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
         Command::Bind(args) => cmd::bind::bind(ctx, args),
         Command::Restore(args) => cmd::bind::restore(ctx, args),
         Command::Check(args) => cmd::check::check(ctx, args),
+        Command::GenerateDocs(_) => Ok(Exit::Success),
         Command::QemuArgs(args) => cmd::render::qemu(ctx, args),
         Command::LibvirtXml(args) => cmd::render::libvirt(ctx, args),
         Command::Recover(args) => cmd::bind::restore(
@@ -50,6 +51,13 @@ fn report(error: &CliError) -> Exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Documentation needs no host: it must build on a packaging machine without sysfs.
+    if let Command::GenerateDocs(args) = &cli.command {
+        return match cmd::docs::generate(&args.out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => ExitCode::from(report(&e) as u8),
+        };
+    }
     let exit = match Context::new(&cli.global) {
         Err(error) => report(&error),
         Ok(mut ctx) => {

@@ -1,6 +1,7 @@
 //! One module per family of commands.
 pub mod bind;
 pub mod check;
+pub mod docs;
 pub mod fslmc;
 pub mod inventory;
 pub mod render;
