@@ -14,6 +14,7 @@ pub mod config;
 pub mod device;
 pub mod fslmc;
 pub mod groups;
+pub mod hooks;
 pub mod ids;
 pub mod pciids;
 pub mod plan;

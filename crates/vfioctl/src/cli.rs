@@ -62,6 +62,8 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Ask the kernel whether IOMMU groups are usable by a VM now (VFIO_GROUP_GET_STATUS).
     Check(CheckArgs),
+    /// Run as a libvirt or Proxmox VE hook (see the README).
+    Hook(HookArgs),
     /// Write the man pages and shell completions (for packaging).
     #[command(hide = true)]
     GenerateDocs(GenerateDocsArgs),
@@ -195,4 +197,36 @@ pub struct GenerateDocsArgs {
     /// Directory to write `man/` and `completions/` into.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+/// `vfioctl hook`.
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    #[command(subcommand)]
+    pub target: HookTarget,
+}
+
+/// Which VM manager calls the hook.
+#[derive(Debug, Subcommand)]
+pub enum HookTarget {
+    /// libvirt's qemu hook: binds a domain's PCI hostdevs on prepare, restores them on release.
+    /// Reads the domain XML from standard input.
+    Libvirt {
+        /// The domain name.
+        domain: String,
+        /// libvirt's operation (prepare, start, started, stopped, release, ...).
+        operation: String,
+        /// libvirt's sub-operation (begin, end, ...).
+        sub_operation: String,
+        /// libvirt's extra argument.
+        extra: Option<String>,
+    },
+    /// A Proxmox VE hookscript: binds a VM's hostpciN devices before start, restores them after
+    /// stop.
+    Proxmox {
+        /// The VM id.
+        vmid: String,
+        /// The phase (pre-start, post-start, pre-stop, post-stop).
+        phase: String,
+    },
 }
