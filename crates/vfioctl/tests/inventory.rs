@@ -1,4 +1,5 @@
 //! `list`, `groups` and `show` of the real binary on simulated kernels.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod common;
 
