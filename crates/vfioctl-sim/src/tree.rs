@@ -50,6 +50,11 @@ impl SimTree {
         self.dir.path()
     }
 
+    /// The simulated kernel serving this tree.
+    pub fn kernel(&self) -> io::Result<crate::SimKernel> {
+        crate::SimKernel::open(self.root())
+    }
+
     /// A canonical description of the whole tree (see [`Snapshot`]).
     pub fn snapshot(&self) -> io::Result<Snapshot> {
         snapshot(self.root())
@@ -316,7 +321,6 @@ pub(crate) fn put(root: &Path, rel: impl AsRef<Path>, content: impl AsRef<[u8]>)
 }
 
 /// Removes a file or link if it exists.
-#[allow(dead_code)] // Used by the write side (SimKernel), coming next.
 pub(crate) fn remove_if_exists(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
@@ -325,7 +329,6 @@ pub(crate) fn remove_if_exists(path: &Path) -> io::Result<()> {
 }
 
 /// Removes a directory tree if it exists.
-#[allow(dead_code)] // Used by the write side (SimKernel), coming next.
 pub(crate) fn remove_dir_if_exists(path: &Path) -> io::Result<()> {
     match fs::remove_dir_all(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
@@ -712,7 +715,6 @@ pub(crate) fn attach(
 }
 
 /// Unbinds the device's driver in the tree: the reverse of [`attach`].
-#[allow(dead_code)] // Used by the write side (SimKernel), coming next.
 pub(crate) fn detach(
     root: &Path,
     state: &KernelState,
