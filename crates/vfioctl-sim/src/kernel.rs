@@ -706,11 +706,43 @@ impl SimKernel {
                     remove_dir_if_exists(&gdir)?;
                 }
             }
+            self.drop_virtfn_link(&dev)?;
             remove_if_exists(&self.root.join("sys/bus/pci/devices").join(a.to_string()))?;
             remove_dir_if_exists(&self.root.join(&dev.dir))?;
             state.devices.remove(&a);
         }
         write_routes(&self.root, state)
+    }
+
+    /// A VF that goes away takes its `virtfnN` link in the PF with it.
+    fn drop_virtfn_link(&self, vf: &DevView) -> io::Result<()> {
+        let Some(pf) = fs::read_link(self.root.join(&vf.dir).join("physfn"))
+            .ok()
+            .and_then(|t| t.file_name()?.to_str()?.parse::<PciAddress>().ok())
+        else {
+            return Ok(());
+        };
+        let Ok(pf_dir) = device_dir(&self.root, pf) else {
+            return Ok(());
+        };
+        let name = vf.address.to_string();
+        for entry in fs::read_dir(self.root.join(pf_dir))?.filter_map(Result::ok) {
+            let is_virtfn = entry.file_name().to_string_lossy().starts_with("virtfn");
+            if is_virtfn
+                && fs::read_link(entry.path())
+                    .ok()
+                    .is_some_and(|t| t.file_name().is_some_and(|n| n == name.as_str()))
+            {
+                remove_if_exists(&entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// True when `root` holds a simulated kernel (the marker exists): the only condition under
+    /// which vfioctl should use [`SimKernel`] instead of the real one.
+    pub fn is_simulated(root: &Path) -> bool {
+        KernelState::path(root).is_file()
     }
 
     /// Loads a module as `modprobe` does: its dependencies first, then the module; its drivers

@@ -567,3 +567,16 @@ fn device_remove_attribute_unplugs() {
     assert!(!exists(&tree, "sys/kernel/iommu_groups/3"));
     assert!(exists(&tree, "sys/bus/pci/devices/0000:00:10.0"));
 }
+
+#[test]
+fn unplugging_a_vf_drops_its_virtfn_link() {
+    let tree = qemu_x86(QemuTopo::Sriov).build_temp().unwrap();
+    assert!(SimKernel::is_simulated(tree.root()));
+    let k = tree.kernel().unwrap();
+    let pf = "sys/devices/pci0000:00/0000:00:10.0/0000:01:00.0";
+    assert!(exists(&tree, &format!("{pf}/virtfn1")));
+    k.unplug(a("0000:01:10.2")).unwrap();
+    assert!(exists(&tree, &format!("{pf}/virtfn0")));
+    assert!(!exists(&tree, &format!("{pf}/virtfn1")));
+    assert!(!exists(&tree, "sys/class/net/eth2"));
+}
