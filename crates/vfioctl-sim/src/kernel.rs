@@ -265,6 +265,9 @@ impl SimKernel {
         flags: WriteFlags,
     ) -> io::Result<()> {
         let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
+        if let Some(result) = crate::fslmc::write(&self.root, state, &parts, value) {
+            return result;
+        }
         let full = self.root.join(rel);
         match parts.as_slice() {
             ["sys", "bus", "pci", "drivers", drv, op] if self.driver_dir_exists(drv) => {
@@ -792,6 +795,9 @@ impl SimKernel {
                 for d in drivers {
                     self.driver_attach(&state, &d, WriteFlags::default())?;
                 }
+            }
+            if !newly.is_empty() {
+                crate::fslmc::attach_all(&self.root, &state)?;
             }
         }
         state.save(&self.root)?;

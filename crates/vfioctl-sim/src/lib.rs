@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod cfgspace;
+pub mod fslmc;
 pub mod groups;
 pub mod kernel;
 pub mod snapshot;

@@ -36,6 +36,8 @@ pub struct SimBuilder {
     pub crash_after_write: Option<u64>,
     /// vfio no-IOMMU mode.
     pub noiommu: bool,
+    /// The fsl-mc (DPAA2) bus, if the host has one.
+    pub fsl_mc: Option<crate::fslmc::FslMcSpec>,
 }
 
 /// A tree written into a temporary directory that is removed on drop.
@@ -98,6 +100,7 @@ impl SimBuilder {
             faults: Vec::new(),
             crash_after_write: None,
             noiommu: false,
+            fsl_mc: None,
         }
     }
 
@@ -193,6 +196,7 @@ impl SimBuilder {
             noiommu: self.noiommu,
             faults: self.faults.clone(),
             crash_after_write: self.crash_after_write,
+            fsl_mc: self.fsl_mc.clone(),
         }
     }
 
@@ -260,6 +264,8 @@ impl SimBuilder {
                 attach(root, &state, dev.address, drv, true)?;
             }
         }
+        // After the PCI devices, so fsl-mc groups number after theirs.
+        crate::fslmc::build(root, &state)?;
         write_routes(root, &state)?;
         w.proc_mounts(&self.host, &self.devices)?;
         w.lib_modules(&self.host, &self.modules, &self.drivers)?;
@@ -621,6 +627,11 @@ pub(crate) fn module_present(root: &Path, state: &KernelState, name: &str) -> io
                 &mdir.join("drivers").join(format!("pci:{}", d.name)),
                 &ddir,
             )?;
+        }
+    }
+    if state.fsl_mc.is_some() {
+        for (d, _) in crate::fslmc::DRIVERS.iter().filter(|(_, dm)| *dm == m.name) {
+            crate::fslmc::driver_dir(root, d)?;
         }
     }
     if m.name == "vfio" {
