@@ -5,19 +5,24 @@
 //!   `.vfioctl-sim/kernel.json` holding the kernel state that is not visible as files.
 //! - [`topology`] has named hosts (the Ten64, an x86 desktop, the QEMU guest-test topologies, a
 //!   large SR-IOV host).
+//! - [`SimKernel`] reacts to sysfs writes and module loads as Linux does (binding, unbinding,
+//!   probing, `driver_override`, `new_id`, `/dev/vfio/<group>`), with fault injection.
 //! - IOMMU groups are computed by an independent emulation of the kernel's `pci_device_group()`
 //!   ([`groups`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cfgspace;
+pub mod fslmc;
 pub mod groups;
+pub mod kernel;
 pub mod snapshot;
 pub mod spec;
 pub mod state;
 pub mod topology;
 mod tree;
 
+pub use kernel::{SimKernel, SimModuleError};
 pub use snapshot::{Entry, Snapshot, snapshot};
 pub use spec::{
     AcsSpec, Arch, BlockDev, DeviceSpec, DriverSpec, GroupRule, HostSpec, IdMatch, ModuleSpec,

@@ -20,8 +20,9 @@ pub enum Entry {
 }
 
 /// Every path under a root (relative, `/`-separated) with what it is. Excludes the simulator's
-/// counters and lock under `.vfioctl-sim/`, but keeps the marker (`kernel.json`), whose dynamic IDs
-/// and module states are kernel state a test wants compared too.
+/// counters and lock under `.vfioctl-sim/`, but keeps the marker (`kernel.json`, minus the injected
+/// faults and crash point), whose dynamic IDs and module states are kernel state a test wants
+/// compared too.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Snapshot(pub BTreeMap<String, Entry>);
 
@@ -66,9 +67,20 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Entry>) -> io::Resul
         } else if ty.is_dir() {
             out.insert(rel, Entry::Dir);
             walk(root, &path, out)?;
+        } else if rel == crate::state::MARKER {
+            out.insert(rel, Entry::File(marker_without_plan(root)?));
         } else {
             out.insert(rel, Entry::File(fs::read(&path)?));
         }
     }
     Ok(())
+}
+
+/// The marker without the test plan (faults, crash point): those are how a test drives the
+/// kernel, not kernel state, and changing them must not count as changing the tree.
+fn marker_without_plan(root: &Path) -> io::Result<Vec<u8>> {
+    let mut state = crate::state::KernelState::load(root)?;
+    state.faults.clear();
+    state.crash_after_write = None;
+    serde_json::to_vec_pretty(&state).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }

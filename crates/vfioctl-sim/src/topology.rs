@@ -39,6 +39,26 @@ pub enum QemuTopo {
     PciBridge,
     /// (d) Root port with a two-function e1000e (01:00.0, 01:00.1).
     MultiFunction,
+    /// (c') Conventional `pci-bridge` on the root bus (00:10.0), two e1000 at 01:01.0 and 01:02.0.
+    PciBridgeOnRoot,
+    /// (e) Two e1000e directly on `pcie.0` (00:10.0, 00:11.0): root-complex integrated endpoints.
+    RcIntegrated,
+    /// (f) Root port with an `igb` PF (QEMU >= 8.0) and two VFs at 01:10.0 and 01:10.2 (igbvf).
+    Sriov,
+}
+
+impl QemuTopo {
+    /// Every topology.
+    pub const ALL: [QemuTopo; 8] = [
+        Self::RootPorts,
+        Self::RootPortsNoAcs,
+        Self::Switch,
+        Self::PciBridge,
+        Self::MultiFunction,
+        Self::PciBridgeOnRoot,
+        Self::RcIntegrated,
+        Self::Sriov,
+    ];
 }
 
 /// `pcieport`, `pci-stub` and the vfio family; vfio-pci `Loaded` or `Loadable`.
@@ -219,6 +239,26 @@ pub fn ten64() -> SimBuilder {
         ],
     });
     b.add(nvme);
+    b
+}
+
+/// The Ten64 with its DPAA2 side: the fsl-mc bus with the host's container `dprc.1` (bound to
+/// `fsl_mc_dprc`, its objects on their drivers) and `dprc.2` made by restool for a VM (unplugged,
+/// unbound, so its objects are not visible yet). vfio-fsl-mc is loadable.
+pub fn ten64_dpaa2() -> SimBuilder {
+    let mut b = ten64();
+    for (name, state) in [
+        ("fsl_mc_bus", ModuleState::Builtin),
+        ("fsl_mc_dpio", ModuleState::Builtin),
+        ("fsl_dpaa2_eth", ModuleState::Loaded),
+    ] {
+        b.add_module(ModuleSpec::new(name, state));
+    }
+    let mut vfio = ModuleSpec::new("vfio_fsl_mc", ModuleState::Loadable);
+    vfio.deps = vec!["vfio".to_owned()];
+    vfio.path = "kernel/drivers/vfio/fsl-mc/vfio-fsl-mc.ko".to_owned();
+    b.add_module(vfio);
+    b.fsl_mc = Some(crate::fslmc::ten64_fsl_mc());
     b
 }
 
@@ -593,6 +633,66 @@ fn build_qemu(arch: Arch, topo: QemuTopo) -> SimBuilder {
             b.add(root_port("0000:00:10.0", 1));
             b.add(e1000e("0000:01:00.0", "eth0").multifunction());
             b.add(e1000e("0000:01:00.1", "eth1").multifunction());
+        }
+        QemuTopo::PciBridgeOnRoot => {
+            b.add(DeviceSpec::bridge(
+                addr("0000:00:10.0"),
+                id("1b36:0001"),
+                PciKind::PciBridge,
+                1,
+            ));
+            for (a, ifname) in [("0000:01:01.0", "eth0"), ("0000:01:02.0", "eth1")] {
+                b.add(
+                    DeviceSpec::new(addr(a), id("8086:100e"), CLASS_ETH, PciKind::PciFunction)
+                        .driver("e1000")
+                        .net(ifname, false, false),
+                );
+            }
+        }
+        QemuTopo::RcIntegrated => {
+            for (a, ifname) in [("0000:00:10.0", "eth0"), ("0000:00:11.0", "eth1")] {
+                let mut nic = e1000e(a, ifname);
+                nic.kind = PciKind::RcEndpoint;
+                b.add(nic);
+            }
+        }
+        QemuTopo::Sriov => {
+            modular(
+                &mut b,
+                "igb",
+                "igb",
+                vec![IdMatch::id(0x8086, 0x10c9)],
+                ModuleState::Loaded,
+            );
+            modular(
+                &mut b,
+                "igbvf",
+                "igbvf",
+                vec![IdMatch::id(0x8086, 0x10ca)],
+                ModuleState::Loaded,
+            );
+            b.add(root_port("0000:00:10.0", 1));
+            let pf_addr = addr("0000:01:00.0");
+            let mut pf = DeviceSpec::new(pf_addr, id("8086:10c9"), CLASS_ETH, PciKind::Endpoint)
+                .flr()
+                .driver("igb")
+                .net("eth0", false, false);
+            pf.sriov = Some(SriovSpec {
+                total_vfs: 7,
+                num_vfs: 2,
+            });
+            b.add(pf);
+            // VF offset 0x80, stride 2 (82576).
+            for (a, ifname) in [("0000:01:10.0", "eth1"), ("0000:01:10.2", "eth2")] {
+                let mut vf =
+                    DeviceSpec::new(addr(a), id("8086:10ca"), CLASS_ETH, PciKind::Endpoint)
+                        .flr()
+                        .driver("igbvf")
+                        .net(ifname, false, false);
+                vf.physfn = Some(pf_addr);
+                vf.reset_methods = vec!["flr".to_owned()];
+                b.add(vf);
+            }
         }
     }
     b

@@ -36,6 +36,8 @@ pub struct SimBuilder {
     pub crash_after_write: Option<u64>,
     /// vfio no-IOMMU mode.
     pub noiommu: bool,
+    /// The fsl-mc (DPAA2) bus, if the host has one.
+    pub fsl_mc: Option<crate::fslmc::FslMcSpec>,
 }
 
 /// A tree written into a temporary directory that is removed on drop.
@@ -48,6 +50,11 @@ impl SimTree {
     /// The root directory (pass it as vfioctl's `--root`).
     pub fn root(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The simulated kernel serving this tree.
+    pub fn kernel(&self) -> io::Result<crate::SimKernel> {
+        crate::SimKernel::open(self.root())
     }
 
     /// A canonical description of the whole tree (see [`Snapshot`]).
@@ -93,6 +100,7 @@ impl SimBuilder {
             faults: Vec::new(),
             crash_after_write: None,
             noiommu: false,
+            fsl_mc: None,
         }
     }
 
@@ -188,6 +196,7 @@ impl SimBuilder {
             noiommu: self.noiommu,
             faults: self.faults.clone(),
             crash_after_write: self.crash_after_write,
+            fsl_mc: self.fsl_mc.clone(),
         }
     }
 
@@ -255,6 +264,8 @@ impl SimBuilder {
                 attach(root, &state, dev.address, drv, true)?;
             }
         }
+        // After the PCI devices, so fsl-mc groups number after theirs.
+        crate::fslmc::build(root, &state)?;
         write_routes(root, &state)?;
         w.proc_mounts(&self.host, &self.devices)?;
         w.lib_modules(&self.host, &self.modules, &self.drivers)?;
@@ -316,7 +327,6 @@ pub(crate) fn put(root: &Path, rel: impl AsRef<Path>, content: impl AsRef<[u8]>)
 }
 
 /// Removes a file or link if it exists.
-#[allow(dead_code)] // Used by the write side (SimKernel), coming next.
 pub(crate) fn remove_if_exists(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
@@ -325,7 +335,6 @@ pub(crate) fn remove_if_exists(path: &Path) -> io::Result<()> {
 }
 
 /// Removes a directory tree if it exists.
-#[allow(dead_code)] // Used by the write side (SimKernel), coming next.
 pub(crate) fn remove_dir_if_exists(path: &Path) -> io::Result<()> {
     match fs::remove_dir_all(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
@@ -620,6 +629,11 @@ pub(crate) fn module_present(root: &Path, state: &KernelState, name: &str) -> io
             )?;
         }
     }
+    if state.fsl_mc.is_some() {
+        for (d, _) in crate::fslmc::DRIVERS.iter().filter(|(_, dm)| *dm == m.name) {
+            crate::fslmc::driver_dir(root, d)?;
+        }
+    }
     if m.name == "vfio" {
         put(root, "dev/vfio/vfio", "")?;
     }
@@ -712,7 +726,6 @@ pub(crate) fn attach(
 }
 
 /// Unbinds the device's driver in the tree: the reverse of [`attach`].
-#[allow(dead_code)] // Used by the write side (SimKernel), coming next.
 pub(crate) fn detach(
     root: &Path,
     state: &KernelState,

@@ -69,6 +69,24 @@ fn x86_groups_match_the_real_kernel() {
             QemuTopo::MultiFunction,
             expect(&[(1, "00:10.0"), (3, "01:00.0 01:00.1")]),
         ),
+        (
+            QemuTopo::PciBridgeOnRoot,
+            expect(&[(1, "00:10.0 01:01.0 01:02.0")]),
+        ),
+        // The RCiEPs sit in slot 0x10/0x11, not 0x00/0x1f, so the filter keeps them.
+        (
+            QemuTopo::RcIntegrated,
+            expect(&[(1, "00:10.0"), (2, "00:11.0")]),
+        ),
+        (
+            QemuTopo::Sriov,
+            expect(&[
+                (1, "00:10.0"),
+                (3, "01:00.0"),
+                (4, "01:10.0"),
+                (5, "01:10.2"),
+            ]),
+        ),
     ];
     for (topo, want) in cases {
         assert_eq!(groups(&qemu_x86(topo)), want, "{topo:?}");
@@ -104,6 +122,10 @@ fn arm64_device_tree_groups_match_the_real_kernel() {
         (
             QemuTopo::MultiFunction,
             expect(&[(0, "00:10.0 01:00.0 01:00.1")]),
+        ),
+        (
+            QemuTopo::Sriov,
+            expect(&[(0, "00:10.0 01:00.0 01:10.0 01:10.2")]),
         ),
     ];
     for (topo, want) in cases {
@@ -291,13 +313,7 @@ fn x86_desktop_reads_back_with_acs_and_drivers() {
 
 #[test]
 fn every_qemu_topology_reads_back() {
-    for topo in [
-        QemuTopo::RootPorts,
-        QemuTopo::RootPortsNoAcs,
-        QemuTopo::Switch,
-        QemuTopo::PciBridge,
-        QemuTopo::MultiFunction,
-    ] {
+    for topo in QemuTopo::ALL {
         for b in [qemu_x86(topo), qemu_arm64(topo)] {
             let tree = b.build_temp().unwrap();
             let inv = read_inventory(&HostRoot::open(tree.root()).unwrap()).unwrap();
@@ -386,4 +402,36 @@ fn sriov_host_builds_4096_functions_quickly() {
     }
     eprintln!("built {} functions in {elapsed:?}", b.devices.len());
     assert!(elapsed.as_secs() < 30, "too slow: {elapsed:?}");
+}
+
+/// Cross-check with vfioctl-core: every shared group the emulation makes is one the core's
+/// explanation can name a cause for, and every single-member group is "single".
+#[test]
+fn core_explains_every_group_the_emulation_makes() {
+    use vfioctl_core::groups::{ReasonKind, explain_group};
+    let mut hosts: Vec<(String, SimBuilder)> = vec![
+        ("ten64".into(), ten64()),
+        ("x86_desktop".into(), x86_desktop()),
+    ];
+    for topo in QemuTopo::ALL {
+        hosts.push((format!("x86 {topo:?}"), qemu_x86(topo)));
+        hosts.push((format!("arm64 {topo:?}"), qemu_arm64(topo)));
+    }
+    for (name, b) in hosts {
+        let tree = b.build_temp().unwrap();
+        let inv = read_inventory(&HostRoot::open(tree.root()).unwrap()).unwrap();
+        for (g, members) in &inv.groups {
+            let reason = explain_group(&inv, members);
+            if members.len() == 1 {
+                assert_eq!(reason.kind, ReasonKind::Single, "{name} group {g}");
+            } else {
+                assert_ne!(
+                    reason.kind,
+                    ReasonKind::Unexplained,
+                    "{name} group {g} {members:?}: {}",
+                    reason.text
+                );
+            }
+        }
+    }
 }
