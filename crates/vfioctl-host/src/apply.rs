@@ -374,11 +374,26 @@ impl Executor {
             return Err(e.into());
         }
 
+        let newly_loaded: Vec<String> = journal
+            .modules_loaded
+            .iter()
+            .filter(|m| !before.modules_loaded.contains(m))
+            .cloned()
+            .collect();
         for step in &plan.steps {
             if let Err(source) = self.run_step(step) {
+                // A hung unbind still holds the device's lock in the kernel: every write to that
+                // device would hang behind it, so leave the journal for `recover` instead.
+                if let StepError::UnbindTimeout { device, .. } = &source {
+                    let rollback = Rollback::Incomplete(vec![format!(
+                        "{device}: the unbind has not returned; nothing else was undone"
+                    )]);
+                    return Err(ApplyError::Step { source, rollback });
+                }
                 let rollback = self.restore_all(&originals);
                 if rollback == Rollback::Clean {
                     *journal = before.clone();
+                    journal.modules_loaded.extend(newly_loaded);
                     self.unload_unused(journal);
                     // If even this fails, the entries stay and restore --all redoes a no-op.
                     let _ = journal.save(&self.root);

@@ -149,8 +149,20 @@ impl Executor {
             *journal = before;
             return Err(e.into());
         }
+        let newly_loaded: Vec<String> = journal
+            .modules_loaded
+            .iter()
+            .filter(|m| !before.modules_loaded.contains(m))
+            .cloned()
+            .collect();
         for step in &plan.steps {
             if let Err(source) = self.run_step(step) {
+                if let StepError::UnbindTimeout { device, .. } = &source {
+                    let rollback = Rollback::Incomplete(vec![format!(
+                        "{device}: the unbind has not returned; nothing else was undone"
+                    )]);
+                    return Err(ApplyError::Step { source, rollback });
+                }
                 let rollback = match self.restore_object(&original) {
                     Ok(()) => Rollback::Clean,
                     Err(e) => Rollback::Incomplete(vec![format!(
@@ -161,6 +173,7 @@ impl Executor {
                 };
                 if rollback == Rollback::Clean {
                     *journal = before.clone();
+                    journal.modules_loaded.extend(newly_loaded);
                     self.unload_unused(journal);
                     let _ = journal.save(self.root());
                 }

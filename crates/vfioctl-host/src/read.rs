@@ -250,7 +250,11 @@ pub fn read_groups(root: &HostRoot) -> Result<BTreeMap<u32, Vec<PciAddress>>, Ho
             .filter_map(|m| m.parse().ok())
             .collect();
         members.sort_unstable();
-        groups.insert(id, members);
+        // Groups of other buses (fsl-mc containers) have no PCI members; they are listed with
+        // their bus.
+        if !members.is_empty() {
+            groups.insert(id, members);
+        }
     }
     Ok(groups)
 }

@@ -40,6 +40,9 @@ pub enum SimModuleError {
     /// No such module for this kernel.
     #[error("module {0} not found in directory /lib/modules")]
     NotFound(String),
+    /// The module is in use (a device is bound to one of its drivers, or a module needs it).
+    #[error("module {0} is in use")]
+    InUse(String),
     /// The simulated tree could not be updated.
     #[error("simulated kernel I/O failed")]
     Io(#[from] io::Error),
@@ -804,6 +807,78 @@ impl SimKernel {
         Ok(())
     }
 
+    /// Unloads a module as `modprobe -r` does: refused while a device is bound to one of its
+    /// drivers or another loaded module needs it; then its dependencies that nothing else needs go
+    /// too, so loading and unloading leaves the tree as it was.
+    pub fn unload_module(&self, name: &str) -> Result<(), SimModuleError> {
+        let _lock = self.lock()?;
+        let mut state = self.state()?;
+        let name = name.replace('-', "_");
+        let module = match state.module(&name) {
+            Some(m) => m.name.clone(),
+            None => match state.driver(&name.replace('_', "-")) {
+                Some(d) => d.module.clone(),
+                None => return Err(SimModuleError::NotFound(name)),
+            },
+        };
+        let mut queue = vec![module.clone()];
+        while let Some(m) = queue.pop() {
+            if state.module_state(&m) != ModuleState::Loaded {
+                continue;
+            }
+            let needed = state
+                .modules
+                .iter()
+                .any(|o| o.state == ModuleState::Loaded && o.deps.iter().any(|d| *d == m));
+            let bound = state.drivers.iter().filter(|d| d.module == m).any(|d| {
+                let dir = self.root.join("sys/bus/pci/drivers").join(&d.name);
+                fs::read_dir(&dir).is_ok_and(|entries| {
+                    entries.flatten().any(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .parse::<PciAddress>()
+                            .is_ok()
+                    })
+                })
+            }) || crate::fslmc::DRIVERS.iter().filter(|(_, dm)| *dm == m).any(
+                |(d, _)| {
+                    fs::read_dir(self.root.join("sys/bus/fsl-mc/drivers").join(d)).is_ok_and(
+                        |entries| {
+                            entries.flatten().any(|e| {
+                                e.file_type().is_ok_and(|t| t.is_symlink())
+                                    && e.file_name() != "module"
+                            })
+                        },
+                    )
+                },
+            );
+            if needed || bound {
+                if m == module {
+                    return Err(SimModuleError::InUse(m));
+                }
+                continue;
+            }
+            let deps = state.module(&m).map(|s| s.deps.clone()).unwrap_or_default();
+            for d in state.drivers.iter().filter(|d| d.module == m) {
+                remove_dir_if_present(&self.root.join("sys/bus/pci/drivers").join(&d.name))?;
+            }
+            for (d, _) in crate::fslmc::DRIVERS.iter().filter(|(_, dm)| *dm == m) {
+                remove_dir_if_present(&self.root.join("sys/bus/fsl-mc/drivers").join(d))?;
+            }
+            remove_dir_if_present(&self.root.join("sys/module").join(&m))?;
+            if m == "vfio" {
+                let _ = fs::remove_file(self.root.join("dev/vfio/vfio"));
+                let _ = fs::remove_dir(self.root.join("dev/vfio"));
+            }
+            if let Some(spec) = state.modules.iter_mut().find(|s| s.name == m) {
+                spec.state = ModuleState::Loadable;
+            }
+            queue.extend(deps);
+        }
+        state.save(&self.root)?;
+        Ok(())
+    }
+
     fn dep_order(state: &KernelState, module: &str, out: &mut Vec<String>, depth: usize) {
         if depth > 32 || out.iter().any(|m| m == module) {
             return;
@@ -829,5 +904,12 @@ impl SimKernel {
     pub fn write_raw(&self, rel: &Path, content: &[u8]) -> io::Result<()> {
         let rel = self.relative(rel)?;
         put(&self.root, rel, content)
+    }
+}
+
+fn remove_dir_if_present(dir: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }

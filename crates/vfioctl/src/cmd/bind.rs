@@ -192,6 +192,14 @@ fn bind_pci(ctx: &mut Context, args: &BindArgs, names: &[String]) -> Result<Exit
     } else {
         Some(Lock::acquire(&ctx.root, LOCK_WAIT).map_err(lock_error)?)
     };
+    if !args.dry_run {
+        let journal = Journal::load(&ctx.root).map_err(lock_error)?;
+        let interrupted: Vec<PciAddress> =
+            journal.interrupted().map(|e| e.original.address).collect();
+        if !interrupted.is_empty() {
+            return Err(apply_error(ApplyError::Interrupted(interrupted)));
+        }
+    }
     let inventory = ctx.inventory()?;
     let named = select(ctx, &inventory, names)?;
     let usage = HostUsage::read(&ctx.root)?;
