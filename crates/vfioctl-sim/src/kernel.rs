@@ -829,7 +829,7 @@ impl SimKernel {
             let needed = state
                 .modules
                 .iter()
-                .any(|o| o.state == ModuleState::Loaded && o.deps.iter().any(|d| *d == m));
+                .any(|o| o.state == ModuleState::Loaded && o.deps.contains(&m));
             let bound = state.drivers.iter().filter(|d| d.module == m).any(|d| {
                 let dir = self.root.join("sys/bus/pci/drivers").join(&d.name);
                 fs::read_dir(&dir).is_ok_and(|entries| {
