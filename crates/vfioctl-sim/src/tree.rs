@@ -57,6 +57,11 @@ impl SimTree {
         crate::SimKernel::open(self.root())
     }
 
+    /// Keeps the directory on disk (for debugging a failed test) and returns its path.
+    pub fn keep(self) -> PathBuf {
+        self.dir.keep()
+    }
+
     /// A canonical description of the whole tree (see [`Snapshot`]).
     pub fn snapshot(&self) -> io::Result<Snapshot> {
         snapshot(self.root())
