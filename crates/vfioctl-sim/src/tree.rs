@@ -57,6 +57,11 @@ impl SimTree {
         crate::SimKernel::open(self.root())
     }
 
+    /// Keeps the directory on disk (for debugging a failed test) and returns its path.
+    pub fn keep(self) -> PathBuf {
+        self.dir.keep()
+    }
+
     /// A canonical description of the whole tree (see [`Snapshot`]).
     pub fn snapshot(&self) -> io::Result<Snapshot> {
         snapshot(self.root())
@@ -219,8 +224,24 @@ impl SimBuilder {
             ));
         }
         let state = self.kernel_state();
+        // A boot-time binding to a driver whose code is not in the kernel would leave a dangling
+        // `driver` link: a topology bug, reported rather than written.
+        for dev in &self.devices {
+            if let Some(d) = &dev.driver
+                && !state.driver_loaded(d)
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is bound to {d}, which is not a loaded PCI driver",
+                        dev.address
+                    ),
+                ));
+            }
+        }
         let w = Writer { root };
         w.skeleton(&self.host)?;
+        w.blacklist(&self.host, &self.modules)?;
         for m in &self.modules {
             if m.state.is_present() {
                 module_present(root, &state, &m.name)?;
@@ -445,6 +466,30 @@ impl Writer<'_> {
             put(r, Path::new("etc/modprobe.d").join(name), content)?;
         }
         Ok(())
+    }
+
+    /// `blacklist` lines for blacklisted modules no modprobe.d file mentions yet, so the files
+    /// agree with the marker.
+    fn blacklist(&self, host: &HostSpec, modules: &[ModuleSpec]) -> io::Result<()> {
+        let lines: String = modules
+            .iter()
+            .filter(|m| m.state == ModuleState::Blacklisted)
+            .filter(|m| {
+                !host.modprobe_d.iter().any(|(_, c)| {
+                    c.lines()
+                        .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["blacklist", &m.name])
+                })
+            })
+            .map(|m| format!("blacklist {}\n", m.name))
+            .collect();
+        if lines.is_empty() {
+            return Ok(());
+        }
+        put(
+            self.root,
+            "etc/modprobe.d/blacklist-vfioctl-sim.conf",
+            lines,
+        )
     }
 
     fn device(&self, host: &HostSpec, dev: &DeviceSpec, dir: &Path, primary: u8) -> io::Result<()> {
