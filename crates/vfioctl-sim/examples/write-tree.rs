@@ -1,7 +1,7 @@
 //! Writes a named simulated host to a directory, for `vfioctl --root DIR` by hand and for the
 //! benchmarks.
 //!
-//! Usage: `write-tree <ten64|x86-desktop|qemu-x86-<topo>|qemu-arm64-<topo>|sriov> <dir> [--functions N]`
+//! Usage: `write-tree <ten64|ten64-dpaa2|x86-desktop|qemu-x86-<topo>|qemu-arm64-<topo>|sriov> <dir> [--functions N]`
 //! where `<topo>` is rootports, rootports-noacs, switch, pcibridge or multifn.
 
 use std::process::ExitCode;
@@ -22,6 +22,7 @@ fn qemu_topo(name: &str) -> Option<QemuTopo> {
 fn builder(name: &str, functions: usize) -> Option<SimBuilder> {
     Some(match name {
         "ten64" => topology::ten64(),
+        "ten64-dpaa2" => topology::ten64_dpaa2(),
         "x86-desktop" => topology::x86_desktop(),
         "sriov" => topology::sriov_host(functions),
         other => {
@@ -38,7 +39,7 @@ fn builder(name: &str, functions: usize) -> Option<SimBuilder> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: write-tree <ten64|x86-desktop|sriov|qemu-x86-<topo>|qemu-arm64-<topo>> <dir> [--functions N]";
+    let usage = "usage: write-tree <ten64|ten64-dpaa2|x86-desktop|sriov|qemu-x86-<topo>|qemu-arm64-<topo>> <dir> [--functions N]";
     let (Some(name), Some(dir)) = (args.first(), args.get(1)) else {
         eprintln!("{usage}");
         return ExitCode::from(2);
