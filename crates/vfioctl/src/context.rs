@@ -43,9 +43,17 @@ impl Context {
         })
     }
 
-    /// Reads the inventory, and the names its devices need.
+    /// Reads the inventory (everything about each device), and the names its devices need.
     pub fn inventory(&mut self) -> Result<Inventory, CliError> {
-        let inventory = vfioctl_host::read::read_inventory(&self.root)?;
+        self.inventory_at(vfioctl_host::read::Depth::Full)
+    }
+
+    /// Reads the inventory at `depth`, and the names its devices need.
+    pub fn inventory_at(
+        &mut self,
+        depth: vfioctl_host::read::Depth,
+    ) -> Result<Inventory, CliError> {
+        let inventory = vfioctl_host::read::read_inventory_at(&self.root, depth)?;
         self.names = Names::load(&self.root, self.pci_ids.as_deref(), &inventory).map_err(|e| {
             CliError::new(Exit::Usage, e)
                 .hint("pass --pci-ids a readable pci.ids file, or leave it out")

@@ -166,25 +166,43 @@ fn bad_input_gets_one_sentence_and_exit_2() {
 
 #[test]
 fn damaged_trees_are_reported_not_panicked_on() {
-    let damages: [(&str, &[u8]); 5] = [
-        ("vendor", b"garbage\n"),
-        ("vendor", b""),
-        ("class", b"0x12345678901234\n"),
-        ("device", &[0xff, 0xfe, 0x00, 0x80]),
-        ("config", b""),
+    // (attribute, content, command whose exit must be 2): `list` reads IDs from config space
+    // and `class` from its attribute; `show` reads every attribute.
+    let damages: [(&str, &[u8], &str); 6] = [
+        ("vendor", b"garbage\n", "show"),
+        ("vendor", b"", "show"),
+        ("class", b"0x12345678901234\n", "list"),
+        ("device", &[0xff, 0xfe, 0x00, 0x80], "show"),
+        ("class", b"", "groups"),
+        ("config", b"", ""),
     ];
-    for (attr, content) in damages {
+    for (attr, content, failing) in damages {
         let t = tree(topology::ten64());
         let dir = std::fs::canonicalize(t.root().join("sys/bus/pci/devices/0001:03:00.0")).unwrap();
         std::fs::write(dir.join(attr), content).unwrap();
-        let out = vfioctl(t.root()).args(["list"]).output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!stderr.contains("panicked"), "{attr}: {stderr}");
-        if attr != "config" {
-            assert_eq!(out.status.code(), Some(2), "{attr}: {stderr}");
-            assert!(stderr.contains(attr), "{attr}: {stderr}");
+        for cmd in [vec!["list"], vec!["groups"], vec!["show", "0001:03:00.0"]] {
+            let out = vfioctl(t.root()).args(&cmd).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!stderr.contains("panicked"), "{attr} {cmd:?}: {stderr}");
+            if cmd[0] == failing {
+                assert_eq!(out.status.code(), Some(2), "{attr} {cmd:?}: {stderr}");
+                assert!(stderr.contains(attr), "{attr}: {stderr}");
+            } else {
+                assert!(
+                    matches!(out.status.code(), Some(0 | 2)),
+                    "{attr} {cmd:?}: {stderr}"
+                );
+            }
         }
     }
+    // With config space unreadable the IDs come from the attributes, and garbage there is named.
+    let t = tree(topology::ten64());
+    let dir = std::fs::canonicalize(t.root().join("sys/bus/pci/devices/0001:03:00.0")).unwrap();
+    std::fs::write(dir.join("config"), b"").unwrap();
+    std::fs::write(dir.join("vendor"), b"zzz\n").unwrap();
+    let out = vfioctl(t.root()).args(["list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("vendor"));
 }
 
 #[test]

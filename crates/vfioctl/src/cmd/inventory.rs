@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use vfioctl_core::groups::{GroupReason, Viability, explain_group, viability};
 use vfioctl_core::{Inventory, PciAddress, PciDevice, VendorDevice};
+use vfioctl_host::read::Depth;
 use vfioctl_host::usage::{HostUsage, MountedBlock, NetUse};
 
 use crate::cli::{GroupsArgs, ListArgs, ShowArgs};
@@ -61,7 +62,7 @@ fn listed<'a>(ctx: &'a Context, d: &'a PciDevice) -> ListedDevice<'a> {
 
 /// `vfioctl list`.
 pub fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError> {
-    let inventory = ctx.inventory()?;
+    let inventory = ctx.inventory_at(Depth::Summary)?;
     let slot = match &args.slot {
         Some(text) => Some(resolve_device(ctx, &inventory, text)?.address),
         None => None,
@@ -299,7 +300,7 @@ fn group_docs<'a>(inventory: &'a Inventory, ids: &[u32]) -> Vec<GroupDoc<'a>> {
 
 /// `vfioctl groups`.
 pub fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliError> {
-    let inventory = ctx.inventory()?;
+    let inventory = ctx.inventory_at(Depth::Summary)?;
     let mut ids: Vec<u32> = Vec::new();
     if args.filter.is_empty() {
         ids.extend(inventory.groups.keys());
