@@ -16,6 +16,7 @@ pub mod read;
 pub mod root;
 pub mod usage;
 pub mod vfio;
+pub mod vms;
 
 pub use error::HostError;
 pub use kernel::{Kernel, ModuleError, RealKernel};

@@ -63,7 +63,7 @@ pub fn require_privileges(ctx: &Context, dry_run: bool) -> Result<(), CliError> 
     .hint("run it with sudo, or add --dry-run to see the plan"))
 }
 
-fn lock_error(e: vfioctl_host::journal::JournalError) -> CliError {
+pub(crate) fn lock_error(e: vfioctl_host::journal::JournalError) -> CliError {
     let exit = match &e {
         vfioctl_host::journal::JournalError::Io { source, .. }
         | vfioctl_host::journal::JournalError::Dir { source, .. }
@@ -100,7 +100,7 @@ struct PlanDoc<'a> {
     error: Option<String>,
 }
 
-fn render_plan(ctx: &mut Context, plan: &BindPlan, dry_run: bool) {
+pub(crate) fn render_plan(ctx: &mut Context, plan: &BindPlan, dry_run: bool) {
     if ctx.quiet && !dry_run {
         return;
     }
@@ -280,7 +280,7 @@ pub fn bind(ctx: &mut Context, args: &BindArgs) -> Result<Exit, CliError> {
     result.map(|_| Exit::Success)
 }
 
-fn timeouts(unbind_secs: Option<u64>) -> Timeouts {
+pub(crate) fn timeouts(unbind_secs: Option<u64>) -> Timeouts {
     let mut t = Timeouts::default();
     if let Some(secs) = unbind_secs {
         t.unbind = Duration::from_secs(secs);
@@ -288,7 +288,7 @@ fn timeouts(unbind_secs: Option<u64>) -> Timeouts {
     t
 }
 
-fn apply_error(e: ApplyError) -> CliError {
+pub(crate) fn apply_error(e: ApplyError) -> CliError {
     match e {
         ApplyError::Journal(j) => {
             CliError::new(Exit::Failed, format!("{}; nothing was changed", chain(&j)))
@@ -362,7 +362,7 @@ fn step_hint(e: &StepError) -> String {
     }
 }
 
-fn lookup_user(ctx: &Context, user: &str) -> Result<(u32, u32), CliError> {
+pub(crate) fn lookup_user(ctx: &Context, user: &str) -> Result<(u32, u32), CliError> {
     let passwd = ctx.root.join("etc/passwd");
     let text = std::fs::read_to_string(&passwd).unwrap_or_default();
     for line in text.lines() {
