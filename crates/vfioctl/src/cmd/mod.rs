@@ -3,3 +3,4 @@ pub mod bind;
 pub mod check;
 pub mod inventory;
 pub mod render;
+pub mod vm;
