@@ -40,6 +40,10 @@ pub enum SimModuleError {
     /// No such module for this kernel.
     #[error("module {0} not found in directory /lib/modules")]
     NotFound(String),
+    /// The module is built in, or a device is bound to one of its drivers (`modprobe -r`:
+    /// "Module ... is in use" / "is builtin").
+    #[error("module {0} is in use or built in")]
+    InUse(String),
     /// The simulated tree could not be updated.
     #[error("simulated kernel I/O failed")]
     Io(#[from] io::Error),
@@ -793,6 +797,55 @@ impl SimKernel {
                     self.driver_attach(&state, &d, WriteFlags::default())?;
                 }
             }
+        }
+        state.save(&self.root)?;
+        Ok(())
+    }
+
+    /// Unloads a module as `modprobe -r` does: refused while one of its drivers has a device
+    /// bound or when it is built in; a module that is not loaded is left alone. Its drivers
+    /// disappear from `sys/bus/pci/drivers`, and the module from `sys/module`.
+    pub fn unload_module(&self, name: &str) -> Result<(), SimModuleError> {
+        let _lock = self.lock()?;
+        let mut state = self.state()?;
+        let name = name.replace('-', "_");
+        let module = match state.module(&name) {
+            Some(m) => m.name.clone(),
+            None => match state.driver(&name.replace('_', "-")) {
+                Some(d) => d.module.clone(),
+                None => return Err(SimModuleError::NotFound(name)),
+            },
+        };
+        match state.module_state(&module) {
+            ModuleState::Builtin => return Err(SimModuleError::InUse(module)),
+            ModuleState::Loaded => {}
+            _ => return Ok(()),
+        }
+        let drivers: Vec<String> = state
+            .drivers
+            .iter()
+            .filter(|d| d.module == module)
+            .map(|d| d.name.clone())
+            .collect();
+        for d in &drivers {
+            let dir = self.root.join("sys/bus/pci/drivers").join(d);
+            let bound = fs::read_dir(&dir).is_ok_and(|entries| {
+                entries.flatten().any(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.parse::<PciAddress>().is_ok())
+                })
+            });
+            if bound {
+                return Err(SimModuleError::InUse(module));
+            }
+        }
+        for d in &drivers {
+            remove_dir_if_exists(&self.root.join("sys/bus/pci/drivers").join(d))?;
+        }
+        remove_dir_if_exists(&self.root.join("sys/module").join(&module))?;
+        if let Some(spec) = state.modules.iter_mut().find(|m| m.name == module) {
+            spec.state = ModuleState::Loadable;
         }
         state.save(&self.root)?;
         Ok(())
