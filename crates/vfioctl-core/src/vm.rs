@@ -1118,6 +1118,17 @@ extra_args = ["-vga", "none", "-display", "none"]
         assert_eq!(words, ["a b IOMMU group 3", "a b dprc.2"]);
     }
 
+    #[test]
+    fn the_shipped_example_parses_and_renders() {
+        let text = include_str!("../../../packaging/examples/ten64-wifi-tpu.toml");
+        let def = VmDefinition::parse(text).unwrap();
+        assert!(def.boot);
+        assert_eq!(def.dprc, [DprcName::new(2)]);
+        let argv = command_line(&name("ten64-wifi-tpu"), &def, &ten64()).unwrap();
+        assert_eq!(argv[0], "/opt/nxp-qemu/bin/qemu-system-aarch64");
+        assert!(argv.contains(&"vfio-fsl-mc,host=dprc.2".to_owned()));
+    }
+
     proptest::proptest! {
         #[test]
         fn parsing_arbitrary_text_never_panics(text in "(?s).{0,200}") {

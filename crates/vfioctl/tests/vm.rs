@@ -425,6 +425,26 @@ fn apply_is_idempotent_and_refuses_a_drifted_vm_but_does_the_others() {
 }
 
 #[test]
+fn two_boot_vms_claiming_one_group_are_both_refused() {
+    let host = Host::ten64();
+    host.define("ten64", TEN64_VM);
+    host.define(
+        "wifi-only",
+        "version = 1\nboot = true\n[[device]]\naddress = \"0001:03:00.0\"\nid = \"168c:003e\"\n",
+    );
+    let out = host.run("exit:0", &["apply"]);
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("ten64: refused"), "{stdout}");
+    assert!(stdout.contains("wifi-only: refused"), "{stdout}");
+    assert!(
+        stdout.contains("is claimed by boot VM wifi-only too"),
+        "{stdout}"
+    );
+    assert_eq!(host.driver(WIFI).as_deref(), Some("ath10k_pci"));
+}
+
+#[test]
 fn status_reports_configured_versus_actual() {
     let host = Host::ten64();
     host.define("ten64", TEN64_VM);

@@ -579,14 +579,16 @@ fn state_words(state: &vfioctl_core::vm::DeviceState) -> String {
     use vfioctl_core::vm::DeviceState as S;
     match state {
         S::Bound => "bound to vfio-pci".to_owned(),
-        S::NotBound { driver } => {
-            format!(
-                "not bound (on {})",
-                driver.as_deref().unwrap_or("no driver")
-            )
-        }
+        S::NotBound { driver } => not_bound(driver.as_deref()),
         S::Drifted { .. } => "drifted".to_owned(),
         S::Missing { .. } => "missing".to_owned(),
+    }
+}
+
+fn not_bound(driver: Option<&str>) -> String {
+    match driver {
+        Some(driver) => format!("not bound (on {driver})"),
+        None => "not bound (no driver)".to_owned(),
     }
 }
 
@@ -760,7 +762,7 @@ pub fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliError> {
             }),
         }
     }
-    // Two boot VMs cannot both have a group: the second (in name order) is refused.
+    // Two boot VMs cannot both have a group: both are refused.
     let inventory = ctx.inventory()?;
     let pairs: Vec<(VmName, &vfioctl_core::vm::VmDefinition)> = boot
         .iter()
@@ -773,10 +775,19 @@ pub fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliError> {
         let inventory = ctx.inventory()?;
         let pre = preflight(ctx, &inventory, vm)?;
         let mut problems = pre.refusals.clone();
-        for c in conflicts.iter().filter(|c| c.second == vm.name) {
+        // Which of them the group is meant for is the user's call, not the file names': neither
+        // is bound.
+        for c in &conflicts {
+            let other = if c.first == vm.name {
+                &c.second
+            } else if c.second == vm.name {
+                &c.first
+            } else {
+                continue;
+            };
             problems.push(Finding {
-                text: format!("{} belongs to VM {} (also boot = true)", c.what, c.first),
-                hint: "set boot = false on one of them".to_owned(),
+                text: format!("{} is claimed by boot VM {other} too", c.what),
+                hint: "set boot = false on all but one of them".to_owned(),
             });
         }
         let mut warnings = pre.warnings.clone();
@@ -1058,10 +1069,7 @@ pub fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliError> {
             for d in &v.devices {
                 let id = d.found_id.map_or("----:----".to_owned(), |i| i.to_string());
                 let state = match d.state {
-                    "not_bound" => format!(
-                        "not bound (on {})",
-                        d.driver.as_deref().unwrap_or("no driver")
-                    ),
+                    "not_bound" => not_bound(d.driver.as_deref()),
                     other => other.to_owned(),
                 };
                 let detail = d
