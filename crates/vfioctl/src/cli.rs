@@ -64,9 +64,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the QEMU arguments that pass devices (whole IOMMU groups) to a guest.
     QemuArgs(QemuArgs),
-    /// Print libvirt <hostdev> elements for devices (whole IOMMU groups).
+    /// Print libvirt hostdev elements for devices (whole IOMMU groups).
     LibvirtXml(LibvirtArgs),
-    /// VM definitions (/etc/vfioctl/vms/<name>.toml): list, check against this host, QEMU command
+    /// VM definitions (/etc/vfioctl/vms/NAME.toml): list, check against this host, QEMU command
     /// line.
     Vm(VmArgs),
     /// Bind the devices of every VM marked `boot = true` (idempotent; vfioctl-apply.service runs
@@ -81,7 +81,7 @@ pub enum Command {
 /// Where VM definitions are read from.
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
-    /// Read VM definitions from DIR instead of <root>/etc/vfioctl/vms.
+    /// Read VM definitions from DIR instead of ROOT/etc/vfioctl/vms (ROOT: --root).
     #[arg(long, value_name = "DIR")]
     pub config: Option<PathBuf>,
 }
@@ -213,7 +213,7 @@ pub struct BindArgs {
     /// Print the plan and the exact sysfs writes, and change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-    /// Give /dev/vfio/<group> to this user (the one that runs QEMU).
+    /// Give /dev/vfio/GROUP to this user (the one that runs QEMU).
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
     /// Seconds to wait for a driver to let go of a device before giving up.

@@ -1304,6 +1304,8 @@ pub fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
             .hint("once QEMU has exited, run 'vfioctl recover' to give the devices back"));
         }
     };
+    // The handlers stay installed after the forwarder stops: a further SIGINT or SIGTERM now is
+    // ignored, so the devices go back. Only SIGKILL interrupts that, and `recover` finishes it.
     let code = exit_code(status);
     let forwarded_text = if forwarded.is_empty() {
         String::new()
