@@ -19,6 +19,7 @@ pub mod ids;
 pub mod pciids;
 pub mod plan;
 pub mod render;
+pub mod vm;
 
 pub use address::{AddressError, PciAddress, PciSelector, SelectorError};
 pub use device::{Inventory, PciDevice};

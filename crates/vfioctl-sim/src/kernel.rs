@@ -40,8 +40,9 @@ pub enum SimModuleError {
     /// No such module for this kernel.
     #[error("module {0} not found in directory /lib/modules")]
     NotFound(String),
-    /// The module is in use (a device is bound to one of its drivers, or a module needs it).
-    #[error("module {0} is in use")]
+    /// The module is built in, or a device is bound to one of its drivers (`modprobe -r`:
+    /// "Module ... is in use" / "is builtin").
+    #[error("module {0} is in use or built in")]
     InUse(String),
     /// The simulated tree could not be updated.
     #[error("simulated kernel I/O failed")]
@@ -857,6 +858,9 @@ impl SimKernel {
                 None => return Err(SimModuleError::NotFound(name)),
             },
         };
+        if state.module_state(&module) == ModuleState::Builtin {
+            return Err(SimModuleError::InUse(module));
+        }
         let mut queue = vec![module.clone()];
         while let Some(m) = queue.pop() {
             if state.module_state(&m) != ModuleState::Loaded {
@@ -896,12 +900,12 @@ impl SimKernel {
             }
             let deps = state.module(&m).map(|s| s.deps.clone()).unwrap_or_default();
             for d in state.drivers.iter().filter(|d| d.module == m) {
-                remove_dir_if_present(&self.root.join("sys/bus/pci/drivers").join(&d.name))?;
+                remove_dir_if_exists(&self.root.join("sys/bus/pci/drivers").join(&d.name))?;
             }
             for (d, _) in crate::fslmc::DRIVERS.iter().filter(|(_, dm)| *dm == m) {
-                remove_dir_if_present(&self.root.join("sys/bus/fsl-mc/drivers").join(d))?;
+                remove_dir_if_exists(&self.root.join("sys/bus/fsl-mc/drivers").join(d))?;
             }
-            remove_dir_if_present(&self.root.join("sys/module").join(&m))?;
+            remove_dir_if_exists(&self.root.join("sys/module").join(&m))?;
             if m == "vfio" {
                 let _ = fs::remove_file(self.root.join("dev/vfio/vfio"));
                 let _ = fs::remove_dir(self.root.join("dev/vfio"));
@@ -940,12 +944,5 @@ impl SimKernel {
     pub fn write_raw(&self, rel: &Path, content: &[u8]) -> io::Result<()> {
         let rel = self.relative(rel)?;
         put(&self.root, rel, content)
-    }
-}
-
-fn remove_dir_if_present(dir: &Path) -> io::Result<()> {
-    match fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
     }
 }

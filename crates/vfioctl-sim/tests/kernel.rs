@@ -628,3 +628,32 @@ fn blacklisted_modules_show_in_modprobe_d() {
         "etc/modprobe.d/blacklist-vfioctl-sim.conf"
     ));
 }
+
+#[test]
+fn unloading_a_module_is_refused_while_its_driver_has_a_device() {
+    let tree = ten64().build_temp().unwrap();
+    let k = tree.kernel().unwrap();
+    k.load_module("vfio-pci").unwrap();
+    assert!(exists(&tree, "sys/bus/pci/drivers/vfio-pci"));
+    w(&k, dev_attr("0001:04:00.0", "driver_override"), "vfio-pci").unwrap();
+    w(&k, "/sys/bus/pci/drivers_probe", "0001:04:00.0").unwrap();
+    assert_eq!(driver(&tree, "0001:04:00.0").as_deref(), Some("vfio-pci"));
+    assert!(matches!(
+        k.unload_module("vfio-pci"),
+        Err(SimModuleError::InUse(_))
+    ));
+    w(&k, drv_attr("vfio-pci", "unbind"), "0001:04:00.0").unwrap();
+    k.unload_module("vfio_pci").unwrap();
+    assert!(!exists(&tree, "sys/bus/pci/drivers/vfio-pci"));
+    assert!(!exists(&tree, "sys/module/vfio_pci"));
+    // Not loaded: nothing to do. Built in: refused.
+    k.unload_module("vfio-pci").unwrap();
+    assert!(matches!(
+        k.unload_module("nvme"),
+        Err(SimModuleError::InUse(_))
+    ));
+    assert!(matches!(
+        k.unload_module("no-such-module"),
+        Err(SimModuleError::NotFound(_))
+    ));
+}

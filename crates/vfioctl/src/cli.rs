@@ -69,8 +69,96 @@ pub enum Command {
     GenerateDocs(GenerateDocsArgs),
     /// Print the QEMU arguments that pass devices (whole IOMMU groups) to a guest.
     QemuArgs(QemuArgs),
-    /// Print libvirt <hostdev> elements for devices (whole IOMMU groups).
+    /// Print libvirt hostdev elements for devices (whole IOMMU groups).
     LibvirtXml(LibvirtArgs),
+    /// VM definitions (/etc/vfioctl/vms/NAME.toml): list, check against this host, QEMU command
+    /// line.
+    Vm(VmArgs),
+    /// Bind the devices of every VM marked `boot = true` (idempotent; vfioctl-apply.service runs
+    /// it at boot).
+    Apply(ApplyArgs),
+    /// Compare every VM's devices with the host: bound, not bound, drifted, missing.
+    Status(StatusArgs),
+    /// Bind a VM's devices, run its QEMU, and give the devices back when QEMU exits.
+    Run(RunArgs),
+}
+
+/// Where VM definitions are read from.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Read VM definitions from DIR instead of ROOT/etc/vfioctl/vms (ROOT: --root).
+    #[arg(long, value_name = "DIR")]
+    pub config: Option<PathBuf>,
+}
+
+/// `vfioctl vm`.
+#[derive(Debug, Args)]
+pub struct VmArgs {
+    #[command(subcommand)]
+    pub command: VmCommand,
+}
+
+/// `vfioctl vm ...`.
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// List the VM definitions, their devices, and whether each file is valid.
+    #[command(visible_alias = "ls")]
+    List(VmListArgs),
+    /// Check a VM against this host: device identities, IOMMU groups, safety refusals, QEMU.
+    Check(VmNameArgs),
+    /// Print the VM's full QEMU command line (--json: an argv array).
+    QemuArgs(VmNameArgs),
+}
+
+/// `vfioctl vm list`.
+#[derive(Debug, Args)]
+pub struct VmListArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// `vfioctl vm check|qemu-args <name>`.
+#[derive(Debug, Args)]
+pub struct VmNameArgs {
+    /// The VM (the stem of its .toml file).
+    pub name: String,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// `vfioctl apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Print what would be bound, and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Seconds to wait for a driver to let go of a device before giving up.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// `vfioctl status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// `vfioctl run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The VM (the stem of its .toml file).
+    pub name: String,
+    /// Print what would be bound and the exact QEMU command line, and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Seconds to wait for a driver to let go of a device before giving up.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 /// `vfioctl recover`.
@@ -130,7 +218,7 @@ pub struct BindArgs {
     /// Print the plan and the exact sysfs writes, and change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-    /// Give /dev/vfio/<group> to this user (the one that runs QEMU).
+    /// Give /dev/vfio/GROUP to this user (the one that runs QEMU).
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
     /// Seconds to wait for a driver to let go of a device before giving up.

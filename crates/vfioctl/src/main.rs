@@ -30,6 +30,10 @@ fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
         Command::Hook(args) => cmd::hook::hook(ctx, args),
         Command::QemuArgs(args) => cmd::render::qemu(ctx, args),
         Command::LibvirtXml(args) => cmd::render::libvirt(ctx, args),
+        Command::Vm(args) => cmd::vm::vm(ctx, args),
+        Command::Apply(args) => cmd::vm::apply(ctx, args),
+        Command::Status(args) => cmd::vm::status(ctx, args),
+        Command::Run(args) => cmd::vm::run(ctx, args),
         Command::Recover(args) => cmd::bind::restore(
             ctx,
             &cli::RestoreArgs {

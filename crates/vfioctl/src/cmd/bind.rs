@@ -101,7 +101,7 @@ struct PlanDoc<'a> {
     error: Option<String>,
 }
 
-fn render_plan(ctx: &mut Context, plan: &BindPlan, dry_run: bool) {
+pub(crate) fn render_plan(ctx: &mut Context, plan: &BindPlan, dry_run: bool) {
     if ctx.quiet && !dry_run {
         return;
     }
@@ -395,7 +395,7 @@ fn step_hint(e: &StepError) -> String {
     }
 }
 
-fn lookup_user(ctx: &Context, user: &str) -> Result<(u32, u32), CliError> {
+pub(crate) fn lookup_user(ctx: &Context, user: &str) -> Result<(u32, u32), CliError> {
     let passwd = ctx.root.join("etc/passwd");
     let text = std::fs::read_to_string(&passwd).unwrap_or_default();
     for line in text.lines() {

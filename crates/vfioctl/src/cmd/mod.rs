@@ -6,3 +6,4 @@ pub mod fslmc;
 pub mod hook;
 pub mod inventory;
 pub mod render;
+pub mod vm;
