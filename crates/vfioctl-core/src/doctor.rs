@@ -356,11 +356,24 @@ impl Ctx<'_> {
         self.scope.as_ref().is_none_or(|s| s.contains(address))
     }
 
+    /// Devices a VM could be given: endpoints (not bridges, not host bridges) in scope. Looking
+    /// at the whole host, devices the host itself uses (its disk, its network) are left out.
     fn endpoints(&self) -> impl Iterator<Item = &PciDevice> {
+        self.inv.devices().iter().filter(|d| {
+            is_endpoint(d)
+                && match &self.scope {
+                    Some(scope) => scope.contains(&d.address),
+                    None => !self.facts.host_uses.contains_key(&d.address),
+                }
+        })
+    }
+
+    /// Endpoints in scope, the host's own included.
+    fn all_endpoints(&self) -> impl Iterator<Item = &PciDevice> {
         self.inv
             .devices()
             .iter()
-            .filter(|d| !d.is_bridge() && self.in_scope(&d.address))
+            .filter(|d| is_endpoint(d) && self.in_scope(&d.address))
     }
 
     fn param(&self, name: &str) -> Option<&Param> {
@@ -387,6 +400,11 @@ impl Ctx<'_> {
                 _ => None,
             })
     }
+}
+
+/// Not a bridge, and not a host bridge or other bridge-class function.
+fn is_endpoint(d: &PciDevice) -> bool {
+    !d.is_bridge() && d.class.base() != 0x06
 }
 
 fn truthy(value: &str) -> bool {
@@ -778,6 +796,7 @@ fn check_modules(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     }
     let release = f.kernel_release.as_deref().unwrap_or("$(uname -r)");
     let mut not_loaded = Vec::new();
+    let mut unknown: Vec<String> = Vec::new();
     for name in &wanted {
         let status = ctx.module(name).unwrap_or(ModuleStatus::Unknown);
         match status {
@@ -812,19 +831,28 @@ fn check_modules(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     ),
                 ));
             }
-            ModuleStatus::Unknown => out.push(Finding::new(
-                "module-unknown",
-                Severity::Info,
-                None,
-                format!("/lib/modules/{release}"),
-                format!(
-                    "{} is not loaded, and /lib/modules/{release} could not be read to tell \
-                     whether it can be",
-                    dashed(name)
-                ),
-                format!("modprobe {}", dashed(name)),
-            )),
+            ModuleStatus::Unknown => unknown.push(dashed(name)),
         }
+    }
+    if !unknown.is_empty() {
+        out.push(Finding::new(
+            "module-unknown",
+            Severity::Info,
+            None,
+            format!("/lib/modules/{release}"),
+            format!(
+                "{} {} not loaded, and /lib/modules/{release} could not be read to tell whether \
+                 {} can be",
+                join(&unknown),
+                if unknown.len() == 1 { "is" } else { "are" },
+                if unknown.len() == 1 { "it" } else { "they" },
+            ),
+            if unknown.len() == 1 {
+                format!("modprobe {}", unknown[0])
+            } else {
+                format!("modprobe -a {}", unknown.join(" "))
+            },
+        ));
     }
     if not_loaded.contains(&"vfio_pci") {
         let others: Vec<String> = not_loaded
@@ -1035,17 +1063,28 @@ fn check_power(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// `major.minor` of a kernel release such as `6.8.0-45-generic`.
+pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
 fn check_reset(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
-    // Before 5.15 there is no reset_method at all: say so once instead of warning per device.
-    if !ctx.inv.devices().iter().any(|d| d.reset_method.is_some()) {
+    // Since 5.15 the kernel hides reset_method when a device has no reset method at all; before,
+    // the attribute does not exist. Without the release, any device showing one tells.
+    let has_attribute = match ctx.facts.kernel_release.as_deref().and_then(kernel_version) {
+        Some(version) => version >= (5, 15),
+        None => ctx.inv.devices().iter().any(|d| d.reset_method.is_some()),
+    };
+    if !has_attribute {
         if ctx.endpoints().next().is_some() {
             out.push(Finding::new(
                 "reset-method-unknown",
                 Severity::Info,
                 None,
                 "/sys/bus/pci/devices/*/reset_method",
-                "no device has a reset_method attribute (kernels before 5.15 lack it), so reset \
-                 support could not be checked",
+                "this kernel has no reset_method attribute (it came in 5.15), so reset support \
+                 could not be checked",
                 "look for a 'reset' file in each device's sysfs directory: it exists when the \
                  kernel can reset the function",
             ));
@@ -1125,7 +1164,7 @@ fn check_groups(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         }
         let endpoints: Vec<PciAddress> = members
             .iter()
-            .filter(|a| inv.get(a).is_some_and(|d| !d.is_bridge()))
+            .filter(|a| inv.get(a).is_some_and(is_endpoint))
             .copied()
             .collect();
         let rule = viability(inv, members);
@@ -1400,7 +1439,7 @@ fn check_known(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             format!("fix {path} (see data/known-devices.toml in vfioctl for the format)"),
         ));
     }
-    for d in ctx.endpoints() {
+    for d in ctx.all_endpoints() {
         let Some(k) = ctx.facts.known.get(d.id) else {
             continue;
         };
@@ -1519,7 +1558,7 @@ pub fn verdicts(findings: &[Finding], inv: &Inventory, named: &[PciAddress]) -> 
                 .collect();
             let with = members
                 .iter()
-                .filter(|a| *a != address && inv.get(a).is_some_and(|d| !d.is_bridge()))
+                .filter(|a| *a != address && inv.get(a).is_some_and(is_endpoint))
                 .copied()
                 .collect();
             Verdict {
@@ -1897,12 +1936,22 @@ mod tests {
     #[test]
     fn reset() {
         fires("reset-none", |_, d| d[1].reset_method = Some(Vec::new()));
-        fires("reset-none", |_, d| {
+        // 5.15+ hides the attribute of a device without any reset method.
+        fires("reset-none", |_, d| d[1].reset_method = None);
+        fires("reset-none", |f, d| {
+            f.kernel_release = None;
             d[1].reset_method = None;
             d[0].reset_method = Some(Vec::new());
         });
         quiet("reset-none", |_, _| {});
-        fires("reset-method-unknown", |_, d| d[1].reset_method = None);
+        fires("reset-method-unknown", |f, d| {
+            f.kernel_release = Some("5.10.0-35-arm64".into());
+            d[1].reset_method = None;
+        });
+        fires("reset-method-unknown", |f, d| {
+            f.kernel_release = None;
+            d[1].reset_method = None;
+        });
         quiet("reset-method-unknown", |_, _| {});
         let f = fires("reset-bus-shared", |_, d| {
             d[1].reset_method = Some(vec!["bus".into()]);
@@ -2107,6 +2156,25 @@ mod tests {
         let named = [addr("0000:00:01.0")];
         let findings = run(&facts, &inv, &named);
         assert!(ids(&findings).contains(&"device-is-bridge"));
+    }
+
+    #[test]
+    fn host_bridges_and_the_hosts_own_devices_are_not_candidates() {
+        quiet("reset-none", |f, d| {
+            let mut host_bridge = endpoint("0000:00:00.0", "8086:0d57", None, None);
+            host_bridge.class = ClassCode(0x060000);
+            host_bridge.reset_method = None;
+            d.push(host_bridge);
+            d[1].reset_method = None;
+            f.host_uses
+                .insert(addr("0000:01:00.0"), vec![HostUse::Console]);
+        });
+        // The known-devices table still speaks about the host's own devices.
+        fires("known-device-misbehaves", |f, d| {
+            d[1].id = "1b4b:9230".parse().unwrap();
+            f.host_uses
+                .insert(addr("0000:01:00.0"), vec![HostUse::Console]);
+        });
     }
 
     #[test]

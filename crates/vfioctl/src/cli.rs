@@ -62,6 +62,9 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Ask the kernel whether IOMMU groups are usable by a VM now (VFIO_GROUP_GET_STATUS).
     Check(CheckArgs),
+    /// Find what will make passthrough fail (IOMMU, interrupts, modules, /dev/vfio, power,
+    /// reset, groups, risky settings, known devices), host-wide or for the named devices.
+    Doctor(DoctorArgs),
     /// Print the QEMU arguments that pass devices (whole IOMMU groups) to a guest.
     QemuArgs(QemuArgs),
     /// Print libvirt <hostdev> elements for devices (whole IOMMU groups).
@@ -159,6 +162,15 @@ pub struct CheckArgs {
     /// IOMMU group numbers or devices.
     #[arg(required = true, value_name = "GROUP|DEVICE")]
     pub targets: Vec<String>,
+}
+
+/// `vfioctl doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Devices to judge (addresses or interface names): device checks then cover only them and
+    /// their IOMMU groups, and each gets a verdict. Without any, the whole host is checked.
+    #[arg(value_name = "DEVICE")]
+    pub devices: Vec<String>,
 }
 
 /// `vfioctl qemu-args`.

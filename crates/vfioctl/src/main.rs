@@ -26,6 +26,7 @@ fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
         Command::Bind(args) => cmd::bind::bind(ctx, args),
         Command::Restore(args) => cmd::bind::restore(ctx, args),
         Command::Check(args) => cmd::check::check(ctx, args),
+        Command::Doctor(args) => cmd::doctor::doctor(ctx, args),
         Command::QemuArgs(args) => cmd::render::qemu(ctx, args),
         Command::LibvirtXml(args) => cmd::render::libvirt(ctx, args),
         Command::Recover(args) => cmd::bind::restore(
