@@ -1123,21 +1123,41 @@ fn check_reset(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 .map(|o| o.address)
                 .collect();
             if !siblings.is_empty() {
+                // Group mates go to the VM together anyway, so the reset only hits the VM's own
+                // devices; anything else on the bus is collateral.
+                let mates = ctx.inv.group_members(&d.address);
+                let outside: Vec<PciAddress> = siblings
+                    .iter()
+                    .filter(|a| d.iommu_group.is_none() || !mates.contains(a))
+                    .copied()
+                    .collect();
+                let (severity, tail, remedy) = if outside.is_empty() {
+                    (
+                        Severity::Info,
+                        " (its IOMMU group mates, which go to the same VM anyway)".to_owned(),
+                        "nothing to do: give the whole group to one VM".to_owned(),
+                    )
+                } else {
+                    (
+                        Severity::Warning,
+                        " on the same bus".to_owned(),
+                        format!(
+                            "give {} to the same VM, or keep them unused while it runs",
+                            join(&outside)
+                        ),
+                    )
+                };
                 out.push(Finding::new(
                     "reset-bus-shared",
-                    Severity::Warning,
+                    severity,
                     Some(d.address),
                     path,
                     format!(
-                        "{} can only be reset by a secondary bus reset, which also resets {} on \
-                         the same bus",
+                        "{} can only be reset by a secondary bus reset, which also resets {}{tail}",
                         d.address,
                         join(&siblings)
                     ),
-                    format!(
-                        "give {} to the same VM, or keep them unused while it runs",
-                        join(&siblings)
-                    ),
+                    remedy,
                 ));
             }
         }
@@ -1195,6 +1215,11 @@ fn check_groups(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             .or_else(|| endpoints.first().copied());
         if endpoints.len() > 1 {
             let reason = explain_group(inv, members);
+            let functions: Vec<PciAddress> = members
+                .iter()
+                .filter(|a| inv.get(a).is_some_and(|d| !d.is_bridge()))
+                .copied()
+                .collect();
             out.push(Finding::new(
                 "group-shared",
                 Severity::Info,
@@ -1202,7 +1227,7 @@ fn check_groups(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 format!("/sys/kernel/iommu_groups/{group}/devices"),
                 format!(
                     "IOMMU group {group} holds {}: {}",
-                    join(&endpoints),
+                    join(&functions),
                     reason.text
                 ),
                 "give them to the same VM together ('vfioctl bind' takes the whole group)",
@@ -1955,11 +1980,20 @@ mod tests {
         quiet("reset-method-unknown", |_, _| {});
         let f = fires("reset-bus-shared", |_, d| {
             d[1].reset_method = Some(vec!["bus".into()]);
-            let mut audio = endpoint("0000:01:00.1", "8086:10d4", Some(1), Some("vfio-pci"));
+            let mut audio = endpoint("0000:01:00.1", "8086:10d4", Some(2), Some("snd_hda_intel"));
             audio.parent = Some(addr("0000:00:01.0"));
             d.push(audio);
         });
         assert!(f.message.contains("0000:01:00.1"), "{}", f.message);
+        assert_eq!(f.severity, Severity::Warning);
+        // A sibling in the same group goes to the same VM: worth knowing, nothing more.
+        let f = fires("reset-bus-shared", |_, d| {
+            d[1].reset_method = Some(vec!["bus".into()]);
+            let mut audio = endpoint("0000:01:00.1", "8086:10d4", Some(1), Some("vfio-pci"));
+            audio.parent = Some(addr("0000:00:01.0"));
+            d.push(audio);
+        });
+        assert_eq!(f.severity, Severity::Info);
         quiet("reset-bus-shared", |_, d| {
             d[1].reset_method = Some(vec!["bus".into()]);
         });
