@@ -4,6 +4,52 @@
 //! [`Inventory`] into [`Finding`]s, each with a stable `id`, a severity, what was read and what to
 //! do. Nothing here reads a file, so every check is tested with hand-built facts.
 //!
+//! The check ids are stable (scripts match on them):
+//!
+//! | id | severity | fires when |
+//! |---|---|---|
+//! | `iommu-off` | error | no `/sys/class/iommu` entry and no IOMMU group |
+//! | `iommu-no-groups` | error | an IOMMU is registered but no group exists |
+//! | `iommu-identity-groups` | info | groups in identity (passthrough) mode (`iommu=pt`) |
+//! | `smmu-bypass` | info | `arm-smmu.disable_bypass=0` |
+//! | `interrupt-remapping-off` | error | `intremap=off` on x86 |
+//! | `interrupt-remapping-unsupported` | error | a VT-d unit's ecap lacks IR (bit 3) |
+//! | `interrupt-remapping-unknown` | info | x86, but IR support is not readable (AMD-Vi) |
+//! | `msi-isolation-missing` | error | arm64 without a GICv3 ITS |
+//! | `msi-isolation-unknown` | info | arm64, and neither `/proc/interrupts` nor a device tree |
+//! | `unsafe-interrupts-allowed` | warning | `vfio_iommu_type1.allow_unsafe_interrupts` is on |
+//! | `noiommu-mode` | warning | `vfio.enable_unsafe_noiommu_mode` is on |
+//! | `module-missing` | error | a VFIO module is not loaded, built in or in `modules.dep` |
+//! | `module-not-loaded` | warning | vfio-pci (or vfio-fsl-mc) can be loaded but is not |
+//! | `module-unknown` | info | not loaded, and `/lib/modules/<release>` is unreadable |
+//! | `module-blacklisted` | error/warning | `install <m> /bin/false` / `blacklist <m>` |
+//! | `dev-vfio-missing` | error | vfio is loaded but `/dev/vfio/vfio` is absent |
+//! | `dev-vfio-mode` | warning | `/dev/vfio/vfio` is not mode 0666 |
+//! | `group-node-missing` | error | a group has a member on vfio-pci but no `/dev/vfio/N` |
+//! | `idle-d3` | warning | vfio-pci idle D3 is on, on arm64 or with devices asleep |
+//! | `device-d3cold` | warning | a device is in D3cold |
+//! | `device-d3hot` | info | a device is in D3hot |
+//! | `reset-none` | warning | a device has no reset method |
+//! | `reset-bus-shared` | warning/info | only a bus reset, and other devices share the bus |
+//! | `reset-method-unknown` | info | the kernel predates `reset_method` (5.15) |
+//! | `group-never-viable` | error | a bridge in the group is on a DMA driver (`shpchp`) |
+//! | `group-not-viable` | error | a group is half bound to vfio-pci |
+//! | `group-not-bound` | info | a named device's group still has members on host drivers |
+//! | `group-shared` | info | a group holds more than one device, with the reason |
+//! | `group-member-host-uses` | error | a shared group holds a device the host uses |
+//! | `device-no-group` | error | a device has no IOMMU group while the IOMMU is on |
+//! | `device-is-bridge` | error | a named device is a bridge |
+//! | `host-device` | error | a named device backs the host (disk, network, console) |
+//! | `acs-override` | warning | `pcie_acs_override=` on the command line |
+//! | `vfio-pci-ids` | warning | `vfio-pci.ids=` or `options vfio-pci ids=` |
+//! | `driverctl-override` | warning | a file in `/etc/driverctl.d` |
+//! | `foreign-driver-override` | warning | `driver_override` set by something other than vfioctl |
+//! | `journal-damaged` | warning | vfioctl's journal does not parse |
+//! | `known-device-works` / `-misbehaves` / `-broken` | info/warning/error | the known-devices table |
+//! | `known-devices-invalid` | error | `/etc/vfioctl/devices.toml` does not parse |
+//! | `fsl-mc-vfio-missing` | error | DPAA2 host without a vfio-fsl-mc driver |
+//! | `fsl-mc-irq-cfg` | info | DPAA2 host: containers for VMs need `DPRC_CFG_OPT_IRQ_CFG_ALLOWED` |
+//!
 //! Kernel references: `drivers/vfio/vfio_iommu_type1.c` (`allow_unsafe_interrupts`, isolated
 //! MSI), `drivers/vfio/pci/vfio_pci.c` (`disable_idle_d3`, `ids`), `drivers/iommu/intel/iommu.h`
 //! (`ecap_ir_support`: bit 3 of the VT-d extended capability register),
@@ -322,8 +368,11 @@ pub struct DoctorFacts {
     pub driverctl: Vec<DriverctlOverride>,
     /// Devices vfioctl has bound (from its journal).
     pub journaled: BTreeSet<PciAddress>,
-    /// Why the journal could not be read, when it could not.
+    /// Why the journal is damaged, when it is.
     pub journal_problem: Option<String>,
+    /// Why the journal could not be opened (permissions), when it could not: vfioctl's own
+    /// overrides then cannot be told from others.
+    pub journal_unreadable: Option<String>,
     /// How the host uses each device.
     pub host_uses: BTreeMap<PciAddress, Vec<HostUse>>,
     /// The known-devices table (shipped, merged with the host's).
@@ -1213,6 +1262,55 @@ fn check_groups(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             .find(|a| members.contains(a))
             .copied()
             .or_else(|| endpoints.first().copied());
+        let fixable: Vec<String> = rule
+            .blockers
+            .iter()
+            .filter(|b| !b.permanent)
+            .map(|b| format!("{} is on {}", b.device, b.driver))
+            .collect();
+        let on_vfio: Vec<PciAddress> = members
+            .iter()
+            .filter(|a| {
+                inv.get(a)
+                    .and_then(|d| d.driver.as_deref())
+                    .is_some_and(|drv| drv == "vfio-pci" || drv.ends_with("_vfio_pci"))
+            })
+            .copied()
+            .collect();
+        if !fixable.is_empty() && !on_vfio.is_empty() {
+            out.push(Finding::new(
+                "group-not-viable",
+                Severity::Error,
+                on_vfio.first().copied(),
+                format!("/sys/kernel/iommu_groups/{group}/devices"),
+                format!(
+                    "IOMMU group {group} is half bound: {} {} on vfio-pci but {}; QEMU fails with \
+                     'group {group} is not viable'",
+                    join(&on_vfio),
+                    if on_vfio.len() == 1 { "is" } else { "are" },
+                    join(&fixable)
+                ),
+                format!(
+                    "vfioctl bind {} (moves the rest of the group to vfio-pci), or vfioctl \
+                     restore {} (gives it all back to the host)",
+                    on_vfio[0], on_vfio[0]
+                ),
+            ));
+        } else if !fixable.is_empty()
+            && let Some(named) = ctx.named.iter().find(|a| members.contains(a))
+        {
+            out.push(Finding::new(
+                "group-not-bound",
+                Severity::Info,
+                Some(*named),
+                format!("/sys/kernel/iommu_groups/{group}/devices"),
+                format!(
+                    "IOMMU group {group} is not usable by a VM yet: {}",
+                    join(&fixable)
+                ),
+                format!("vfioctl bind {named} (moves the whole group to vfio-pci)"),
+            ));
+        }
         if endpoints.len() > 1 {
             let reason = explain_group(inv, members);
             let functions: Vec<PciAddress> = members
@@ -1422,15 +1520,22 @@ fn check_risky(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         if by_driverctl {
             continue;
         }
+        let (severity, unsure) = match &f.journal_unreadable {
+            Some(why) => (
+                Severity::Info,
+                format!(" (vfioctl's journal could not be read to tell: {why})"),
+            ),
+            None => (Severity::Warning, String::new()),
+        };
         out.push(Finding::new(
             "foreign-driver-override",
-            Severity::Warning,
+            severity,
             Some(d.address),
             sys_dev(&d.address, "driver_override"),
             format!(
                 "{} has driver_override={over}, set by something other than vfioctl (a script, \
-                 udev rule or earlier tool): only {over} can bind it, and 'vfioctl restore' does \
-                 not know its original driver",
+                 udev rule or earlier tool){unsure}: only {over} can bind it, and 'vfioctl \
+                 restore' does not know its original driver",
                 d.address
             ),
             format!(
@@ -1665,6 +1770,7 @@ mod tests {
             driverctl: Vec::new(),
             journaled: [addr("0000:01:00.0")].into(),
             journal_problem: None,
+            journal_unreadable: None,
             host_uses: BTreeMap::new(),
             known: KnownDevices::parse(TABLE, "<built-in>").unwrap(),
             known_problems: Vec::new(),
@@ -2039,6 +2145,23 @@ mod tests {
             f.host_uses
                 .insert(addr("0000:01:00.0"), vec![HostUse::Console]);
         });
+        let f = fires("group-not-viable", |f, d| {
+            shared_group(f, d);
+            d[2].driver = Some("apex".into());
+        });
+        assert!(
+            f.message.contains("0000:01:00.1 is on apex"),
+            "{}",
+            f.message
+        );
+        assert_eq!(f.severity, Severity::Error);
+        quiet("group-not-viable", shared_group);
+        quiet("group-not-viable", |f, d| {
+            // Nothing bound yet: nothing is half done.
+            shared_group(f, d);
+            d[1].driver = Some("e1000e".into());
+            d[2].driver = Some("apex".into());
+        });
         fires("device-no-group", |_, d| {
             d.push(endpoint("0000:03:00.0", "8086:1533", None, Some("igb")));
         });
@@ -2087,6 +2210,12 @@ mod tests {
             // vfioctl bound it: the journal knows.
             d[1].driver_override = Some("vfio-pci".into());
         });
+        let f = fires("foreign-driver-override", |f, d| {
+            d[1].driver_override = Some("vfio-pci".into());
+            f.journaled.clear();
+            f.journal_unreadable = Some("permission denied".into());
+        });
+        assert_eq!(f.severity, Severity::Info);
         fires("journal-damaged", |f, _| {
             f.journal_problem = Some("expected value at line 1".into());
         });
@@ -2187,6 +2316,22 @@ mod tests {
             "{}",
             v[0]
         );
+        let mut bound_elsewhere = inv.clone();
+        let mut devices: Vec<PciDevice> = bound_elsewhere.devices().to_vec();
+        for d in &mut devices {
+            d.driver = match d.address.to_string().as_str() {
+                "0000:01:00.0" => Some("e1000e".into()),
+                "0000:01:00.1" => Some("apex".into()),
+                _ => d.driver.clone(),
+            };
+        }
+        bound_elsewhere = Inventory::new(devices, true, bound_elsewhere.groups.clone());
+        let named1 = [addr("0000:01:00.1")];
+        let findings = run(&facts, &bound_elsewhere, &named1);
+        let hint = findings.iter().find(|f| f.id == "group-not-bound").unwrap();
+        assert_eq!(hint.severity, Severity::Info);
+        assert!(hint.remedy.starts_with("vfioctl bind 0000:01:00.1"));
+        assert!(!ids(&run(&facts, &bound_elsewhere, &[])).contains(&"group-not-bound"));
         let named = [addr("0000:00:01.0")];
         let findings = run(&facts, &inv, &named);
         assert!(ids(&findings).contains(&"device-is-bridge"));

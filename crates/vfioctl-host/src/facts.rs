@@ -271,7 +271,16 @@ pub fn gather(
         Ok(journal) => {
             facts.journaled = journal.entries.iter().map(|e| e.original.address).collect();
         }
-        Err(e) => facts.journal_problem = Some(e.to_string()),
+        Err(e @ crate::journal::JournalError::Corrupt { .. }) => {
+            facts.journal_problem = Some(e.to_string());
+        }
+        Err(e) => {
+            let mut why = e.to_string();
+            if let Some(source) = std::error::Error::source(&e) {
+                why = format!("{why}: {source}");
+            }
+            facts.journal_unreadable = Some(why);
+        }
     }
 
     let usage = HostUsage::read(root)?;
