@@ -1680,6 +1680,8 @@ pub fn verdicts(findings: &[Finding], inv: &Inventory, named: &[PciAddress]) -> 
             let because: Vec<String> = findings
                 .iter()
                 .filter(|f| f.severity == Severity::Error)
+                // A half-bound group fails QEMU now, but binding the whole group fixes it.
+                .filter(|f| f.id != "group-not-viable")
                 .filter(|f| {
                     f.device
                         .is_none_or(|d| d == *address || members.contains(&d))

@@ -313,3 +313,33 @@ fn clean_qemu_guest_exits_zero() {
         1
     );
 }
+
+#[test]
+fn ten64_half_bound_group_is_not_viable() {
+    let mut b = topology::ten64();
+    for m in ["vfio", "vfio_iommu_type1", "vfio_pci"] {
+        b.set_module_state(m, vfioctl_sim::ModuleState::Loaded);
+    }
+    let tpu = b.device_mut("0001:04:00.0").unwrap();
+    *tpu = tpu.clone().driver("vfio-pci");
+    let tree = b.build_temp().unwrap();
+    let (code, f) = findings(tree.root(), &[]);
+    assert_eq!(code, 4);
+    let half = find(&f, "group-not-viable");
+    assert_eq!(half.len(), 1, "{:?}", ids(&f));
+    assert_eq!(half[0]["device"], "0001:04:00.0");
+    let message = half[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("0001:03:00.0 is on ath10k_pci"),
+        "{message}"
+    );
+    assert!(message.contains("is not viable"), "{message}");
+    assert!(
+        half[0]["remedy"]
+            .as_str()
+            .unwrap()
+            .starts_with("vfioctl bind 0001:04:00.0")
+    );
+    // vfio-pci is loaded now: no module advice.
+    assert!(!ids(&f).contains(&"module-not-loaded".to_owned()));
+}
