@@ -265,6 +265,9 @@ impl SimKernel {
         flags: WriteFlags,
     ) -> io::Result<()> {
         let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
+        if let Some(result) = crate::fslmc::write(&self.root, state, &parts, value) {
+            return result;
+        }
         let full = self.root.join(rel);
         match parts.as_slice() {
             ["sys", "bus", "pci", "drivers", drv, op] if self.driver_dir_exists(drv) => {
@@ -341,11 +344,7 @@ impl SimKernel {
                 "1" => Ok(()),
                 _ => Err(errno(Errno::Einval)),
             },
-            "reset_method" => {
-                let v = value.trim();
-                let text = if v == "default" { "flr bus" } else { v };
-                fs::write(full, format!("{text}\n"))
-            }
+            "reset_method" => self.set_reset_method(address, full, value),
             "d3cold_allowed" => match value.trim() {
                 "0" | "1" => fs::write(full, format!("{}\n", value.trim())),
                 _ => Err(errno(Errno::Einval)),
@@ -356,6 +355,46 @@ impl SimKernel {
             )),
             _ => self.plain_attribute(full, value),
         }
+    }
+
+    /// The reset methods the device supports, in the kernel's order: FLR when DEVCAP says so,
+    /// a secondary-bus reset when a bridge sits above it (not for VFs).
+    fn supported_resets(&self, address: PciAddress) -> io::Result<Vec<&'static str>> {
+        let dev = self.view(address)?;
+        let abs = self.root.join(&dev.dir);
+        let flr = parse_config(&fs::read(abs.join("config")).unwrap_or_default()).flr == Some(true);
+        let behind_bridge = dev
+            .dir
+            .parent()
+            .and_then(Path::file_name)
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.parse::<PciAddress>().is_ok());
+        let is_vf = fs::symlink_metadata(abs.join("physfn")).is_ok();
+        let mut out = Vec::new();
+        if flr {
+            out.push("flr");
+        }
+        if behind_bridge && !is_vf {
+            out.push("bus");
+        }
+        Ok(out)
+    }
+
+    /// `reset_method_store()`: `default` restores every supported method, an empty write
+    /// disables reset, otherwise each named method must be supported (EINVAL).
+    fn set_reset_method(&self, address: PciAddress, full: &Path, value: &str) -> io::Result<()> {
+        let supported = self.supported_resets(address)?;
+        let v = value.trim();
+        let chosen: Vec<&str> = if v == "default" {
+            supported
+        } else {
+            let wanted: Vec<&str> = v.split_whitespace().collect();
+            if wanted.iter().any(|m| !supported.contains(m)) {
+                return Err(errno(Errno::Einval));
+            }
+            wanted
+        };
+        fs::write(full, format!("{}\n", chosen.join(" ")))
     }
 
     /// `driver_set_override()`: up to the first newline; empty or a leading newline clears.
@@ -792,6 +831,9 @@ impl SimKernel {
                 for d in drivers {
                     self.driver_attach(&state, &d, WriteFlags::default())?;
                 }
+            }
+            if !newly.is_empty() {
+                crate::fslmc::attach_all(&self.root, &state)?;
             }
         }
         state.save(&self.root)?;

@@ -135,6 +135,9 @@ pub struct KernelState {
     /// Abort the process right after this many successful writes (counted across processes).
     #[serde(default)]
     pub crash_after_write: Option<u64>,
+    /// The fsl-mc (DPAA2) bus, on hosts that have one.
+    #[serde(default)]
+    pub fsl_mc: Option<crate::fslmc::FslMcSpec>,
 }
 
 impl KernelState {

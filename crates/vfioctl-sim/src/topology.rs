@@ -242,6 +242,26 @@ pub fn ten64() -> SimBuilder {
     b
 }
 
+/// The Ten64 with its DPAA2 side: the fsl-mc bus with the host's container `dprc.1` (bound to
+/// `fsl_mc_dprc`, its objects on their drivers) and `dprc.2` made by restool for a VM (unplugged,
+/// unbound, so its objects are not visible yet). vfio-fsl-mc is loadable.
+pub fn ten64_dpaa2() -> SimBuilder {
+    let mut b = ten64();
+    for (name, state) in [
+        ("fsl_mc_bus", ModuleState::Builtin),
+        ("fsl_mc_dpio", ModuleState::Builtin),
+        ("fsl_dpaa2_eth", ModuleState::Loaded),
+    ] {
+        b.add_module(ModuleSpec::new(name, state));
+    }
+    let mut vfio = ModuleSpec::new("vfio_fsl_mc", ModuleState::Loadable);
+    vfio.deps = vec!["vfio".to_owned()];
+    vfio.path = "kernel/drivers/vfio/fsl-mc/vfio-fsl-mc.ko".to_owned();
+    b.add_module(vfio);
+    b.fsl_mc = Some(crate::fslmc::ten64_fsl_mc());
+    b
+}
+
 /// A typical x86 desktop with a GPU to pass through.
 ///
 /// - 00:01.0 CPU root port without ACS: NVIDIA GPU 01:00.0 (nvidia, boot VGA) + HDMI audio

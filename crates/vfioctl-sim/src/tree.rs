@@ -36,6 +36,8 @@ pub struct SimBuilder {
     pub crash_after_write: Option<u64>,
     /// vfio no-IOMMU mode.
     pub noiommu: bool,
+    /// The fsl-mc (DPAA2) bus, if the host has one.
+    pub fsl_mc: Option<crate::fslmc::FslMcSpec>,
 }
 
 /// A tree written into a temporary directory that is removed on drop.
@@ -53,6 +55,11 @@ impl SimTree {
     /// The simulated kernel serving this tree.
     pub fn kernel(&self) -> io::Result<crate::SimKernel> {
         crate::SimKernel::open(self.root())
+    }
+
+    /// Keeps the directory on disk (for debugging a failed test) and returns its path.
+    pub fn keep(self) -> PathBuf {
+        self.dir.keep()
     }
 
     /// A canonical description of the whole tree (see [`Snapshot`]).
@@ -98,6 +105,7 @@ impl SimBuilder {
             faults: Vec::new(),
             crash_after_write: None,
             noiommu: false,
+            fsl_mc: None,
         }
     }
 
@@ -193,6 +201,7 @@ impl SimBuilder {
             noiommu: self.noiommu,
             faults: self.faults.clone(),
             crash_after_write: self.crash_after_write,
+            fsl_mc: self.fsl_mc.clone(),
         }
     }
 
@@ -215,8 +224,24 @@ impl SimBuilder {
             ));
         }
         let state = self.kernel_state();
+        // A boot-time binding to a driver whose code is not in the kernel would leave a dangling
+        // `driver` link: a topology bug, reported rather than written.
+        for dev in &self.devices {
+            if let Some(d) = &dev.driver
+                && !state.driver_loaded(d)
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is bound to {d}, which is not a loaded PCI driver",
+                        dev.address
+                    ),
+                ));
+            }
+        }
         let w = Writer { root };
         w.skeleton(&self.host)?;
+        w.blacklist(&self.host, &self.modules)?;
         for m in &self.modules {
             if m.state.is_present() {
                 module_present(root, &state, &m.name)?;
@@ -260,6 +285,8 @@ impl SimBuilder {
                 attach(root, &state, dev.address, drv, true)?;
             }
         }
+        // After the PCI devices, so fsl-mc groups number after theirs.
+        crate::fslmc::build(root, &state)?;
         write_routes(root, &state)?;
         w.proc_mounts(&self.host, &self.devices)?;
         w.lib_modules(&self.host, &self.modules, &self.drivers)?;
@@ -439,6 +466,30 @@ impl Writer<'_> {
             put(r, Path::new("etc/modprobe.d").join(name), content)?;
         }
         Ok(())
+    }
+
+    /// `blacklist` lines for blacklisted modules no modprobe.d file mentions yet, so the files
+    /// agree with the marker.
+    fn blacklist(&self, host: &HostSpec, modules: &[ModuleSpec]) -> io::Result<()> {
+        let lines: String = modules
+            .iter()
+            .filter(|m| m.state == ModuleState::Blacklisted)
+            .filter(|m| {
+                !host.modprobe_d.iter().any(|(_, c)| {
+                    c.lines()
+                        .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["blacklist", &m.name])
+                })
+            })
+            .map(|m| format!("blacklist {}\n", m.name))
+            .collect();
+        if lines.is_empty() {
+            return Ok(());
+        }
+        put(
+            self.root,
+            "etc/modprobe.d/blacklist-vfioctl-sim.conf",
+            lines,
+        )
     }
 
     fn device(&self, host: &HostSpec, dev: &DeviceSpec, dir: &Path, primary: u8) -> io::Result<()> {
@@ -621,6 +672,11 @@ pub(crate) fn module_present(root: &Path, state: &KernelState, name: &str) -> io
                 &mdir.join("drivers").join(format!("pci:{}", d.name)),
                 &ddir,
             )?;
+        }
+    }
+    if state.fsl_mc.is_some() {
+        for (d, _) in crate::fslmc::DRIVERS.iter().filter(|(_, dm)| *dm == m.name) {
+            crate::fslmc::driver_dir(root, d)?;
         }
     }
     if m.name == "vfio" {

@@ -580,3 +580,51 @@ fn unplugging_a_vf_drops_its_virtfn_link() {
     assert!(!exists(&tree, &format!("{pf}/virtfn1")));
     assert!(!exists(&tree, "sys/class/net/eth2"));
 }
+
+#[test]
+fn reset_method_accepts_supported_methods_and_default() {
+    let tree = x86_desktop().build_temp().unwrap();
+    let k = tree.kernel().unwrap();
+    let nic = "0000:03:00.0";
+    let attr = "sys/bus/pci/devices/0000:03:00.0/reset_method";
+    assert_eq!(read(&tree, attr), "flr bus\n");
+    w(&k, dev_attr(nic, "reset_method"), "bus").unwrap();
+    assert_eq!(read(&tree, attr), "bus\n");
+    assert_eq!(
+        errno_of(w(&k, dev_attr(nic, "reset_method"), "device_specific")),
+        EINVAL
+    );
+    w(&k, dev_attr(nic, "reset_method"), "default").unwrap();
+    assert_eq!(read(&tree, attr), "flr bus\n");
+}
+
+#[test]
+fn build_refuses_a_binding_to_an_unloaded_driver() {
+    let mut b = x86_desktop();
+    b.device_mut("0000:01:00.0").unwrap().driver = Some("nouveau".into());
+    assert_eq!(
+        b.build_temp().unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
+}
+
+#[test]
+fn blacklisted_modules_show_in_modprobe_d() {
+    let mut b = ten64();
+    b.set_module_state("vfio_pci", vfioctl_sim::ModuleState::Blacklisted);
+    let tree = b.build_temp().unwrap();
+    assert_eq!(
+        read(&tree, "etc/modprobe.d/blacklist-vfioctl-sim.conf"),
+        "blacklist vfio_pci\n"
+    );
+    assert!(matches!(
+        tree.kernel().unwrap().load_module("vfio-pci"),
+        Err(SimModuleError::Blacklisted(_))
+    ));
+    // The desktop's nouveau blacklist is in its own file, not repeated.
+    let desktop = x86_desktop().build_temp().unwrap();
+    assert!(!exists(
+        &desktop,
+        "etc/modprobe.d/blacklist-vfioctl-sim.conf"
+    ));
+}
