@@ -926,31 +926,32 @@ fn check_modules(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             "modprobe vfio-pci (it brings vfio and vfio_iommu_type1 with it); to load it at \
              boot: echo vfio-pci > /etc/modules-load.d/vfio-pci.conf",
         ));
-    } else {
-        for name in not_loaded {
-            let (severity, why) = match name {
-                "vfio_iommu_type1" => (
-                    Severity::Info,
-                    "the kernel loads it when a VM first opens a VFIO container".to_owned(),
-                ),
-                VFIO_FSL_MC_MODULE => (
-                    Severity::Warning,
-                    "DPAA2 containers cannot be bound to vfio-fsl-mc until it is".to_owned(),
-                ),
-                _ => (
-                    Severity::Warning,
-                    "QEMU cannot open a device until it is".to_owned(),
-                ),
-            };
-            out.push(Finding::new(
-                "module-not-loaded",
-                severity,
-                None,
-                module_paths(name),
-                format!("{} is not loaded: {why}", dashed(name)),
-                format!("modprobe {}", dashed(name)),
-            ));
-        }
+        // vfio-pci brings the PCI family along; only vfio-fsl-mc needs its own word.
+        not_loaded.retain(|n| *n == VFIO_FSL_MC_MODULE);
+    }
+    for name in not_loaded {
+        let (severity, why) = match name {
+            "vfio_iommu_type1" => (
+                Severity::Info,
+                "the kernel loads it when a VM first opens a VFIO container".to_owned(),
+            ),
+            VFIO_FSL_MC_MODULE => (
+                Severity::Warning,
+                "DPAA2 containers cannot be bound to vfio-fsl-mc until it is".to_owned(),
+            ),
+            _ => (
+                Severity::Warning,
+                "QEMU cannot open a device until it is".to_owned(),
+            ),
+        };
+        out.push(Finding::new(
+            "module-not-loaded",
+            severity,
+            None,
+            module_paths(name),
+            format!("{} is not loaded: {why}", dashed(name)),
+            format!("modprobe {}", dashed(name)),
+        ));
     }
 }
 
@@ -2275,6 +2276,19 @@ mod tests {
                 .insert(VFIO_FSL_MC_MODULE.into(), ModuleStatus::Available);
         });
         assert_eq!(f.remedy, "modprobe vfio-fsl-mc");
+        let (findings, _) = run_with(|f, _| {
+            f.fsl_mc = Some(FslMcFacts { vfio_driver: false });
+            f.modules
+                .insert(VFIO_FSL_MC_MODULE.into(), ModuleStatus::Available);
+            f.modules.insert("vfio_pci".into(), ModuleStatus::Available);
+        });
+        let remedies: Vec<&str> = findings
+            .iter()
+            .filter(|f| f.id == "module-not-loaded")
+            .map(|f| f.remedy.as_str())
+            .collect();
+        assert_eq!(remedies.len(), 2, "{remedies:?}");
+        assert!(remedies.contains(&"modprobe vfio-fsl-mc"));
         fires("fsl-mc-irq-cfg", |f, _| {
             f.fsl_mc = Some(FslMcFacts { vfio_driver: true });
         });

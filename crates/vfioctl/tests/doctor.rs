@@ -343,3 +343,42 @@ fn ten64_half_bound_group_is_not_viable() {
     // vfio-pci is loaded now: no module advice.
     assert!(!ids(&f).contains(&"module-not-loaded".to_owned()));
 }
+
+#[test]
+fn ten64_dpaa2_needs_vfio_fsl_mc_and_irq_cfg() {
+    let tree = topology::ten64_dpaa2().build_temp().unwrap();
+    let (_, f) = findings(tree.root(), &[]);
+    // vfio-fsl-mc is loadable but not loaded.
+    let module: Vec<&Value> = find(&f, "module-not-loaded")
+        .into_iter()
+        .filter(|m| m["path"] == "/sys/module/vfio_fsl_mc")
+        .collect();
+    assert_eq!(module.len(), 1, "{f:#?}");
+    assert_eq!(module[0]["remedy"], "modprobe vfio-fsl-mc");
+    assert!(!ids(&f).contains(&"fsl-mc-vfio-missing".to_owned()));
+    let irq = find(&f, "fsl-mc-irq-cfg");
+    assert_eq!(irq.len(), 1);
+    assert_eq!(irq[0]["severity"], "info");
+    assert!(
+        irq[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("DPRC_CFG_OPT_IRQ_CFG_ALLOWED")
+    );
+
+    // A kernel without the module at all.
+    let mut b = topology::ten64_dpaa2();
+    b.set_module_state("vfio_fsl_mc", vfioctl_sim::ModuleState::Absent);
+    let tree = b.build_temp().unwrap();
+    let (code, f) = findings(tree.root(), &[]);
+    assert_eq!(code, 4);
+    let missing = find(&f, "fsl-mc-vfio-missing");
+    assert_eq!(missing.len(), 1, "{:?}", ids(&f));
+    assert_eq!(missing[0]["severity"], "error");
+    assert!(
+        missing[0]["remedy"]
+            .as_str()
+            .unwrap()
+            .contains("CONFIG_VFIO_FSL_MC")
+    );
+}
