@@ -342,7 +342,8 @@ pub struct DoctorFacts {
     pub group_types: BTreeMap<u32, String>,
     /// `/sys/class/iommu/dmar*/intel-iommu/ecap`, by unit; `None` when unreadable.
     pub dmar_ecap: BTreeMap<String, Option<u64>>,
-    /// `/proc/interrupts` names an ITS MSI domain; `None` when unreadable.
+    /// `/proc/interrupts` names an ITS MSI domain (`true`), or only other MSI domains (`false`);
+    /// `None` when unreadable or when no device uses MSIs yet.
     pub its_in_interrupts: Option<bool>,
     /// The device tree has a GICv3 ITS (`msi-controller`); `None` without a device tree.
     pub its_in_device_tree: Option<bool>,

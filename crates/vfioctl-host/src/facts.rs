@@ -205,7 +205,17 @@ pub fn gather(
         });
         facts.dmar_ecap.insert(unit.clone(), ecap);
     }
-    facts.its_in_interrupts = text(root, "proc/interrupts")?.map(|t| t.contains("ITS-"));
+    // ITS domains show as ITS-MSI / ITS-pMSI once a device uses MSIs. No ITS line while another
+    // MSI domain is in use (GICv2m) means no ITS; no MSI user at all tells nothing.
+    facts.its_in_interrupts = text(root, "proc/interrupts")?.and_then(|t| {
+        if t.contains("ITS-") {
+            Some(true)
+        } else if t.contains("MSI") {
+            Some(false)
+        } else {
+            None
+        }
+    });
     facts.its_in_device_tree = device_tree_its(root);
     facts.allow_unsafe_interrupts = flag(
         root,
@@ -454,7 +464,7 @@ mod tests {
         put(
             r,
             "proc/interrupts",
-            " 11:  0  GICv3  27 Level  arch_timer\n",
+            " 11:  0  GICv3  27 Level  arch_timer\n 60:  5  GICv2m-PCI-MSI 524288 Edge  nvme0q0\n",
         );
         let root = HostRoot::open(r).unwrap();
         let facts = gather(&root, &Inventory::default(), TABLE).unwrap();
@@ -465,6 +475,26 @@ mod tests {
         assert_eq!(facts.modules["vfio"], ModuleStatus::Builtin);
         assert_eq!(facts.modules["vfio_fsl_mc"], ModuleStatus::Available);
         assert_eq!(facts.modules["vfio_pci"], ModuleStatus::Missing);
+    }
+
+    #[test]
+    fn its_msi_lines_in_proc_interrupts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = tmp.path();
+        fs::create_dir_all(r.join("sys/bus/pci/devices")).unwrap();
+        let root = HostRoot::open(r).unwrap();
+        for (content, expected) in [
+            (" 60:  5  ITS-MSI 524288 Edge  nvme0q0\n", Some(true)),
+            (" 11:  0  GICv3  27 Level  arch_timer\n", None),
+            (
+                " 60:  5  GICv2m-PCI-MSI 524288 Edge  nvme0q0\n",
+                Some(false),
+            ),
+        ] {
+            put(r, "proc/interrupts", content);
+            let facts = gather(&root, &Inventory::default(), TABLE).unwrap();
+            assert_eq!(facts.its_in_interrupts, expected, "{content}");
+        }
     }
 
     #[test]

@@ -128,6 +128,11 @@ fn ten64_named_devices_get_verdicts() {
         r.stdout
     );
     assert!(r.stdout.contains("\n    remedy: "));
+    let json = run(tree.root(), &["doctor", "--json", "0001:03:00.0"]);
+    let doc: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["verdicts"][0]["device"], "0001:03:00.0");
+    assert_eq!(doc["verdicts"][0]["can_go"], true);
+    assert_eq!(doc["verdicts"][0]["with"][0], "0001:04:00.0");
     // The QCA6174 is in the known-devices table as working.
     assert!(
         r.stdout.contains("info[known-device-works]: 0001:03:00.0"),
