@@ -12,10 +12,12 @@
 pub mod address;
 pub mod config;
 pub mod device;
+pub mod doctor;
 pub mod fslmc;
 pub mod groups;
 pub mod hooks;
 pub mod ids;
+pub mod known;
 pub mod pciids;
 pub mod plan;
 pub mod render;

@@ -10,6 +10,7 @@
 
 pub mod apply;
 mod error;
+pub mod facts;
 pub mod fslmc;
 pub mod journal;
 pub mod kernel;

@@ -67,6 +67,9 @@ pub enum Command {
     /// Write the man pages and shell completions (for packaging).
     #[command(hide = true)]
     GenerateDocs(GenerateDocsArgs),
+    /// Find what will make passthrough fail (IOMMU, interrupts, modules, /dev/vfio, power,
+    /// reset, groups, risky settings, known devices), host-wide or for the named devices.
+    Doctor(DoctorArgs),
     /// Print the QEMU arguments that pass devices (whole IOMMU groups) to a guest.
     QemuArgs(QemuArgs),
     /// Print libvirt hostdev elements for devices (whole IOMMU groups).
@@ -252,6 +255,15 @@ pub struct CheckArgs {
     /// IOMMU group numbers or devices.
     #[arg(required = true, value_name = "GROUP|DEVICE")]
     pub targets: Vec<String>,
+}
+
+/// `vfioctl doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Devices to judge (addresses or interface names): device checks then cover only them and
+    /// their IOMMU groups, and each gets a verdict. Without any, the whole host is checked.
+    #[arg(value_name = "DEVICE")]
+    pub devices: Vec<String>,
 }
 
 /// `vfioctl qemu-args`.

@@ -28,6 +28,7 @@ fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
         Command::Check(args) => cmd::check::check(ctx, args),
         Command::GenerateDocs(_) => Ok(Exit::Success),
         Command::Hook(args) => cmd::hook::hook(ctx, args),
+        Command::Doctor(args) => cmd::doctor::doctor(ctx, args),
         Command::QemuArgs(args) => cmd::render::qemu(ctx, args),
         Command::LibvirtXml(args) => cmd::render::libvirt(ctx, args),
         Command::Vm(args) => cmd::vm::vm(ctx, args),

@@ -1,0 +1,109 @@
+//! `doctor`: what will make passthrough fail on this host, or for the named devices, and what to
+//! do about it. The host layer reads the facts, the core checks them, this module renders.
+
+use serde::Serialize;
+
+use vfioctl_core::PciAddress;
+use vfioctl_core::doctor::{Finding, Severity, Verdict, run, verdicts};
+
+use crate::cli::DoctorArgs;
+use crate::cmd::inventory::JSON_VERSION;
+use crate::context::{Context, resolve_device, to_json};
+use crate::error::CliError;
+use crate::exit::Exit;
+
+/// The known-devices table vfioctl ships; `/etc/vfioctl/devices.toml` overrides and extends it.
+pub const KNOWN_DEVICES: &str = include_str!("../../../../data/known-devices.toml");
+
+#[derive(Serialize)]
+struct Doc<'a> {
+    version: u32,
+    findings: &'a [Finding],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    verdicts: &'a [Verdict],
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `vfioctl doctor [DEVICE...]`.
+pub fn doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<Exit, CliError> {
+    let inventory = ctx.inventory()?;
+    let mut named: Vec<PciAddress> = Vec::new();
+    for text in &args.devices {
+        let address = resolve_device(ctx, &inventory, text)?.address;
+        if !named.contains(&address) {
+            named.push(address);
+        }
+    }
+    let facts = vfioctl_host::facts::gather(&ctx.root, &inventory, KNOWN_DEVICES)?;
+    let findings = run(&facts, &inventory, &named);
+    let verdicts = verdicts(&findings, &inventory, &named);
+    let problems = findings.iter().any(Finding::is_problem);
+
+    if ctx.json {
+        let text = to_json(&Doc {
+            version: JSON_VERSION,
+            findings: &findings,
+            verdicts: &verdicts,
+        })?;
+        ctx.line(text);
+    } else {
+        render_text(ctx, &findings, &verdicts);
+    }
+    Ok(if problems {
+        Exit::Problems
+    } else {
+        Exit::Success
+    })
+}
+
+fn render_text(ctx: &mut Context, findings: &[Finding], verdicts: &[Verdict]) {
+    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+    for (severity, title) in [
+        (Severity::Error, "Errors"),
+        (Severity::Warning, "Warnings"),
+        (Severity::Info, "Info"),
+    ] {
+        if severity == Severity::Info && ctx.quiet {
+            continue;
+        }
+        let group: Vec<&Finding> = findings.iter().filter(|f| f.severity == severity).collect();
+        if group.is_empty() {
+            continue;
+        }
+        ctx.line(format!("{title}:"));
+        for f in group {
+            ctx.line(format!("  {severity}[{}]: {}", f.id, f.message));
+            if ctx.verbose > 0 {
+                ctx.line(format!("    read: {}", f.path));
+            }
+            if !f.remedy.is_empty() {
+                ctx.line(format!("    remedy: {}", f.remedy));
+            }
+        }
+        ctx.line("");
+    }
+    let (errors, warnings, infos) = (
+        count(Severity::Error),
+        count(Severity::Warning),
+        count(Severity::Info),
+    );
+    if errors + warnings == 0 {
+        ctx.line(format!(
+            "No problems found ({}).",
+            plural(infos, "note", "notes")
+        ));
+    } else {
+        ctx.line(format!(
+            "{}, {}, {}.",
+            plural(errors, "error", "errors"),
+            plural(warnings, "warning", "warnings"),
+            plural(infos, "note", "notes")
+        ));
+    }
+    for v in verdicts {
+        ctx.line(v.to_string());
+    }
+}
