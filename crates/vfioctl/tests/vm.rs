@@ -159,7 +159,8 @@ fn kill(pid: i32, signal: &str) {
     assert!(status.success());
 }
 
-/// The Ten64 VM of the README, without a DPAA2 container (the simulated Ten64 has no fsl-mc bus).
+/// The Ten64 VM of the README, without a DPAA2 container (`topology::ten64()` has no fsl-mc bus;
+/// `ten64_dpaa2()` does).
 const TEN64_VM: &str = r#"version = 1
 boot = true
 
@@ -574,4 +575,45 @@ fn desktop_vm_renders_gpu_and_audio_as_one_multifunction_device() {
         "{stdout}"
     );
     assert!(stdout.contains(&format!("host={slot}1,id=hostdev1,bus=rp1,addr=00.1")));
+}
+
+#[test]
+fn run_of_a_dpaa2_vm_binds_the_container_and_gives_it_back() {
+    let host = Host::new(vfioctl_sim::topology::ten64_dpaa2().build_temp().unwrap());
+    host.define(
+        "ten64",
+        &TEN64_VM.replace("boot = true\n", "boot = true\ndprc = [\"dprc.2\"]\n"),
+    );
+    // The stand-in QEMU records the container's driver as it saw it.
+    let script = host.qemu();
+    let standin = fs::read_to_string(&script).unwrap().replace(
+        "case \"$STANDIN_MODE\" in",
+        "link=$(readlink \"$STANDIN_ROOT/sys/bus/fsl-mc/devices/dprc.2/driver\" 2>/dev/null)\n\
+         echo \"dprc.2 ${link##*/}\" >> \"$STANDIN_DIR/drivers\"\ncase \"$STANDIN_MODE\" in",
+    );
+    let tmp = script.with_extension("new");
+    fs::write(&tmp, standin).unwrap();
+    let status = Command::new("sh")
+        .args(["-c", "chmod 755 \"$1\" && mv \"$1\" \"$2\"", "sh"])
+        .arg(&tmp)
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let out = host.run("exit:0", &["run", "ten64"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(host.recorded("argv").contains("vfio-fsl-mc,host=dprc.2"));
+    assert!(
+        host.recorded("drivers").contains("dprc.2 vfio-fsl-mc"),
+        "{}",
+        host.recorded("drivers")
+    );
+    host.assert_given_back();
+    let dprc_driver = fs::read_link(host.root().join("sys/bus/fsl-mc/devices/dprc.2/driver"));
+    assert!(
+        dprc_driver.is_err(),
+        "dprc.2 is still bound: {dprc_driver:?}"
+    );
+    assert!(!host.journal().contains("dprc.2"), "{}", host.journal());
 }

@@ -109,8 +109,9 @@ impl UnboundDprc {
         Finding {
             text,
             hint: format!(
-                "vfioctl does not bind DPAA2 containers yet; as root: {unbind}echo {d} > \
-                 /sys/bus/fsl-mc/drivers/{VFIO_FSL_MC}/bind"
+                "'vfioctl apply' and 'vfioctl run' bind it (or 'vfioctl bind {d}'); by hand: \
+                 {unbind}echo {VFIO_FSL_MC} > /sys/bus/fsl-mc/devices/{d}/driver_override; echo \
+                 {d} > /sys/bus/fsl-mc/drivers/{VFIO_FSL_MC}/bind"
             ),
         }
     }
@@ -222,8 +223,8 @@ fn preflight(ctx: &Context, inventory: &Inventory, vm: &VmFile) -> Result<Prefli
     })
 }
 
-fn join(addresses: &[PciAddress]) -> String {
-    addresses
+fn join<T: ToString>(items: &[T]) -> String {
+    items
         .iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
@@ -686,19 +687,43 @@ fn bind_vm(
     ctx: &Context,
     vm: &VmFile,
     plan: &BindPlan,
+    containers: &[DprcName],
     owner_ids: Option<(u32, u32)>,
     timeout: Option<u64>,
 ) -> Result<(), CliError> {
+    let executor = Executor::new(
+        ctx.root.clone(),
+        crate::kernel::for_root(&ctx.root),
+        timeouts(timeout),
+    );
     if plan.to_bind().next().is_some() {
-        let executor = Executor::new(
-            ctx.root.clone(),
-            crate::kernel::for_root(&ctx.root),
-            timeouts(timeout),
-        );
         let mut journal = Journal::load(&ctx.root).map_err(lock_error)?;
         executor
             .bind(plan, &mut journal, Some(vm.name.as_str()))
             .map_err(apply_error)?;
+    }
+    for &dprc in containers {
+        let fslmc = vfioctl_host::fslmc::read_fslmc(&ctx.root)?;
+        let container_plan = vfioctl_core::fslmc::plan_container_bind(
+            &fslmc,
+            dprc,
+            &std::collections::BTreeMap::new(),
+            vfioctl_host::fslmc::vfio_fslmc_loaded(&ctx.root),
+        )
+        .map_err(|e| CliError::new(Exit::Usage, e.to_string()))?;
+        if let Some(refusal) = container_plan.refusals.first() {
+            return Err(
+                CliError::new(Exit::Refused, format!("refused: {}", refusal.text))
+                    .hint(refusal.remedy.clone()),
+            );
+        }
+        let mut journal = Journal::load(&ctx.root).map_err(lock_error)?;
+        executor
+            .bind_container(&container_plan, &mut journal, Some(vm.name.as_str()))
+            .map_err(apply_error)?;
+        if let (Some((uid, gid)), Some(group)) = (owner_ids, container_plan.iommu_group) {
+            give_group_node(&ctx.root, group, uid, gid)?;
+        }
     }
     if let Some((uid, gid)) = owner_ids {
         for group in &plan.groups {
@@ -790,26 +815,25 @@ pub fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliError> {
                 hint: "set boot = false on all but one of them".to_owned(),
             });
         }
-        let mut warnings = pre.warnings.clone();
-        warnings.extend(pre.unbound_dprc.iter().map(|u| {
-            let f = u.finding();
-            format!("{} ({})", f.text, f.hint)
-        }));
+        let warnings = pre.warnings.clone();
+        let containers: Vec<DprcName> = pre.unbound_dprc.iter().map(|u| u.dprc).collect();
         let devices: Vec<PciAddress> = pre.plan.to_bind().map(|d| d.address).collect();
         let result = if !problems.is_empty() {
             "refused"
-        } else if devices.is_empty() {
+        } else if devices.is_empty() && containers.is_empty() {
             match user_ids(ctx, vm) {
-                Ok(ids) if !args.dry_run => match bind_vm(ctx, vm, &pre.plan, ids, args.timeout) {
-                    Ok(()) => "already_bound",
-                    Err(e) => {
-                        problems.push(Finding {
-                            text: e.message,
-                            hint: e.hint.unwrap_or_default(),
-                        });
-                        "failed"
+                Ok(ids) if !args.dry_run => {
+                    match bind_vm(ctx, vm, &pre.plan, &[], ids, args.timeout) {
+                        Ok(()) => "already_bound",
+                        Err(e) => {
+                            problems.push(Finding {
+                                text: e.message,
+                                hint: e.hint.unwrap_or_default(),
+                            });
+                            "failed"
+                        }
                     }
-                },
+                }
                 Ok(_) => "already_bound",
                 Err(e) => {
                     problems.push(Finding {
@@ -822,7 +846,9 @@ pub fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliError> {
         } else if args.dry_run {
             "planned"
         } else {
-            match user_ids(ctx, vm).and_then(|ids| bind_vm(ctx, vm, &pre.plan, ids, args.timeout)) {
+            match user_ids(ctx, vm)
+                .and_then(|ids| bind_vm(ctx, vm, &pre.plan, &containers, ids, args.timeout))
+            {
                 Ok(()) => "bound",
                 Err(e) => {
                     problems.push(Finding {
@@ -1152,18 +1178,14 @@ fn wait_forwarding(
 }
 
 /// Gives back what this run bound (and nothing it found bound already).
-fn give_back(
-    ctx: &mut Context,
-    bound: &[PciAddress],
-    timeout: Option<u64>,
-) -> Result<(), CliError> {
+fn give_back(ctx: &mut Context, bound: &[String], timeout: Option<u64>) -> Result<(), CliError> {
     if bound.is_empty() {
         return Ok(());
     }
     crate::cmd::bind::restore(
         ctx,
         &RestoreArgs {
-            devices: bound.iter().map(ToString::to_string).collect(),
+            devices: bound.to_vec(),
             all: false,
             dry_run: false,
             timeout,
@@ -1205,11 +1227,11 @@ pub fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
     };
     let inventory = ctx.inventory()?;
     let pre = preflight(ctx, &inventory, &vm)?;
-    let mut refusals = pre.refusals.clone();
-    refusals.extend(pre.unbound_dprc.iter().map(UnboundDprc::finding));
+    let refusals = pre.refusals.clone();
     if !refusals.is_empty() {
         return Err(refused(&vm.name, &refusals));
     }
+    let containers: Vec<DprcName> = pre.unbound_dprc.iter().map(|u| u.dprc).collect();
     for w in &pre.warnings {
         ctx.note(w.clone());
     }
@@ -1257,12 +1279,17 @@ pub fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
         return Ok(Exit::Success);
     }
 
-    bind_vm(ctx, &vm, &pre.plan, owner_ids, args.timeout)?;
-    let bound: Vec<PciAddress> = pre.plan.to_bind().map(|d| d.address).collect();
+    bind_vm(ctx, &vm, &pre.plan, &containers, owner_ids, args.timeout)?;
+    let bound: Vec<String> = pre
+        .plan
+        .to_bind()
+        .map(|d| d.address.to_string())
+        .chain(containers.iter().map(ToString::to_string))
+        .collect();
     // Other vfioctl commands may run while the VM does; the journal keeps what we bound.
     drop(lock);
     if !bound.is_empty() {
-        say(ctx, format!("bound {} to vfio-pci", join(&bound)));
+        say(ctx, format!("bound {} to vfio", join(&bound)));
     }
     let Some(mut signals) = signals else {
         return Ok(Exit::Success);
