@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_same, driver, json, kernel_state, override_of, tree, vfioctl};
-use vfioctl_sim::{Errno, Fault, FaultAction, FaultMatch, topology};
+use vfioctl_sim::{Fault, FaultAction, FaultMatch, topology};
 
 #[test]
 fn ten64_bind_takes_the_whole_group_and_restore_gives_everything_back() {
@@ -211,59 +211,6 @@ fn bind_and_restore_are_idempotent() {
     assert_eq!(again["result"], "nothing_to_do");
 }
 
-/// Counts the writes a bind makes, by running it once on a fresh tree.
-fn writes_of_a_bind(builder: fn() -> vfioctl_sim::SimBuilder, args: &[&str]) -> u64 {
-    let t = tree(builder());
-    vfioctl(t.root()).args(args).assert().code(0);
-    t.kernel().unwrap().writes_done()
-}
-
-#[test]
-fn a_failure_at_every_write_of_a_bind_rolls_back_to_the_exact_tree() {
-    let args = ["bind", "0001:03:00.0"];
-    let total = writes_of_a_bind(topology::ten64, &args);
-    assert!(
-        total >= 5,
-        "a Ten64 bind makes at least 5 writes, saw {total}"
-    );
-    for step in 0..total {
-        for errno in [Errno::Ebusy, Errno::Enodev, Errno::Einval] {
-            let t = tree(topology::ten64());
-            let before = kernel_state(&t);
-            t.kernel()
-                .unwrap()
-                .add_fault(Fault {
-                    when: FaultMatch {
-                        step: Some(step),
-                        ..FaultMatch::default()
-                    },
-                    action: FaultAction::Fail(errno),
-                })
-                .unwrap();
-            let out = vfioctl(t.root()).args(args).output().unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(
-                out.status.code(),
-                Some(1),
-                "step {step} {errno:?}: {stderr}"
-            );
-            assert!(
-                stderr.contains("put back as it was"),
-                "step {step} {errno:?}: {stderr}"
-            );
-            t.kernel().unwrap().clear_faults().unwrap();
-            assert_same(
-                &before,
-                &kernel_state(&t),
-                &format!("fault at write {step} ({errno:?})"),
-            );
-            // The journal is empty again: nothing is left for restore to do.
-            let again = json(t.root(), &["restore", "--all"], 0);
-            assert_eq!(again["result"], "nothing_to_do", "step {step}");
-        }
-    }
-}
-
 #[test]
 fn probe_that_binds_nothing_and_missing_group_node_roll_back() {
     // Only the bind's probes misbehave; the rollback's bind back to ath10k_pci goes through.
@@ -327,38 +274,6 @@ fn an_unbind_that_hangs_is_given_up_and_rolled_back() {
     t.kernel().unwrap().clear_faults().unwrap();
     vfioctl(t.root()).args(["recover"]).assert().code(0);
     assert_same(&before, &kernel_state(&t), "hung unbind then recover");
-}
-
-#[test]
-fn a_crash_after_every_write_is_recovered_by_restore_all() {
-    let args = ["bind", "0001:03:00.0"];
-    let total = writes_of_a_bind(topology::ten64, &args);
-    for n in 1..=total {
-        let t = tree(topology::ten64());
-        let before = kernel_state(&t);
-        t.kernel().unwrap().set_crash_after_write(Some(n)).unwrap();
-        let out = vfioctl(t.root()).args(args).output().unwrap();
-        assert_ne!(
-            out.status.code(),
-            Some(0),
-            "crash after write {n} did not crash"
-        );
-        t.kernel().unwrap().set_crash_after_write(None).unwrap();
-        // A new bind refuses until the interrupted one is recovered.
-        vfioctl(t.root())
-            .args(["bind", "0001:04:00.0"])
-            .assert()
-            .code(1);
-        vfioctl(t.root())
-            .args(["restore", "--all"])
-            .assert()
-            .code(0);
-        assert_same(
-            &before,
-            &kernel_state(&t),
-            &format!("crash after write {n}"),
-        );
-    }
 }
 
 #[test]
