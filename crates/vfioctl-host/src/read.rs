@@ -37,13 +37,36 @@ pub fn read_bytes(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, HostError>
             });
         }
     };
-    let mut bytes = Vec::new();
-    file.take(limit)
-        .read_to_end(&mut bytes)
-        .map_err(|source| HostError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    // sysfs returns a whole attribute from one read(2), and a short read of a regular file means
+    // its end; so a single read usually suffices and the trailing read-to-EOF is skipped.
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut bytes = vec![0u8; limit.min(4096)];
+    let mut filled = 0;
+    let mut file = file;
+    loop {
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if filled < bytes.len() {
+                    break;
+                }
+                if bytes.len() >= limit {
+                    break;
+                }
+                let grown = (bytes.len() * 2).min(limit);
+                bytes.resize(grown, 0);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(HostError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
+    bytes.truncate(filled);
     Ok(Some(bytes))
 }
 
@@ -240,7 +263,10 @@ pub fn read_device_at(
     if let Some(bytes) = config {
         dev.config = parse_config(&bytes);
     }
-    dev.net_interfaces = dir_names(&dir.join("net"));
+    // Only network (0x02) and wireless (0x0d) controllers back network interfaces.
+    if matches!(dev.class.base(), 0x02 | 0x0d) {
+        dev.net_interfaces = dir_names(&dir.join("net"));
+    }
     Ok(dev)
 }
 
@@ -328,7 +354,18 @@ pub fn read_inventory_at(root: &HostRoot, depth: Depth) -> Result<Inventory, Hos
         let dir = resolve_link(root.path(), &entry.path())?;
         devices.push(read_device_at(address, &dir, depth)?);
     }
-    let groups = read_groups(root)?;
+    // Each device's `iommu_group` link names its group, so the members of every group with a PCI
+    // device are known without listing /sys/kernel/iommu_groups/*/devices (two directory reads
+    // per group, on hosts with thousands of them).
+    let mut groups: BTreeMap<u32, Vec<PciAddress>> = BTreeMap::new();
+    for dev in &devices {
+        if let Some(group) = dev.iommu_group {
+            groups.entry(group).or_default().push(dev.address);
+        }
+    }
+    for members in groups.values_mut() {
+        members.sort_unstable();
+    }
     let iommu_enabled = !groups.is_empty() || !dir_names(&root.join("sys/class/iommu")).is_empty();
     Ok(Inventory::new(devices, iommu_enabled, groups))
 }

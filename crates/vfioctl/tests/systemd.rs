@@ -41,7 +41,7 @@ fn vfioctl_apply_service_verifies() {
     )
     .unwrap();
     let out = Command::new(analyze)
-        .arg("verify")
+        .args(["verify", "--man=no"])
         .arg(&copy)
         .output()
         .unwrap();
