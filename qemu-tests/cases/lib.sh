@@ -16,3 +16,47 @@ step() {
 gc() {
   vfioctl-guest-check "$@"
 }
+# True when /init loaded vfio-pci before the case (vfiotest.preload=1).
+preloaded() {
+  grep -q 'vfiotest.preload=1' /proc/cmdline
+}
+# Records a failure reason and ends the case.
+case_fail() {
+  echo "$1" >>/tmp/fail-reason
+  echo "--- FAILED: $1"
+  exit 1
+}
+# The checks every case starts with: vfioctl's view equals the kernel's, vfio-pci not loaded yet.
+common_start() {
+  step "vfioctl groups --json matches /sys/kernel/iommu_groups" gc groups-match
+  step "vfioctl list --json matches sysfs" gc list-match
+  if ! preloaded; then
+    step "vfio-pci is not loaded before vfioctl runs" gc module vfio_pci absent
+  fi
+}
+# The checks every case ends with: bad input is refused, everything is restored.
+common_end() {
+  step "bind of a malformed address exits 2" gc exit 2 -- vfioctl bind 0000:zz:00.0
+  step "bind of a missing device exits 2" gc exit 2 -- vfioctl bind 0000:3f:1f.7
+  step "restore --all with nothing bound exits 0" gc exit 0 -- vfioctl restore --all
+  step "vfioctl list --json matches sysfs at the end" gc list-match
+}
+# partial_bind <addr> <original driver>: `bind --only` one function of a shared group. Either a
+# safety rule refuses it (exit 3), or it binds just that function and the group is not viable.
+partial_bind() {
+  rc=0
+  echo "\$ vfioctl bind --only $1"
+  vfioctl bind --only "$1" || rc=$?
+  echo "exit $rc"
+  case $rc in
+    0)
+      step "bind --only put $1 on vfio-pci" gc driver "$1" vfio-pci
+      step "a partially bound group is not viable" gc viable "$1" no
+      step "restore --all after the partial bind" gc exit 0 -- vfioctl restore --all
+      step "$1 is back on $2" gc driver "$1" "$2"
+      step "$1 has no driver_override left" gc override "$1" none
+      ;;
+    3) echo "bind --only $1 refused by a safety rule (accepted)" ;;
+    *) case_fail "vfioctl bind --only $1 exited $rc, expected 0 or 3" ;;
+  esac
+}
