@@ -5,6 +5,7 @@
 # sentinel line on the console, then powers off:
 #   VFIOCTL-CASE-RESULT: PASS
 #   VFIOCTL-CASE-RESULT: FAIL <reason>
+#   VFIOCTL-CASE-RESULT: SKIP <reason>   (the case exited 77: vfioctl lacks what it needs)
 #
 # vfio-pci is deliberately NOT loaded, so vfioctl's own module loading is exercised. Kernel
 # command-line knobs:
@@ -62,6 +63,8 @@ main() {
 rc=$?
 if [ "$rc" = 0 ]; then
   result=PASS
+elif [ "$rc" = 77 ] && [ -s /tmp/skip-reason ]; then
+  result="SKIP $(tail -n1 /tmp/skip-reason)"
 else
   reason="case exited with status $rc"
   [ "$rc" = 143 ] && reason="case timed out after ${TIMEOUT}s"

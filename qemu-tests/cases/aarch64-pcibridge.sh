@@ -15,6 +15,7 @@ step "root port, bridge and $NIC1 share one group" gc expect-group $RP,$BR,$NIC1
 step "$NIC2 has no IOMMU group" gc expect-no-group $NIC2
 step "the bridge is bound to shpchp" gc driver $BR shpchp
 
+require_subcommands bind restore check
 step "vfioctl bind $NIC2 (no group) fails with exit 1" gc exit 1 -- vfioctl bind $NIC2
 step "$NIC2 is rolled back to e1000" gc driver $NIC2 e1000
 step "$NIC2 has no driver_override left" gc override $NIC2 none

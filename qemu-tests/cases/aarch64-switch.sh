@@ -13,6 +13,7 @@ NIC2=0000:04:00.0
 common_start
 step "everything below the root port shares one group" gc expect-group $RP,$UP,$DN1,$DN2,$NIC1,$NIC2 \
   --shared yes --reason acs_missing_upstream --reason-device $RP
+require_subcommands bind restore check
 partial_bind $NIC1 e1000e
 
 step "vfioctl bind $NIC1 (whole group) exits 0" gc exit 0 -- vfioctl bind $NIC1

@@ -8,6 +8,7 @@ F1=0000:01:00.1
 
 common_start
 step "both functions share one group" gc expect-group $F0,$F1 --shared yes --reason multifunction_without_acs
+require_subcommands bind restore check
 partial_bind $F0 e1000e
 
 step "vfioctl bind $F0 (whole group) exits 0" gc exit 0 -- vfioctl bind $F0

@@ -11,6 +11,7 @@ common_start
 step "bridge and both NICs share one group" gc expect-group $BR,$NIC1,$NIC2 --shared yes \
   --reason pci_bridge_alias --reason-device $BR
 step "the bridge has no driver" gc driver $BR none
+require_subcommands bind restore check
 partial_bind $NIC1 e1000
 
 step "vfioctl bind $NIC1 (whole group) exits 0" gc exit 0 -- vfioctl bind $NIC1

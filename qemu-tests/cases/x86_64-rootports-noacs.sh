@@ -11,6 +11,7 @@ NIC2=0000:02:00.0
 common_start
 step "ports and NICs share one group" gc expect-group $RP1,$RP2,$NIC1,$NIC2 --shared yes \
   --reason 'acs_missing_upstream|multifunction_without_acs' --reason-device "$RP1|$RP2"
+require_subcommands bind restore check
 partial_bind $NIC1 e1000e
 
 step "vfioctl bind $NIC1 (whole group) exits 0" gc exit 0 -- vfioctl bind $NIC1

@@ -11,6 +11,7 @@ step "$NIC2 is alone in its group (single)" gc expect-group $NIC2 --shared no --
 step "root port 0000:00:10.0 is alone" gc expect-group 0000:00:10.0 --shared no --reason single
 step "$NIC1 starts on e1000e" gc driver $NIC1 e1000e
 
+require_subcommands bind restore check
 step "vfioctl bind $NIC1 exits 0" gc exit 0 -- vfioctl bind $NIC1
 step "vfioctl loaded vfio-pci itself" gc module vfio_pci loaded
 step "$NIC1 is on vfio-pci" gc driver $NIC1 vfio-pci

@@ -14,6 +14,7 @@ step "upstream port is alone" gc expect-group $UP --shared no --reason single
 step "$NIC1 shares a group with $DN1" gc expect-group $DN1,$NIC1 --reason acs_missing_upstream --reason-device $DN1
 step "$NIC2 shares a group with $DN2" gc expect-group $DN2,$NIC2 --reason acs_missing_upstream --reason-device $DN2
 
+require_subcommands bind restore check
 step "vfioctl bind $NIC1 exits 0" gc exit 0 -- vfioctl bind $NIC1
 step "$NIC1 is on vfio-pci" gc driver $NIC1 vfio-pci
 step "downstream port $DN1 stays on pcieport" gc driver $DN1 pcieport

@@ -579,6 +579,9 @@ pub enum Outcome {
     Pass,
     /// The guest printed `FAIL <reason>`, or the VM ended without a sentinel.
     Fail(String),
+    /// The guest printed `SKIP <reason>`: the vfioctl under test lacks a subcommand the case needs.
+    /// The checks before that point passed.
+    Skip(String),
     /// The VM was killed at the time limit.
     Timeout,
 }
@@ -588,6 +591,15 @@ impl Outcome {
     pub fn passed(&self) -> bool {
         *self == Outcome::Pass
     }
+
+    /// Whether this outcome fails the run: anything but a pass, except a skip unless `strict`.
+    pub fn fails_run(&self, strict: bool) -> bool {
+        match self {
+            Outcome::Pass => false,
+            Outcome::Skip(_) => strict,
+            Outcome::Fail(_) | Outcome::Timeout => true,
+        }
+    }
 }
 
 impl fmt::Display for Outcome {
@@ -595,6 +607,7 @@ impl fmt::Display for Outcome {
         match self {
             Outcome::Pass => f.write_str("PASS"),
             Outcome::Fail(reason) => write!(f, "FAIL {reason}"),
+            Outcome::Skip(reason) => write!(f, "SKIP {reason}"),
             Outcome::Timeout => f.write_str("TIMEOUT"),
         }
     }
@@ -606,6 +619,8 @@ pub fn parse_sentinel(log: &str) -> Option<Outcome> {
         let rest = line[line.find(SENTINEL)? + SENTINEL.len()..].trim();
         Some(if rest == "PASS" {
             Outcome::Pass
+        } else if let Some(reason) = rest.strip_prefix("SKIP") {
+            Outcome::Skip(reason.trim().to_owned())
         } else {
             Outcome::Fail(rest.strip_prefix("FAIL").unwrap_or(rest).trim().to_owned())
         })
@@ -795,6 +810,11 @@ mod tests {
             Some(Outcome::Fail("bind of 0000:03:00.0 left e1000e".to_owned()))
         );
         assert_eq!(parse_sentinel("[ 1.0] Kernel panic\n"), None);
+        let skip = parse_sentinel("VFIOCTL-CASE-RESULT: SKIP no bind\n").unwrap();
+        assert_eq!(skip, Outcome::Skip("no bind".to_owned()));
+        assert!(!skip.fails_run(false));
+        assert!(skip.fails_run(true));
+        assert!(Outcome::Timeout.fails_run(false));
     }
 
     #[test]

@@ -549,6 +549,18 @@ fn cmd_viable(sys: &Sysfs, addr: &str, want: &str) -> Check {
             }
         ));
     }
+    // `groups --json` may also carry a "viable" flag per group; when it does, it must agree.
+    let json = vfioctl_json(&["groups", "--json"])?;
+    if let Some((_, g)) = vfioctl_groups(&json)?.get(&group)
+        && let Some(viable) = g.get("viable").and_then(Value::as_bool)
+    {
+        println!("vfioctl groups --json: group {group} viable={viable}");
+        if viable != want {
+            return fail(format!(
+                "vfioctl groups --json says group {group} viable={viable}, expected {want}"
+            ));
+        }
+    }
     let node = sys.root.join("dev/vfio").join(group.to_string());
     match group_status(&node) {
         Ok(flags) => {
