@@ -10,6 +10,7 @@
 //! - `VFIOCTL_QEMU_TIMEOUT` (seconds per VM, default 120), `VFIOCTL_QEMU_JOBS` (default 2);
 //! - `VFIOCTL_QEMU_VFIOCTL_X86_64`, `VFIOCTL_QEMU_VFIOCTL_AARCH64`: a static vfioctl binary to
 //!   test instead of the one built from this tree;
+//! - `VFIOCTL_QEMU_EXTRA_FILES_X86_64`, `..._AARCH64`: more initramfs files, `src:dst,src:dst`;
 //! - `VFIOCTL_QEMU_CACHE`: the cache dir `setup.sh` filled (default `qemu-tests/work`).
 
 use std::time::{Duration, Instant};
@@ -61,6 +62,14 @@ fn qemu_guest_cases() {
         if let Some(path) = std::env::var_os(&override_var) {
             eprintln!("[qemu-tests] {arch}: using vfioctl from {override_var}");
             bins.vfioctl = path.into();
+        }
+        let extra_var = format!("VFIOCTL_QEMU_EXTRA_FILES_{}", arch.name().to_uppercase());
+        if let Ok(specs) = std::env::var(&extra_var) {
+            bins.extra = specs
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         eprintln!(
             "[qemu-tests] {arch} guest binaries built in {:.1} s",

@@ -30,7 +30,8 @@ usage: vfioctl-guest-check <command> [args]
   module <name> loaded|absent            /sys/module/<name>
   vfio-node <addr> present|absent        /dev/vfio/<group of addr>
   viable <addr> yes|no                   `vfioctl check <group>` and our own GET_STATUS agree
-  exit <c1|c2..> -- <cmd> [args..]       run a command, require one of the exit codes";
+  exit <c1|c2..> -- <cmd> [args..]       run a command, require one of the exit codes
+  group-status <group>                   print VFIO_GROUP_GET_STATUS of /dev/vfio/<group>";
 
 /// A failed check or bad usage, with the message to print.
 enum CheckError {
@@ -680,6 +681,17 @@ fn run(args: &[String]) -> Check {
         (Some("vfio-node"), Some(addr), Some(want)) => cmd_vfio_node(&sys, addr, want),
         (Some("viable"), Some(addr), Some(want)) => cmd_viable(&sys, addr, want),
         (Some("exit"), Some(_), _) => cmd_exit(&args[1..]),
+        (Some("group-status"), Some(group), None) => {
+            let node = sys.root.join("dev/vfio").join(group);
+            match group_status(&node) {
+                Ok(flags) => {
+                    let viable = flags & VFIO_GROUP_FLAGS_VIABLE != 0;
+                    println!("group {group}: flags={flags:#x} viable={viable}");
+                    Ok(())
+                }
+                Err(e) => fail(e),
+            }
+        }
         _ => usage(USAGE),
     }
 }
