@@ -6,6 +6,8 @@
 //! - `VFIOCTL_QEMU_CASES=a,b`: case ids (`x86_64-switch`), topologies or architectures;
 //! - `VFIOCTL_QEMU_STRICT=1`: a case that ends as SKIP (vfioctl lacks a subcommand it needs)
 //!   fails the run; by default a SKIP is reported but does not fail;
+//! - `VFIOCTL_QEMU_STANDIN=1`: harness self-test; `qemu-tests/standin/vfioctl-standin.sh`
+//!   answers `bind`/`restore`/`check` in the guest, the real vfioctl everything else;
 //! - `VFIOCTL_QEMU_PRELOAD=1`: load vfio-pci in `/init` before the case;
 //! - `VFIOCTL_QEMU_TIMEOUT` (seconds per VM, default 120), `VFIOCTL_QEMU_JOBS` (default 2);
 //! - `VFIOCTL_QEMU_VFIOCTL_X86_64`, `VFIOCTL_QEMU_VFIOCTL_AARCH64`: a static vfioctl binary to
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use vfioctl_qemu_tests::{
     Arch, CaseReport, RunOptions, Setup, build_guest_binaries, cache_dir, prepare_case,
-    render_table, run_cases, select_cases,
+    render_table, repo_root, run_cases, select_cases,
 };
 
 fn env_flag(name: &str) -> bool {
@@ -39,6 +41,7 @@ fn qemu_guest_cases() {
     }
     let started = Instant::now();
     let strict = env_flag("VFIOCTL_QEMU_STRICT");
+    let standin = env_flag("VFIOCTL_QEMU_STANDIN");
     let cache = cache_dir();
     let setup = Setup::load(&cache).unwrap();
     let opts = RunOptions {
@@ -70,6 +73,13 @@ fn qemu_guest_cases() {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect();
+        }
+        if standin {
+            // Harness self-test: the shell stand-in answers bind/restore/check and hands
+            // everything else to the real binary, packed as /bin/vfioctl-real.
+            bins.extra
+                .push(format!("{}:bin/vfioctl-real", bins.vfioctl.display()));
+            bins.vfioctl = repo_root().join("qemu-tests/standin/vfioctl-standin.sh");
         }
         eprintln!(
             "[qemu-tests] {arch} guest binaries built in {:.1} s",
