@@ -13,7 +13,7 @@ step "$NIC1 starts on e1000e" gc driver $NIC1 e1000e
 
 require_subcommands bind restore check
 step "vfioctl bind $NIC1 exits 0" gc exit 0 -- vfioctl bind $NIC1
-step "vfioctl loaded vfio-pci itself" gc module vfio_pci loaded
+step "vfio-pci is loaded after the bind" gc module vfio_pci loaded
 step "$NIC1 is on vfio-pci" gc driver $NIC1 vfio-pci
 step "$NIC2 is untouched" gc driver $NIC2 e1000e
 step "/dev/vfio node of $NIC1's group exists" gc vfio-node $NIC1 present
