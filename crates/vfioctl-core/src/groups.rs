@@ -204,14 +204,24 @@ pub fn explain_group(inv: &Inventory, members: &[PciAddress]) -> GroupReason {
         }
         if top.iter().any(|d| d.acs_isolates() != Some(true)) {
             let functions: Vec<PciAddress> = top.iter().map(|d| d.address).collect();
+            let only_these = members.len() == functions.len() && top.iter().all(|d| !d.is_bridge());
+            let text = if only_these {
+                format!(
+                    "{} are functions of one multifunction device without ACS, so the IOMMU cannot \
+                     keep them apart: they must go to the same VM",
+                    join(&functions)
+                )
+            } else {
+                format!(
+                    "{} are functions of one multifunction device without ACS, so the IOMMU cannot \
+                     keep them (and what is below them) apart: {tail}",
+                    join(&functions)
+                )
+            };
             return GroupReason {
                 kind: ReasonKind::MultifunctionWithoutAcs,
                 device: Some(top[0].address),
-                text: format!(
-                    "{} are functions of one multifunction device without ACS, so the IOMMU cannot \
-                     keep them apart: {tail}",
-                    join(&functions)
-                ),
+                text,
             };
         }
     }

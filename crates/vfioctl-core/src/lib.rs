@@ -12,8 +12,14 @@
 pub mod address;
 pub mod config;
 pub mod device;
+pub mod fslmc;
 pub mod groups;
+pub mod hooks;
 pub mod ids;
+pub mod pciids;
+pub mod plan;
+pub mod render;
+pub mod vm;
 
 pub use address::{AddressError, PciAddress, PciSelector, SelectorError};
 pub use device::{Inventory, PciDevice};

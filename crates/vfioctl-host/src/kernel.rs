@@ -34,6 +34,8 @@ pub trait Kernel: Send + Sync {
     fn write_attr(&self, path: &Path, value: &str) -> io::Result<()>;
     /// Loads a kernel module by name (`vfio-pci`).
     fn load_module(&self, module: &str) -> Result<(), ModuleError>;
+    /// Unloads a module vfioctl loaded, once nothing uses it.
+    fn unload_module(&self, module: &str) -> Result<(), ModuleError>;
 }
 
 /// The running kernel: plain writes and `modprobe`.
@@ -41,6 +43,24 @@ pub trait Kernel: Send + Sync {
 pub struct RealKernel;
 
 impl Kernel for RealKernel {
+    fn unload_module(&self, module: &str) -> Result<(), ModuleError> {
+        let output = Command::new("modprobe")
+            .args(["-r", module])
+            .output()
+            .map_err(|e| ModuleError::Failed {
+                module: module.to_owned(),
+                message: format!("cannot run modprobe: {e}"),
+            })?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(ModuleError::Failed {
+                module: module.to_owned(),
+                message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            })
+        }
+    }
+
     fn write_attr(&self, path: &Path, value: &str) -> io::Result<()> {
         // sysfs attributes take one write; O_TRUNC and O_CREAT are meaningless there and would
         // create a stray file if the attribute vanished with a hot-unplugged device.

@@ -3,15 +3,21 @@
 //! Every path is taken relative to a root (`/` on a real host, a temporary directory holding a
 //! simulated kernel in tests, or a guest's `/` in the QEMU test layer), as lspci's
 //! `-O sysfs.path=` does. Reads turn sysfs into the pure types of `vfioctl-core`; writes go through
-//! one [`KernelWriter`] so that a dry run can record them, the journal can undo them, and a
+//! one [`Kernel`] so that a dry run can record them, the journal can undo them, and a
 //! simulated kernel can react to them as the real one does.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod apply;
 mod error;
+pub mod fslmc;
+pub mod journal;
 pub mod kernel;
 pub mod read;
 pub mod root;
+pub mod usage;
+pub mod vfio;
+pub mod vms;
 
 pub use error::HostError;
 pub use kernel::{Kernel, ModuleError, RealKernel};

@@ -156,6 +156,101 @@ fn dir_names(dir: &Path) -> Vec<String> {
     names
 }
 
+/// How much of each device to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// What listing and grouping need: identity, driver, override, group, parent, config space
+    /// and network interfaces. Several times fewer files per device than [`Depth::Full`], which
+    /// matters on hosts with thousands of SR-IOV functions.
+    Summary,
+    /// Everything, for `show`, planning and diagnostics.
+    Full,
+}
+
+fn u16_le(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]))
+}
+
+/// Reads config space: the first 256 bytes, and the extended space only for the functions whose
+/// ACS capability decides grouping (bridges and multifunction devices). Each config read is a
+/// chain of bus cycles on real hardware, so the 4 KiB are not read for every endpoint.
+fn read_config(dir: &Path) -> Result<Option<Vec<u8>>, HostError> {
+    let path = dir.join("config");
+    let Some(head) = read_bytes(&path, 256)? else {
+        return Ok(None);
+    };
+    let header = head.get(0x0e).copied().unwrap_or(0);
+    let needs_extended = head.len() == 256 && (header & 0x7f != 0 || header & 0x80 != 0);
+    if needs_extended {
+        return read_bytes(&path, 4096);
+    }
+    Ok(Some(head))
+}
+
+/// Reads one device at the depth asked for.
+pub fn read_device_at(
+    address: PciAddress,
+    dir: &Path,
+    depth: Depth,
+) -> Result<PciDevice, HostError> {
+    if depth == Depth::Full {
+        return read_device(address, dir);
+    }
+    let config = read_config(dir)?;
+    // Config space carries the IDs lspci shows; VFs read 0xffff there on some kernels, and a
+    // short read (no privileges, or a damaged tree) has nothing, so fall back to the attributes.
+    let from_config = config.as_deref().and_then(|c| {
+        let vendor = u16_le(c, 0x00)?;
+        let device = u16_le(c, 0x02)?;
+        (c.len() >= 0x30 && vendor != 0xffff && device != 0xffff && vendor != 0).then(|| {
+            let subsystem = (c[0x0e] & 0x7f == 0)
+                .then(|| {
+                    Some(VendorDevice {
+                        vendor: u16_le(c, 0x2c)?,
+                        device: u16_le(c, 0x2e)?,
+                    })
+                })
+                .flatten();
+            (VendorDevice { vendor, device }, c[0x08], subsystem)
+        })
+    });
+    let class = required_hex(dir, "class", "class code", 0xff_ffff)?;
+    let mut dev = match from_config {
+        Some((id, revision, subsystem)) => {
+            let mut dev = PciDevice::new(address, id, ClassCode(class));
+            dev.revision = Some(revision);
+            dev.subsystem = subsystem;
+            dev
+        }
+        None => {
+            let vendor = required_hex(dir, "vendor", "vendor ID", 0xffff)? as u16;
+            let device = required_hex(dir, "device", "device ID", 0xffff)? as u16;
+            let mut dev =
+                PciDevice::new(address, VendorDevice { vendor, device }, ClassCode(class));
+            dev.revision = hex_attr(dir, "revision", "revision")?.map(|r| r as u8);
+            dev
+        }
+    };
+    dev.driver = link_name(&dir.join("driver"))?;
+    dev.driver_override = read_attr(&dir.join("driver_override"))?
+        .as_deref()
+        .and_then(parse_driver_override);
+    dev.iommu_group = link_name(&dir.join("iommu_group"))?.and_then(|n| n.parse().ok());
+    dev.parent = parent_address(dir);
+    if let Some(bytes) = config {
+        dev.config = parse_config(&bytes);
+    }
+    dev.net_interfaces = dir_names(&dir.join("net"));
+    Ok(dev)
+}
+
+fn parent_address(dir: &Path) -> Option<PciAddress> {
+    dir.parent()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.parse().ok())
+}
+
 /// Reads one device from its sysfs directory (the real one, under `sys/devices`).
 pub fn read_device(address: PciAddress, dir: &Path) -> Result<PciDevice, HostError> {
     let vendor = required_hex(dir, "vendor", "vendor ID", 0xffff)? as u16;
@@ -177,11 +272,7 @@ pub fn read_device(address: PciAddress, dir: &Path) -> Result<PciDevice, HostErr
         .as_deref()
         .and_then(parse_driver_override);
     dev.iommu_group = link_name(&dir.join("iommu_group"))?.and_then(|n| n.parse().ok());
-    dev.parent = dir
-        .parent()
-        .and_then(Path::file_name)
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.parse().ok());
+    dev.parent = parent_address(dir);
     if let Some(bytes) = read_bytes(&dir.join("config"), 4096)? {
         dev.config = parse_config(&bytes);
     }
@@ -193,14 +284,14 @@ pub fn read_device(address: PciAddress, dir: &Path) -> Result<PciDevice, HostErr
     dev.boot_vga = small_int::<u8>(dir, "boot_vga")? == Some(1);
     dev.net_interfaces = dir_names(&dir.join("net"));
     dev.physfn = link_address(dir, "physfn")?;
-    let mut virtfns: Vec<(u32, PciAddress)> = dir_names(dir)
-        .iter()
-        .filter_map(|n| n.strip_prefix("virtfn")?.parse::<u32>().ok())
-        .filter_map(|i| Some((i, link_address(dir, &format!("virtfn{i}")).ok()??)))
-        .collect();
-    virtfns.sort_unstable();
-    dev.virtfns = virtfns.into_iter().map(|(_, a)| a).collect();
     dev.sriov_numvfs = small_int(dir, "sriov_numvfs")?;
+    // virtfnN links exist for N below sriov_numvfs; reading them by number avoids listing the
+    // whole device directory.
+    for i in 0..dev.sriov_numvfs.unwrap_or(0).min(4096) {
+        if let Some(vf) = link_address(dir, &format!("virtfn{i}"))? {
+            dev.virtfns.push(vf);
+        }
+    }
     dev.sriov_totalvfs = small_int(dir, "sriov_totalvfs")?;
     dev.has_secondary_bus = dir.join("pci_bus").is_dir();
     Ok(dev)
@@ -211,8 +302,13 @@ pub fn device_dir(root: &HostRoot, address: &PciAddress) -> Result<PathBuf, Host
     resolve_link(root.path(), &root.pci_device(address))
 }
 
-/// Reads every PCI function and every IOMMU group.
+/// Reads every PCI function (everything about each) and every IOMMU group.
 pub fn read_inventory(root: &HostRoot) -> Result<Inventory, HostError> {
+    read_inventory_at(root, Depth::Full)
+}
+
+/// Reads every PCI function at `depth`, and every IOMMU group.
+pub fn read_inventory_at(root: &HostRoot, depth: Depth) -> Result<Inventory, HostError> {
     let devices_dir = root.join("sys/bus/pci/devices");
     let entries = fs::read_dir(&devices_dir).map_err(|source| HostError::Read {
         path: devices_dir.clone(),
@@ -230,7 +326,7 @@ pub fn read_inventory(root: &HostRoot) -> Result<Inventory, HostError> {
             .parse()
             .map_err(|_| garbage(entry.path(), "PCI device name", &name))?;
         let dir = resolve_link(root.path(), &entry.path())?;
-        devices.push(read_device(address, &dir)?);
+        devices.push(read_device_at(address, &dir, depth)?);
     }
     let groups = read_groups(root)?;
     let iommu_enabled = !groups.is_empty() || !dir_names(&root.join("sys/class/iommu")).is_empty();
@@ -250,7 +346,11 @@ pub fn read_groups(root: &HostRoot) -> Result<BTreeMap<u32, Vec<PciAddress>>, Ho
             .filter_map(|m| m.parse().ok())
             .collect();
         members.sort_unstable();
-        groups.insert(id, members);
+        // Groups of other buses (fsl-mc containers) have no PCI members; they are listed with
+        // their bus.
+        if !members.is_empty() {
+            groups.insert(id, members);
+        }
     }
     Ok(groups)
 }

@@ -1,0 +1,858 @@
+//! Names for vendor, device, subsystem and class IDs, read from a `pci.ids` database.
+//!
+//! `pci.ids` is the text database the PCI ID project maintains and `lspci` reads
+//! (`/usr/share/misc/pci.ids` on Debian, `/usr/share/hwdata/pci.ids` on Fedora). Its format:
+//!
+//! ```text
+//! # comment
+//! vvvv  Vendor name
+//! \tdddd  Device name
+//! \t\tsvvv sddd  Subsystem name
+//! C cc  Class name
+//! \tss  Subclass name
+//! \t\tpp  Programming interface name
+//! ```
+//!
+//! The host layer reads the file; this module only parses text, so it is tested with small
+//! fixtures. Parsing is tolerant: a malformed line is skipped, never an error, because a
+//! half-broken database should still name most devices rather than none (lspci behaves the same).
+//!
+//! All names are copied into one string arena and indexed by sorted vectors, so a full parse of
+//! the 1.4 MB database makes a handful of allocations rather than one per line, and
+//! [`PciIds::parse_for`] skips the devices of unwanted vendors without touching their names.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::ops::Range;
+
+use crate::device::{Inventory, PciDevice};
+use crate::ids::{ClassCode, VendorDevice};
+
+/// A name stored in the arena: byte offset and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// An entry with a 16-bit ID (vendor, device) and the range of its children in the next table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Node<K> {
+    id: K,
+    name: Span,
+    children: Range<u32>,
+}
+
+/// A subsystem entry: subsystem vendor and device, and its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Subsystem {
+    id: (u16, u16),
+    name: Span,
+}
+
+/// A parsed `pci.ids` database, or the part of it [`PciIds::parse_for`] kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PciIds {
+    /// Every kept name, back to back.
+    names: String,
+    vendors: Vec<Node<u16>>,
+    devices: Vec<Node<u16>>,
+    subsystems: Vec<Subsystem>,
+    classes: Vec<Node<u8>>,
+    subclasses: Vec<Node<u8>>,
+    prog_ifs: Vec<Node<u8>>,
+}
+
+/// Which block the parser is in; decides what indented lines mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    /// Before the first vendor, or after a line that ends any block.
+    None,
+    /// Inside a kept vendor block.
+    Vendor,
+    /// Inside a vendor block the caller did not ask for: indented lines are skipped unparsed.
+    SkippedVendor,
+    /// Inside a class block.
+    Class,
+}
+
+/// Parses exactly `N` hex digits (no sign, unlike `from_str_radix`).
+fn hex_exact<const N: usize>(bytes: &[u8]) -> Option<u32> {
+    if bytes.len() != N {
+        return None;
+    }
+    bytes.iter().try_fold(0u32, |acc, &b| {
+        let digit = (b as char).to_digit(16)?;
+        Some(acc << 4 | digit)
+    })
+}
+
+/// Splits `ID<whitespace>Name` where the ID is `N` hex digits; `None` when malformed or the name
+/// is empty.
+fn id_and_name<const N: usize>(line: &str) -> Option<(u32, &str)> {
+    let id = hex_exact::<N>(line.as_bytes().get(..N)?)?;
+    let rest = line.get(N..)?;
+    // The format separates ID and name with two spaces; accept any whitespace, but demand some,
+    // so `10dex  Foo` is not read as vendor 10de.
+    if !rest.starts_with([' ', '\t']) {
+        return None;
+    }
+    let name = rest.trim();
+    (!name.is_empty()).then_some((id, name))
+}
+
+/// Converts a table length to the `u32` the index ranges use. The arena and tables stay far below
+/// 4 GiB for any real database; beyond that, parsing stops adding entries instead of wrapping.
+fn index(len: usize) -> Option<u32> {
+    u32::try_from(len).ok()
+}
+
+impl PciIds {
+    /// Parses a whole `pci.ids` text. Malformed lines are skipped; this never fails or panics.
+    pub fn parse(text: &str) -> Self {
+        Self::parse_filtered(text, None)
+    }
+
+    /// Parses only the vendors in `wanted_vendors` (plus the whole class section), which is what
+    /// `vfioctl list` needs: a host has a dozen vendors out of the database's thousands.
+    ///
+    /// Subsystem names live under the *device's* vendor, so those are kept with it; to name a
+    /// subsystem vendor (lspci's `Subsystem: Lenovo ...`), include it in `wanted_vendors` as
+    /// well ([`PciIds::vendors_of`] does).
+    pub fn parse_for(text: &str, wanted_vendors: &BTreeSet<u16>) -> Self {
+        Self::parse_filtered(text, Some(wanted_vendors))
+    }
+
+    /// The vendor IDs needed to name every device of an inventory: device and subsystem vendors.
+    pub fn vendors_of(inventory: &Inventory) -> BTreeSet<u16> {
+        inventory
+            .devices()
+            .iter()
+            .flat_map(|d| [Some(d.id.vendor), d.subsystem.map(|s| s.vendor)])
+            .flatten()
+            .collect()
+    }
+
+    fn parse_filtered(text: &str, wanted: Option<&BTreeSet<u16>>) -> Self {
+        let mut ids = Self::default();
+        let mut section = Section::None;
+        for line in text.split('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            let bytes = line.as_bytes();
+            match bytes.first() {
+                // Comments sit inside vendor blocks in the real file, so they do not end a block.
+                None | Some(b'#') => continue,
+                Some(b'\t') => {
+                    // The common case when filtering: thousands of device lines of vendors we do
+                    // not want, dropped after looking at one byte.
+                    if section == Section::SkippedVendor {
+                        continue;
+                    }
+                    if bytes.get(1) == Some(&b'\t') {
+                        ids.child2(section, &line[2..]);
+                    } else {
+                        ids.child1(section, &line[1..]);
+                    }
+                }
+                Some(b'C') if bytes.get(1) == Some(&b' ') => {
+                    section = match id_and_name::<2>(&line[2..]) {
+                        Some((id, name)) if ids.push_class(id as u8, name) => Section::Class,
+                        _ => Section::None,
+                    };
+                }
+                Some(_) => {
+                    section = match id_and_name::<4>(line) {
+                        Some((id, _)) if wanted.is_some_and(|w| !w.contains(&(id as u16))) => {
+                            Section::SkippedVendor
+                        }
+                        Some((id, name)) if ids.push_vendor(id as u16, name) => Section::Vendor,
+                        // An unknown top-level line (a future section, garbage) ends the block so
+                        // its indented lines are not filed under the previous vendor.
+                        _ => Section::None,
+                    };
+                }
+            }
+        }
+        ids.sort();
+        ids
+    }
+
+    /// Copies `name` into the arena.
+    fn intern(&mut self, name: &str) -> Option<Span> {
+        let start = index(self.names.len())?;
+        let len = index(name.len())?;
+        index(self.names.len().checked_add(name.len())?)?;
+        self.names.push_str(name);
+        Some(Span { start, len })
+    }
+
+    fn push_vendor(&mut self, id: u16, name: &str) -> bool {
+        let (Some(name), Some(at)) = (self.intern(name), index(self.devices.len())) else {
+            return false;
+        };
+        self.vendors.push(Node {
+            id,
+            name,
+            children: at..at,
+        });
+        true
+    }
+
+    fn push_class(&mut self, id: u8, name: &str) -> bool {
+        let (Some(name), Some(at)) = (self.intern(name), index(self.subclasses.len())) else {
+            return false;
+        };
+        self.classes.push(Node {
+            id,
+            name,
+            children: at..at,
+        });
+        true
+    }
+
+    /// A line with one tab: a device of the current vendor or a subclass of the current class.
+    fn child1(&mut self, section: Section, line: &str) {
+        match section {
+            Section::Vendor => {
+                let Some((id, name)) = id_and_name::<4>(line) else {
+                    return;
+                };
+                let (Some(name), Some(at), Some(end)) = (
+                    self.intern(name),
+                    index(self.subsystems.len()),
+                    index(self.devices.len() + 1),
+                ) else {
+                    return;
+                };
+                let Some(vendor) = self.vendors.last_mut() else {
+                    return;
+                };
+                self.devices.push(Node {
+                    id: id as u16,
+                    name,
+                    children: at..at,
+                });
+                vendor.children.end = end;
+            }
+            Section::Class => {
+                let Some((id, name)) = id_and_name::<2>(line) else {
+                    return;
+                };
+                let (Some(name), Some(at), Some(end)) = (
+                    self.intern(name),
+                    index(self.prog_ifs.len()),
+                    index(self.subclasses.len() + 1),
+                ) else {
+                    return;
+                };
+                let Some(class) = self.classes.last_mut() else {
+                    return;
+                };
+                self.subclasses.push(Node {
+                    id: id as u8,
+                    name,
+                    children: at..at,
+                });
+                class.children.end = end;
+            }
+            Section::None | Section::SkippedVendor => {}
+        }
+    }
+
+    /// A line with two tabs: a subsystem of the current device or a programming interface of the
+    /// current subclass. Ignored when there is no current device or subclass.
+    fn child2(&mut self, section: Section, line: &str) {
+        match section {
+            Section::Vendor => {
+                // Only when the current vendor has a device: otherwise the line would land under
+                // the previous vendor's last device.
+                if self.vendors.last().is_none_or(|v| v.children.is_empty()) {
+                    return;
+                }
+                let b = line.as_bytes();
+                let (Some(subvendor), Some(b' ' | b'\t')) =
+                    (b.get(..4).and_then(hex_exact::<4>), b.get(4))
+                else {
+                    return;
+                };
+                let Some((subdevice, name)) = line.get(5..).and_then(id_and_name::<4>) else {
+                    return;
+                };
+                let (Some(name), Some(end)) = (self.intern(name), index(self.subsystems.len() + 1))
+                else {
+                    return;
+                };
+                let Some(device) = self.devices.last_mut() else {
+                    return;
+                };
+                self.subsystems.push(Subsystem {
+                    id: (subvendor as u16, subdevice as u16),
+                    name,
+                });
+                device.children.end = end;
+            }
+            Section::Class => {
+                if self.classes.last().is_none_or(|c| c.children.is_empty()) {
+                    return;
+                }
+                let Some((id, name)) = id_and_name::<2>(line) else {
+                    return;
+                };
+                let (Some(name), Some(end)) = (self.intern(name), index(self.prog_ifs.len() + 1))
+                else {
+                    return;
+                };
+                let Some(subclass) = self.subclasses.last_mut() else {
+                    return;
+                };
+                self.prog_ifs.push(Node {
+                    id: id as u8,
+                    name,
+                    children: 0..0,
+                });
+                subclass.children.end = end;
+            }
+            Section::None | Section::SkippedVendor => {}
+        }
+    }
+
+    /// Sorts every table by ID so lookups can binary-search. The real file is sorted already, so
+    /// this is a linear check there; a stable sort keeps the first of duplicate IDs first, and
+    /// lookups return that one.
+    fn sort(&mut self) {
+        sort_nodes(&mut self.vendors);
+        sort_nodes(&mut self.classes);
+        for v in &self.vendors {
+            if let Some(devices) = self.devices.get_mut(range(&v.children)) {
+                sort_nodes(devices);
+            }
+        }
+        for c in &self.classes {
+            if let Some(subclasses) = self.subclasses.get_mut(range(&c.children)) {
+                sort_nodes(subclasses);
+            }
+        }
+        for d in &self.devices {
+            if let Some(subsystems) = self.subsystems.get_mut(range(&d.children))
+                && !subsystems.is_sorted_by_key(|s| s.id)
+            {
+                subsystems.sort_by_key(|s| s.id);
+            }
+        }
+        for s in &self.subclasses {
+            if let Some(prog_ifs) = self.prog_ifs.get_mut(range(&s.children)) {
+                sort_nodes(prog_ifs);
+            }
+        }
+    }
+
+    fn name(&self, span: Span) -> &str {
+        let start = span.start as usize;
+        self.names
+            .get(start..start + span.len as usize)
+            .unwrap_or_default()
+    }
+
+    /// The name of a vendor (`168c` → `Qualcomm Atheros`).
+    pub fn vendor_name(&self, vendor: u16) -> Option<&str> {
+        find(&self.vendors, vendor).map(|v| self.name(v.name))
+    }
+
+    /// The name of a device (`168c:003e` → `QCA6174 802.11ac Wireless Network Adapter`), without
+    /// the vendor name.
+    pub fn device_name(&self, vendor: u16, device: u16) -> Option<&str> {
+        self.device(vendor, device).map(|d| self.name(d.name))
+    }
+
+    /// The name of a subsystem (a board built around a device), looked up like lspci does: the
+    /// subsystem entry under the device, else the device itself when the subsystem IDs repeat the
+    /// device IDs.
+    pub fn subsystem_name(&self, id: VendorDevice, subsystem: VendorDevice) -> Option<&str> {
+        let found = self.device(id.vendor, id.device).and_then(|d| {
+            let list = self.subsystems.get(range(&d.children))?;
+            let key = (subsystem.vendor, subsystem.device);
+            let at = list.partition_point(|s| s.id < key);
+            list.get(at).filter(|s| s.id == key)
+        });
+        match found {
+            Some(s) => Some(self.name(s.name)),
+            None if id == subsystem => self.device_name(id.vendor, id.device),
+            None => None,
+        }
+    }
+
+    /// The most specific name of a class code: its programming interface, else its subclass, else
+    /// its base class (`0x0c0330` → `XHCI`, `0x028000` → `Network controller`).
+    pub fn class_name(&self, class: ClassCode) -> Option<&str> {
+        self.prog_if_name(class)
+            .or_else(|| self.subclass_name(class))
+            .or_else(|| self.base_class_name(class))
+    }
+
+    /// The name lspci shows on a device line: the subclass, else the base class; lspci never puts
+    /// the programming interface there (`-v` prints it separately as `prog-if`).
+    pub fn subclass_or_class_name(&self, class: ClassCode) -> Option<&str> {
+        self.subclass_name(class)
+            .or_else(|| self.base_class_name(class))
+    }
+
+    /// The name of the base class only (`0x02....` → `Network controller`).
+    pub fn base_class_name(&self, class: ClassCode) -> Option<&str> {
+        find(&self.classes, class.base()).map(|c| self.name(c.name))
+    }
+
+    /// The name of the subclass only (`0x0300..` → `VGA compatible controller`).
+    pub fn subclass_name(&self, class: ClassCode) -> Option<&str> {
+        self.subclass(class).map(|s| self.name(s.name))
+    }
+
+    /// The name of the programming interface only (`0x0c0330` → `XHCI`).
+    pub fn prog_if_name(&self, class: ClassCode) -> Option<&str> {
+        let subclass = self.subclass(class)?;
+        let list = self.prog_ifs.get(range(&subclass.children))?;
+        find(list, class.prog_if()).map(|p| self.name(p.name))
+    }
+
+    /// Number of vendors kept.
+    pub fn vendor_count(&self) -> usize {
+        self.vendors.len()
+    }
+
+    /// Number of devices kept, over all vendors.
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// True when nothing was parsed (no vendors and no classes), e.g. an empty or foreign file.
+    pub fn is_empty(&self) -> bool {
+        self.vendors.is_empty() && self.classes.is_empty()
+    }
+
+    fn device(&self, vendor: u16, device: u16) -> Option<&Node<u16>> {
+        let v = find(&self.vendors, vendor)?;
+        find(self.devices.get(range(&v.children))?, device)
+    }
+
+    fn subclass(&self, class: ClassCode) -> Option<&Node<u8>> {
+        let c = find(&self.classes, class.base())?;
+        find(self.subclasses.get(range(&c.children))?, class.subclass())
+    }
+
+    /// A line describing a device the way `lspci -nn` does; see [`Described`].
+    pub fn describe(&self, class: ClassCode, id: VendorDevice) -> Described<'_> {
+        Described {
+            ids: self,
+            class,
+            id,
+            revision: None,
+        }
+    }
+
+    /// [`PciIds::describe`] for a device, with lspci's `(rev xx)` suffix.
+    pub fn describe_device(&self, device: &PciDevice) -> Described<'_> {
+        Described {
+            revision: device.revision,
+            ..self.describe(device.class, device.id)
+        }
+    }
+}
+
+fn range(r: &Range<u32>) -> Range<usize> {
+    r.start as usize..r.end as usize
+}
+
+fn sort_nodes<K: Ord + Copy>(nodes: &mut [Node<K>]) {
+    if !nodes.is_sorted_by_key(|n| n.id) {
+        nodes.sort_by_key(|n| n.id);
+    }
+}
+
+/// The first node with `id` in a sorted slice.
+fn find<K: Ord + Copy>(nodes: &[Node<K>], id: K) -> Option<&Node<K>> {
+    let at = nodes.partition_point(|n| n.id < id);
+    nodes.get(at).filter(|n| n.id == id)
+}
+
+/// A device described the way `lspci -nn` prints it after the address:
+/// `Network controller [0280]: Qualcomm Atheros QCA6174 802.11ac Wireless Network Adapter [168c:003e]`.
+///
+/// Missing names fall back with lspci's own words (pciutils `lib/names.c`), so scripts and eyes
+/// trained on lspci read it the same:
+///
+/// | known | rendered |
+/// |---|---|
+/// | class and subclass, or class only | `Network controller [0280]` |
+/// | no class name | `Class [0280]` |
+/// | vendor and device | `Qualcomm Atheros QCA6174 ... [168c:003e]` |
+/// | vendor only | `Freescale Semiconductor Inc Device [1957:80c0]` |
+/// | neither | `Device [1957:80c0]` |
+///
+/// A non-zero revision adds ` (rev 32)`; lspci omits revision 0 too. These fallbacks were checked
+/// against lspci 3.9.0 run with `-i` on an empty and a vendor-only database, and the full
+/// rendering matched `lspci -nn -D` line for line on a host with the real database.
+#[derive(Debug, Clone, Copy)]
+pub struct Described<'a> {
+    ids: &'a PciIds,
+    class: ClassCode,
+    id: VendorDevice,
+    revision: Option<u8>,
+}
+
+impl fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let class4 = (self.class.0 >> 8) & 0xffff;
+        match self.ids.subclass_or_class_name(self.class) {
+            Some(name) => write!(f, "{name} [{class4:04x}]: ")?,
+            None => write!(f, "Class [{class4:04x}]: ")?,
+        }
+        let VendorDevice { vendor, device } = self.id;
+        match (
+            self.ids.vendor_name(vendor),
+            self.ids.device_name(vendor, device),
+        ) {
+            (Some(v), Some(d)) => write!(f, "{v} {d}")?,
+            (Some(v), None) => write!(f, "{v} Device")?,
+            (None, _) => f.write_str("Device")?,
+        }
+        write!(f, " [{vendor:04x}:{device:04x}]")?;
+        if let Some(rev) = self.revision.filter(|&r| r != 0) {
+            write!(f, " (rev {rev:02x})")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The Ten64's and a desktop's devices, with real names from pci.ids 2023.04.10, plus some
+    /// garbage lines the parser must step over.
+    const FIXTURE: &str = "\
+# pci.ids fixture
+#\tVersion: test
+
+10de  NVIDIA Corporation
+\t2684  AD102 [GeForce RTX 4090]
+\t22ba  AD102 High Definition Audio Controller
+12d8  Pericom Semiconductor
+168c  Qualcomm Atheros
+\t003e  QCA6174 802.11ac Wireless Network Adapter
+\t\t1a56 1535  Killer Wireless-n/a/ac 1535 Wireless Network Adapter
+1957  Freescale Semiconductor Inc
+\t0080  MPC8349E
+1ac1  Global Unichip Corp.
+\t089a  Coral Edge TPU
+1b36  Red Hat, Inc.
+\t000c  QEMU PCIe Root port
+1b4b  Marvell Technology Group Ltd.
+# A comment inside a vendor block does not end it.
+\t9230  88SE9230 PCIe 2.0 x2 4-port SATA 6 Gb/s RAID Controller
+8086  Intel Corporation
+\t1533  I210 Gigabit Network Connection
+\t\t8086 0001  Ethernet Server Adapter I210-T1
+c0a9  Micron/Crucial Technology
+\t2263  P1 NVMe PCIe SSD
+zzzz  Not a vendor
+\tdead  Filed nowhere
+\t\tbeef cafe  Filed nowhere either
+
+# List of known device classes, subclasses and programming interfaces
+C 01  Mass storage controller
+\t06  SATA controller
+\t\t01  AHCI 1.0
+\t08  Non-Volatile memory controller
+\t\t02  NVM Express
+C 02  Network controller
+\t00  Ethernet controller
+\t80  Network controller
+C 03  Display controller
+\t00  VGA compatible controller
+\t\t00  VGA controller
+C 04  Multimedia controller
+\t03  Audio device
+C 06  Bridge
+\t04  PCI bridge
+\t\t00  Normal decode
+C 08  Generic system peripheral
+\t80  System peripheral
+C 0c  Serial bus controller
+\t03  USB controller
+\t\t30  XHCI
+";
+
+    fn vd(s: &str) -> VendorDevice {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn names_vendors_and_devices() {
+        let ids = PciIds::parse(FIXTURE);
+        assert_eq!(ids.vendor_name(0x168c), Some("Qualcomm Atheros"));
+        assert_eq!(
+            ids.device_name(0x168c, 0x003e),
+            Some("QCA6174 802.11ac Wireless Network Adapter")
+        );
+        assert_eq!(ids.device_name(0x1ac1, 0x089a), Some("Coral Edge TPU"));
+        assert_eq!(ids.device_name(0xc0a9, 0x2263), Some("P1 NVMe PCIe SSD"));
+        assert_eq!(
+            ids.device_name(0x10de, 0x22ba),
+            Some("AD102 High Definition Audio Controller")
+        );
+        assert_eq!(ids.device_name(0x1957, 0x80c0), None);
+        assert_eq!(ids.vendor_name(0xffff), None);
+    }
+
+    #[test]
+    fn comment_inside_vendor_block_keeps_the_vendor() {
+        let ids = PciIds::parse(FIXTURE);
+        assert_eq!(
+            ids.device_name(0x1b4b, 0x9230),
+            Some("88SE9230 PCIe 2.0 x2 4-port SATA 6 Gb/s RAID Controller")
+        );
+    }
+
+    #[test]
+    fn lines_under_a_malformed_vendor_are_dropped() {
+        let ids = PciIds::parse(FIXTURE);
+        // `zzzz` is not a vendor, so `dead` must not become a device of c0a9 (the vendor before).
+        assert_eq!(ids.device_name(0xc0a9, 0xdead), None);
+        assert_eq!(ids.device_count(), 9);
+    }
+
+    #[test]
+    fn subsystem_names_come_from_the_device_entry() {
+        let ids = PciIds::parse(FIXTURE);
+        assert_eq!(
+            ids.subsystem_name(vd("168c:003e"), vd("1a56:1535")),
+            Some("Killer Wireless-n/a/ac 1535 Wireless Network Adapter")
+        );
+        assert_eq!(
+            ids.subsystem_name(vd("8086:1533"), vd("8086:0001")),
+            Some("Ethernet Server Adapter I210-T1")
+        );
+        assert_eq!(ids.subsystem_name(vd("8086:1533"), vd("8086:0002")), None);
+    }
+
+    #[test]
+    fn subsystem_equal_to_device_falls_back_to_device_name() {
+        let ids = PciIds::parse(FIXTURE);
+        assert_eq!(
+            ids.subsystem_name(vd("1ac1:089a"), vd("1ac1:089a")),
+            Some("Coral Edge TPU")
+        );
+    }
+
+    #[test]
+    fn class_name_is_most_specific() {
+        let ids = PciIds::parse(FIXTURE);
+        assert_eq!(ids.class_name(ClassCode(0x0c0330)), Some("XHCI"));
+        assert_eq!(
+            ids.class_name(ClassCode(0x0c0300)),
+            Some("USB controller"),
+            "unknown prog-if falls back to the subclass"
+        );
+        assert_eq!(
+            ids.class_name(ClassCode(0x087700)),
+            Some("Generic system peripheral"),
+            "unknown subclass falls back to the class"
+        );
+        assert_eq!(ids.class_name(ClassCode(0xff0000)), None);
+    }
+
+    #[test]
+    fn device_line_never_shows_prog_if() {
+        let ids = PciIds::parse(FIXTURE);
+        assert_eq!(
+            ids.subclass_or_class_name(ClassCode(0x0c0330)),
+            Some("USB controller")
+        );
+    }
+
+    #[test]
+    fn describes_like_lspci_nn() {
+        let ids = PciIds::parse(FIXTURE);
+        assert_eq!(
+            ids.describe(ClassCode(0x028000), vd("168c:003e"))
+                .to_string(),
+            "Network controller [0280]: Qualcomm Atheros QCA6174 802.11ac Wireless Network Adapter [168c:003e]"
+        );
+        assert_eq!(
+            ids.describe(ClassCode(0x030000), vd("10de:2684"))
+                .to_string(),
+            "VGA compatible controller [0300]: NVIDIA Corporation AD102 [GeForce RTX 4090] [10de:2684]"
+        );
+    }
+
+    #[test]
+    fn describe_falls_back_with_lspci_words() {
+        let ids = PciIds::parse(FIXTURE);
+        assert_eq!(
+            ids.describe(ClassCode(0x060400), vd("1957:80c0"))
+                .to_string(),
+            "PCI bridge [0604]: Freescale Semiconductor Inc Device [1957:80c0]"
+        );
+        assert_eq!(
+            ids.describe(ClassCode(0x087700), vd("1ac1:089a"))
+                .to_string(),
+            "Generic system peripheral [0877]: Global Unichip Corp. Coral Edge TPU [1ac1:089a]"
+        );
+        assert_eq!(
+            ids.describe(ClassCode(0xff0000), vd("abcd:0001"))
+                .to_string(),
+            "Class [ff00]: Device [abcd:0001]"
+        );
+    }
+
+    #[test]
+    fn describe_device_adds_nonzero_revision() {
+        let ids = PciIds::parse(FIXTURE);
+        let mut d = PciDevice::new(
+            "0001:03:00.0".parse().unwrap(),
+            vd("168c:003e"),
+            ClassCode(0x028000),
+        );
+        d.revision = Some(0x32);
+        assert!(
+            ids.describe_device(&d)
+                .to_string()
+                .ends_with("[168c:003e] (rev 32)")
+        );
+        d.revision = Some(0);
+        assert!(ids.describe_device(&d).to_string().ends_with("[168c:003e]"));
+    }
+
+    #[test]
+    fn empty_database_describes_numerically() {
+        let ids = PciIds::parse("");
+        assert!(ids.is_empty());
+        assert_eq!(
+            ids.describe(ClassCode(0x010802), vd("c0a9:2263"))
+                .to_string(),
+            "Class [0108]: Device [c0a9:2263]"
+        );
+    }
+
+    #[test]
+    fn filtered_parse_keeps_only_wanted_vendors_and_all_classes() {
+        let wanted = BTreeSet::from([0x168c, 0x8086]);
+        let ids = PciIds::parse_for(FIXTURE, &wanted);
+        assert_eq!(ids.vendor_count(), 2);
+        assert_eq!(ids.vendor_name(0x10de), None);
+        assert_eq!(ids.device_name(0x10de, 0x2684), None);
+        assert_eq!(
+            ids.device_name(0x8086, 0x1533),
+            Some("I210 Gigabit Network Connection")
+        );
+        assert_eq!(
+            ids.subsystem_name(vd("168c:003e"), vd("1a56:1535")),
+            Some("Killer Wireless-n/a/ac 1535 Wireless Network Adapter")
+        );
+        assert_eq!(ids.class_name(ClassCode(0x010802)), Some("NVM Express"));
+    }
+
+    #[test]
+    fn skipped_vendor_subsystems_do_not_leak_into_the_previous_device() {
+        // 8086 is wanted, 10de is not: its subsystem line must not attach to 8086:1533.
+        let text = "8086  Intel\n\t1533  I210\n10de  NVIDIA\n\t2684  AD102\n\t\t10de 167c  FE\n";
+        let ids = PciIds::parse_for(text, &BTreeSet::from([0x8086]));
+        assert_eq!(ids.subsystem_name(vd("8086:1533"), vd("10de:167c")), None);
+    }
+
+    #[test]
+    fn unsorted_and_duplicate_entries_are_found_first_wins() {
+        let text = "8086  Intel\n\t1533  B\n\t0001  A\n1234  X\n8086  Intel again\n";
+        let ids = PciIds::parse(text);
+        assert_eq!(ids.vendor_name(0x8086), Some("Intel"));
+        assert_eq!(ids.device_name(0x8086, 0x0001), Some("A"));
+        assert_eq!(ids.device_name(0x8086, 0x1533), Some("B"));
+        assert_eq!(ids.vendor_name(0x1234), Some("X"));
+    }
+
+    #[test]
+    fn crlf_and_tab_separators_are_tolerated() {
+        let ids = PciIds::parse("168c\tQualcomm Atheros\r\n\t003e  QCA6174\r\n");
+        assert_eq!(ids.vendor_name(0x168c), Some("Qualcomm Atheros"));
+        assert_eq!(ids.device_name(0x168c, 0x003e), Some("QCA6174"));
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped() {
+        let text = "+8086  signed\n8086x  long\n808  short\n8086\n8086  \n\t\t8086 0001  orphan\n\
+                    C zz  bad class\n\tff  orphan subclass\nC 02\n";
+        let ids = PciIds::parse(text);
+        assert!(ids.is_empty(), "{ids:?}");
+    }
+
+    #[test]
+    fn inventory_vendors_include_subsystem_vendors() {
+        let mut d = PciDevice::new(
+            "0001:03:00.0".parse().unwrap(),
+            vd("168c:003e"),
+            ClassCode(0x028000),
+        );
+        d.subsystem = Some(vd("1a56:1535"));
+        let inv = Inventory::new(vec![d], true, Default::default());
+        assert_eq!(PciIds::vendors_of(&inv), BTreeSet::from([0x168c, 0x1a56]));
+    }
+
+    /// Against the host's real database (`apt-get install pci.ids`, or set `VFIOCTL_PCI_IDS`).
+    /// Ignored by default: unit tests make no assumptions about the host (crosvm's rule).
+    #[test]
+    #[ignore = "reads the host's pci.ids; run with --ignored"]
+    fn real_database_names_the_ten64_devices() {
+        let path = std::env::var("VFIOCTL_PCI_IDS")
+            .unwrap_or_else(|_| "/usr/share/misc/pci.ids".to_owned());
+        let text = std::fs::read_to_string(&path).expect("pci.ids is readable");
+        let ids = PciIds::parse(&text);
+        assert!(ids.vendor_count() > 1000);
+        assert_eq!(
+            ids.describe(ClassCode(0x028000), vd("168c:003e"))
+                .to_string(),
+            "Network controller [0280]: Qualcomm Atheros QCA6174 802.11ac Wireless Network Adapter [168c:003e]"
+        );
+        let few = PciIds::parse_for(&text, &BTreeSet::from([0x168c, 0x1ac1]));
+        assert_eq!(few.vendor_count(), 2);
+        assert_eq!(few.device_name(0x1ac1, 0x089a), Some("Coral Edge TPU"));
+        assert_eq!(few.class_name(ClassCode(0x0c0330)), Some("XHCI"));
+    }
+
+    #[test]
+    fn ten64_inventory_reads_like_lspci_nn() {
+        let ids = PciIds::parse(FIXTURE);
+        let inv = crate::render::tests::ten64();
+        let text: Vec<String> = inv
+            .devices()
+            .iter()
+            .map(|d| format!("{} {}", d.address, ids.describe_device(d)))
+            .collect();
+        insta::assert_snapshot!(text.join("\n"));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "(?s).{0,400}") {
+            let ids = PciIds::parse(&text);
+            let _ = ids.describe(ClassCode(0x020000), vd("1234:5678")).to_string();
+        }
+
+        #[test]
+        fn pci_ids_shaped_text_never_panics(
+            lines in proptest::collection::vec(
+                "(#|C |\t|\t\t)?[0-9a-fA-FxX ]{0,10}[ \t]{0,3}[a-zé\\[\\] ]{0,8}", 0..40),
+            vendor in any::<u16>(),
+            device in any::<u16>(),
+            class in 0u32..0x100_0000,
+        ) {
+            let text = lines.join("\n");
+            let ids = PciIds::parse(&text);
+            let id = VendorDevice { vendor, device };
+            let _ = ids.describe(ClassCode(class), id).to_string();
+            let _ = ids.subsystem_name(id, id);
+            let _ = ids.class_name(ClassCode(class));
+            let few = PciIds::parse_for(&text, &BTreeSet::from([vendor]));
+            prop_assert!(few.vendor_count() <= ids.vendor_count());
+        }
+    }
+}

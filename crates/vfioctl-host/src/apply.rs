@@ -1,0 +1,548 @@
+//! Carrying out plans: journal first, then each step, then verification; on any failure, every
+//! device touched is put back as the journal recorded it.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use vfioctl_core::PciAddress;
+use vfioctl_core::plan::{BindPlan, OriginalState, Step, VFIO_PCI, restore_steps};
+
+use crate::journal::{EntryState, Journal, JournalEntry, JournalError, now};
+use crate::kernel::{Kernel, ModuleError};
+use crate::read::{device_dir, link_name, read_device};
+use crate::{HostError, HostRoot};
+
+/// How long the steps that wait may wait.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// For a driver to appear after a probe (drivers_probe returns before it is sure).
+    pub probe: Duration,
+    /// For an unbind, which blocks while the driver has users.
+    pub unbind: Duration,
+    /// For `/dev/vfio/<group>` to appear.
+    pub group_node: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            probe: Duration::from_secs(2),
+            unbind: Duration::from_secs(10),
+            group_node: Duration::from_secs(3),
+        }
+    }
+}
+
+/// A step that failed, in words.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// A sysfs write failed.
+    #[error("writing {value:?} to {path} failed")]
+    Write {
+        /// The attribute, as on `/`.
+        path: String,
+        /// The value.
+        value: String,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
+    /// An unbind did not return in time.
+    #[error(
+        "unbinding {device} from {driver} did not return within {timeout:?}: the driver is still in use"
+    )]
+    UnbindTimeout {
+        /// The device or fsl-mc object.
+        device: String,
+        /// The driver.
+        driver: String,
+        /// How long we waited.
+        timeout: Duration,
+    },
+    /// The expected driver never showed up.
+    #[error("{device} is on {found} after probing, not on {expected}")]
+    WrongDriver {
+        /// The device or fsl-mc object.
+        device: String,
+        /// What was expected.
+        expected: String,
+        /// What was found.
+        found: String,
+    },
+    /// `/dev/vfio/<group>` never appeared.
+    #[error("/dev/vfio/{group} did not appear within {timeout:?}")]
+    NoGroupNode {
+        /// The group.
+        group: u32,
+        /// How long we waited.
+        timeout: Duration,
+    },
+    /// A module could not be loaded.
+    #[error(transparent)]
+    Module(#[from] ModuleError),
+    /// The device vanished (hot-unplug) or its sysfs could not be read.
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+/// How a rollback ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rollback {
+    /// Every device is back as it was.
+    Clean,
+    /// Some could not be put back; each with what went wrong. They stay in the journal.
+    Incomplete(Vec<String>),
+}
+
+/// Why applying a plan failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The journal or lock could not be used; nothing was changed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A step failed; what was done has been rolled back (see `rollback`).
+    #[error("{source}")]
+    Step {
+        /// The step that failed.
+        source: StepError,
+        /// How the rollback went.
+        rollback: Rollback,
+    },
+    /// A previous bind was interrupted and must be recovered first.
+    #[error("a previous vfioctl run was interrupted while binding {}", list(.0))]
+    Interrupted(Vec<PciAddress>),
+}
+
+fn list(addresses: &[PciAddress]) -> String {
+    addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Executes steps against a kernel under a root.
+pub struct Executor {
+    root: HostRoot,
+    kernel: Arc<dyn Kernel>,
+    timeouts: Timeouts,
+}
+
+impl Executor {
+    /// An executor.
+    pub fn new(root: HostRoot, kernel: Arc<dyn Kernel>, timeouts: Timeouts) -> Self {
+        Self {
+            root,
+            kernel,
+            timeouts,
+        }
+    }
+
+    /// The root.
+    pub fn root(&self) -> &HostRoot {
+        &self.root
+    }
+
+    fn write(&self, path: &str, value: &str) -> Result<(), StepError> {
+        self.kernel
+            .write_attr(&self.root.join(path), value)
+            .map_err(|source| StepError::Write {
+                path: path.to_owned(),
+                value: value.to_owned(),
+                source,
+            })
+    }
+
+    /// An unbind runs on its own thread: a driver whose `remove()` waits for its users never
+    /// returns, and vfioctl must report that instead of hanging with it.
+    fn unbind(&self, device: &str, driver: &str, path: &str, value: &str) -> Result<(), StepError> {
+        let (tx, rx) = mpsc::channel();
+        let kernel = Arc::clone(&self.kernel);
+        let full = self.root.join(path);
+        let owned = value.to_owned();
+        std::thread::spawn(move || {
+            let _ = tx.send(kernel.write_attr(&full, &owned));
+        });
+        match rx.recv_timeout(self.timeouts.unbind) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(StepError::Write {
+                path: path.to_owned(),
+                value: value.to_owned(),
+                source,
+            }),
+            Err(_) => Err(StepError::UnbindTimeout {
+                device: device.to_owned(),
+                driver: driver.to_owned(),
+                timeout: self.timeouts.unbind,
+            }),
+        }
+    }
+
+    /// The driver of a device now.
+    pub fn current_driver(&self, device: &PciAddress) -> Result<Option<String>, HostError> {
+        link_name(&self.root.pci_device(device).join("driver"))
+    }
+
+    fn await_driver(&self, device: PciAddress, expected: Option<&str>) -> Result<(), StepError> {
+        let deadline = Instant::now() + self.timeouts.probe;
+        loop {
+            if !self.root.pci_device(&device).exists() {
+                return Err(StepError::Host(HostError::Read {
+                    path: self.root.display_path(&self.root.pci_device(&device)),
+                    source: io::Error::new(io::ErrorKind::NotFound, "the device disappeared"),
+                }));
+            }
+            let found = self.current_driver(&device)?;
+            if found.as_deref() == expected {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(StepError::WrongDriver {
+                    device: device.to_string(),
+                    expected: expected.unwrap_or("no driver").to_owned(),
+                    found: found.unwrap_or_else(|| "no driver".to_owned()),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn await_object_driver(&self, object: &str, expected: Option<&str>) -> Result<(), StepError> {
+        let dir = self.root.join(format!("sys/bus/fsl-mc/devices/{object}"));
+        let deadline = Instant::now() + self.timeouts.probe;
+        loop {
+            let found = link_name(&dir.join("driver"))?;
+            if found.as_deref() == expected {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(StepError::WrongDriver {
+                    device: object.to_owned(),
+                    expected: expected.unwrap_or("no driver").to_owned(),
+                    found: found.unwrap_or_else(|| "no driver".to_owned()),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn await_group_node(&self, group: u32) -> Result<(), StepError> {
+        let node = self.root.join(format!("dev/vfio/{group}"));
+        let deadline = Instant::now() + self.timeouts.group_node;
+        while !node.exists() {
+            if Instant::now() >= deadline {
+                return Err(StepError::NoGroupNode {
+                    group,
+                    timeout: self.timeouts.group_node,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// Runs one step.
+    pub fn run_step(&self, step: &Step) -> Result<(), StepError> {
+        match step {
+            Step::LoadModule { module } => Ok(self.kernel.load_module(module)?),
+            Step::Write(w) => self.write(&w.path, &w.value),
+            Step::Unbind {
+                device,
+                driver,
+                write,
+            } => self.unbind(&device.to_string(), driver, &write.path, &write.value),
+            Step::UnbindObject {
+                object,
+                driver,
+                write,
+            } => self.unbind(object, driver, &write.path, &write.value),
+            Step::AwaitObjectDriver { object, driver } => {
+                self.await_object_driver(object, driver.as_deref())
+            }
+            Step::AwaitDriver { device, driver } => self.await_driver(*device, driver.as_deref()),
+            Step::AwaitGroupNode { group } => self.await_group_node(*group),
+        }
+    }
+
+    /// Puts one device back as `original` says, from whatever state it is in now.
+    pub fn restore_device(&self, original: &OriginalState) -> Result<(), StepError> {
+        let dir = device_dir(&self.root, &original.address)?;
+        let current = read_device(original.address, &dir)?;
+        let steps = restore_steps(&current, original);
+        for step in &steps {
+            let result = self.run_step(step);
+            // Binding to the recorded driver can fail when that driver no longer matches (it was
+            // bound through a dynamic ID, say); the bus's own choice is the next best thing.
+            if let (Err(_), Step::Write(w)) = (&result, step)
+                && w.path.ends_with("/bind")
+            {
+                self.write("/sys/bus/pci/drivers_probe", &w.value)?;
+                continue;
+            }
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Restores each device, in reverse order; returns what could not be restored.
+    pub fn restore_all(&self, originals: &[OriginalState]) -> Rollback {
+        let mut failures = Vec::new();
+        for original in originals.iter().rev() {
+            if let Err(e) = self.restore_device(original) {
+                failures.push(format!("{}: {}", original.address, chain(&e)));
+            }
+        }
+        if failures.is_empty() {
+            Rollback::Clean
+        } else {
+            Rollback::Incomplete(failures)
+        }
+    }
+
+    /// Unloads modules vfioctl loaded once no device uses their driver any more.
+    pub fn unload_unused(&self, journal: &mut Journal) {
+        journal.modules_loaded.retain(|module| {
+            let driver = module.replace('_', "-");
+            let in_use = std::fs::read_dir(self.root.join(format!("sys/bus/pci/drivers/{driver}")))
+                .map(|entries| {
+                    entries.flatten().any(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .parse::<PciAddress>()
+                            .is_ok()
+                    })
+                })
+                .unwrap_or(false);
+            if in_use {
+                return true;
+            }
+            self.kernel.unload_module(module).is_err()
+        });
+    }
+
+    /// Binds as planned: journal first, then the steps; on failure, rolls everything back.
+    pub fn bind(
+        &self,
+        plan: &BindPlan,
+        journal: &mut Journal,
+        owner: Option<&str>,
+    ) -> Result<(), ApplyError> {
+        let interrupted: Vec<PciAddress> =
+            journal.interrupted().map(|e| e.original.address).collect();
+        if !interrupted.is_empty() {
+            return Err(ApplyError::Interrupted(interrupted));
+        }
+        let originals: Vec<OriginalState> = plan
+            .to_bind()
+            .map(|d| match journal.entry(&d.address) {
+                // Bound by us before and changed by hand since: what it had before us still counts.
+                Some(entry) => entry.original.clone(),
+                None => OriginalState {
+                    address: d.address,
+                    driver: d.current_driver.clone(),
+                    driver_override: d.current_override.clone(),
+                    iommu_group: d.iommu_group,
+                },
+            })
+            .collect();
+        if originals.is_empty() {
+            return Ok(());
+        }
+        let loads_module = plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::LoadModule { .. }));
+        let before = journal.clone();
+        journal.remove(&originals.iter().map(|o| o.address).collect::<Vec<_>>());
+        for original in &originals {
+            journal.entries.push(JournalEntry {
+                original: original.clone(),
+                state: EntryState::Binding,
+                since: now(),
+                owner: owner.map(str::to_owned),
+            });
+        }
+        if loads_module && !journal.modules_loaded.iter().any(|m| m == "vfio-pci") {
+            journal.modules_loaded.push("vfio-pci".to_owned());
+        }
+        if let Err(e) = journal.save(&self.root) {
+            *journal = before;
+            return Err(e.into());
+        }
+
+        let newly_loaded: Vec<String> = journal
+            .modules_loaded
+            .iter()
+            .filter(|m| !before.modules_loaded.contains(m))
+            .cloned()
+            .collect();
+        for step in &plan.steps {
+            if let Err(source) = self.run_step(step) {
+                // A hung unbind still holds the device's lock in the kernel: every write to that
+                // device would hang behind it, so leave the journal for `recover` instead.
+                if let StepError::UnbindTimeout { device, .. } = &source {
+                    let rollback = Rollback::Incomplete(vec![format!(
+                        "{device}: the unbind has not returned; nothing else was undone"
+                    )]);
+                    return Err(ApplyError::Step { source, rollback });
+                }
+                let rollback = self.restore_all(&originals);
+                if rollback == Rollback::Clean {
+                    *journal = before.clone();
+                    journal.modules_loaded.extend(newly_loaded);
+                    self.unload_unused(journal);
+                    // If even this fails, the entries stay and restore --all redoes a no-op.
+                    let _ = journal.save(&self.root);
+                }
+                return Err(ApplyError::Step { source, rollback });
+            }
+        }
+        for entry in &mut journal.entries {
+            if originals
+                .iter()
+                .any(|o| o.address == entry.original.address)
+            {
+                entry.state = EntryState::Bound;
+            }
+        }
+        journal.save(&self.root)?;
+        Ok(())
+    }
+
+    /// Binds a device that vfioctl does not know the original of (no journal) back to its
+    /// default driver: clear the override, unbind from vfio, let the bus probe.
+    pub fn release_to_default(&self, address: PciAddress) -> Result<(), StepError> {
+        let dir = device_dir(&self.root, &address)?;
+        let dev = read_device(address, &dir)?;
+        if dev.driver_override.as_deref() == Some(VFIO_PCI) {
+            self.write(
+                &format!("/sys/bus/pci/devices/{address}/driver_override"),
+                "\n",
+            )?;
+        }
+        if dev.driver.as_deref() == Some(VFIO_PCI) {
+            self.unbind(
+                &address.to_string(),
+                VFIO_PCI,
+                &format!("/sys/bus/pci/drivers/{VFIO_PCI}/unbind"),
+                &address.to_string(),
+            )?;
+            self.write("/sys/bus/pci/drivers_probe", &address.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// The error and its causes in one line.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Facts about how the host uses each device, for the planner's refusals.
+pub fn host_uses(
+    root: &HostRoot,
+    inventory: &vfioctl_core::Inventory,
+    usage: &crate::usage::HostUsage,
+) -> BTreeMap<PciAddress, Vec<vfioctl_core::plan::HostUse>> {
+    use vfioctl_core::plan::HostUse;
+    let consoles = framebuffer_console(root);
+    let mut uses = BTreeMap::new();
+    for dev in inventory.devices() {
+        let mut list = Vec::new();
+        if let Ok(dir) = device_dir(root, &dev.address) {
+            for m in usage.mounts_under(&dir) {
+                for mp in &m.mount_points {
+                    list.push(HostUse::Mount {
+                        block: m.block.clone(),
+                        mount_point: mp.clone(),
+                    });
+                }
+            }
+        }
+        for iface in &dev.net_interfaces {
+            let net = usage.net(root, iface);
+            let mut facts = Vec::new();
+            if net.default_route {
+                facts.push("carries the default route".to_owned());
+            } else if net.up && net.has_addresses {
+                facts.push("is up with addresses".to_owned());
+            }
+            if let Some(master) = &net.master {
+                facts.push(format!("is enslaved to {master}"));
+            }
+            if !facts.is_empty() {
+                list.push(HostUse::Network {
+                    interface: iface.clone(),
+                    detail: facts.join(" and "),
+                });
+            }
+        }
+        if dev.boot_vga && dev.driver.is_some() && consoles {
+            list.push(HostUse::Console);
+        }
+        if !list.is_empty() {
+            uses.insert(dev.address, list);
+        }
+    }
+    uses
+}
+
+/// True when a virtual-terminal console is bound to a framebuffer (`vtcon*/bind` is 1 and names a
+/// frame buffer device), so the boot VGA device carries the console.
+fn framebuffer_console(root: &HostRoot) -> bool {
+    let Ok(entries) = std::fs::read_dir(root.join("sys/class/vtconsole")) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let dir = e.path();
+        let bound = std::fs::read_to_string(dir.join("bind")).is_ok_and(|b| b.trim() == "1");
+        let fb =
+            std::fs::read_to_string(dir.join("name")).is_ok_and(|n| n.contains("frame buffer"));
+        bound && fb
+    })
+}
+
+/// True when the `vfio-pci` driver is registered (module loaded or built in).
+pub fn vfio_pci_loaded(root: &HostRoot) -> bool {
+    Path::new(&root.join("sys/bus/pci/drivers/vfio-pci")).is_dir()
+}
+
+/// Gives `/dev/vfio/<group>` to `uid:gid` with mode 0600: only that user (and root) may open it,
+/// never wider than the kernel's default.
+pub fn give_group_node(root: &HostRoot, group: u32, uid: u32, gid: u32) -> Result<(), HostError> {
+    use std::os::unix::fs::PermissionsExt;
+    let node = root.join(format!("dev/vfio/{group}"));
+    let meta = std::fs::symlink_metadata(&node).map_err(|source| HostError::Read {
+        path: node.clone(),
+        source,
+    })?;
+    if meta.file_type().is_symlink() {
+        return Err(HostError::BadLink { path: node });
+    }
+    std::os::unix::fs::lchown(&node, Some(uid), Some(gid)).map_err(|source| HostError::Write {
+        path: node.clone(),
+        value: format!("owner {uid}:{gid}"),
+        source,
+    })?;
+    std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        HostError::Write {
+            path: node.clone(),
+            value: "mode 0600".to_owned(),
+            source,
+        }
+    })
+}

@@ -1,0 +1,191 @@
+//! Reading the fsl-mc bus (NXP DPAA2) and binding containers.
+//!
+//! Objects live under the management complex's platform device, nested as the kernel adds them
+//! (`.../fsl-mc/dprc.1/dprc.2/dpni.3`); `/sys/bus/fsl-mc/devices/<name>` links to them. A
+//! container's objects exist in sysfs only while a driver holds the container.
+
+use std::fs;
+use std::path::Path;
+
+use vfioctl_core::fslmc::{
+    FslMcInventory, FslMcObject, ObjectOriginal, VFIO_FSL_MC, container_restore_steps,
+};
+
+use crate::apply::{ApplyError, Executor, Rollback, StepError};
+use crate::journal::{EntryState, FslMcEntry, Journal, now};
+use crate::read::{link_name, parse_driver_override, read_attr, resolve_link};
+use crate::{HostError, HostRoot};
+
+/// True when the host has an fsl-mc bus.
+pub fn has_fslmc(root: &HostRoot) -> bool {
+    root.join("sys/bus/fsl-mc").is_dir()
+}
+
+/// Reads one object from its sysfs directory.
+pub fn read_object(name: &str, dir: &Path) -> Result<FslMcObject, HostError> {
+    let obj_type = name.split_once('.').map_or(name, |(t, _)| t).to_owned();
+    let container = dir
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.parse().ok());
+    let mut net_interfaces: Vec<String> = fs::read_dir(dir.join("net"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    net_interfaces.sort();
+    Ok(FslMcObject {
+        name: name.to_owned(),
+        obj_type,
+        driver: link_name(&dir.join("driver"))?,
+        driver_override: read_attr(&dir.join("driver_override"))?
+            .as_deref()
+            .and_then(parse_driver_override),
+        iommu_group: link_name(&dir.join("iommu_group"))?.and_then(|g| g.parse().ok()),
+        container,
+        net_interfaces,
+    })
+}
+
+/// Reads every object on the fsl-mc bus; empty when the host has none.
+pub fn read_fslmc(root: &HostRoot) -> Result<FslMcInventory, HostError> {
+    let devices = root.join("sys/bus/fsl-mc/devices");
+    let Ok(entries) = fs::read_dir(&devices) else {
+        return Ok(FslMcInventory::default());
+    };
+    let mut objects = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Names are `<type>.<id>`; anything else is not an object the kernel made.
+        let Some((kind, id)) = name.split_once('.') else {
+            continue;
+        };
+        if kind.is_empty() || id.parse::<u32>().is_err() {
+            continue;
+        }
+        let dir = resolve_link(root.path(), &entry.path())?;
+        objects.push(read_object(&name, &dir)?);
+    }
+    Ok(FslMcInventory::new(objects))
+}
+
+/// True when the `vfio-fsl-mc` driver is registered.
+pub fn vfio_fslmc_loaded(root: &HostRoot) -> bool {
+    root.join(format!("sys/bus/fsl-mc/drivers/{VFIO_FSL_MC}"))
+        .is_dir()
+}
+
+impl Executor {
+    fn read_object_now(&self, name: &str) -> Result<FslMcObject, HostError> {
+        let link = self.root().join(format!("sys/bus/fsl-mc/devices/{name}"));
+        let dir = resolve_link(self.root().path(), &link)?;
+        read_object(name, &dir)
+    }
+
+    /// Puts a container back as `original` says.
+    pub fn restore_object(&self, original: &ObjectOriginal) -> Result<(), StepError> {
+        let current = self.read_object_now(&original.object)?;
+        for step in container_restore_steps(&current, original) {
+            self.run_step(&step)?;
+        }
+        Ok(())
+    }
+
+    /// Binds a container as planned; on failure, puts it back.
+    pub fn bind_container(
+        &self,
+        plan: &vfioctl_core::fslmc::ContainerPlan,
+        journal: &mut Journal,
+        owner: Option<&str>,
+    ) -> Result<(), ApplyError> {
+        if plan.already_bound {
+            return Ok(());
+        }
+        let interrupted: Vec<String> = journal
+            .fsl_mc
+            .iter()
+            .filter(|e| e.state == EntryState::Binding)
+            .map(|e| e.original.object.clone())
+            .collect();
+        if !interrupted.is_empty() || journal.interrupted().next().is_some() {
+            return Err(ApplyError::Interrupted(Vec::new()));
+        }
+        let original = match journal
+            .fsl_mc
+            .iter()
+            .find(|e| e.original.object == plan.container)
+        {
+            Some(entry) => entry.original.clone(),
+            None => ObjectOriginal {
+                object: plan.container.clone(),
+                driver: plan.current_driver.clone(),
+                driver_override: plan.current_override.clone(),
+                iommu_group: plan.iommu_group,
+            },
+        };
+        let before = journal.clone();
+        journal
+            .fsl_mc
+            .retain(|e| e.original.object != plan.container);
+        journal.fsl_mc.push(FslMcEntry {
+            original: original.clone(),
+            state: EntryState::Binding,
+            since: now(),
+            owner: owner.map(str::to_owned),
+        });
+        if plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, vfioctl_core::plan::Step::LoadModule { .. }))
+            && !journal.modules_loaded.iter().any(|m| m == "vfio_fsl_mc")
+        {
+            journal.modules_loaded.push("vfio_fsl_mc".to_owned());
+        }
+        if let Err(e) = journal.save(self.root()) {
+            *journal = before;
+            return Err(e.into());
+        }
+        let newly_loaded: Vec<String> = journal
+            .modules_loaded
+            .iter()
+            .filter(|m| !before.modules_loaded.contains(m))
+            .cloned()
+            .collect();
+        for step in &plan.steps {
+            if let Err(source) = self.run_step(step) {
+                if let StepError::UnbindTimeout { device, .. } = &source {
+                    let rollback = Rollback::Incomplete(vec![format!(
+                        "{device}: the unbind has not returned; nothing else was undone"
+                    )]);
+                    return Err(ApplyError::Step { source, rollback });
+                }
+                let rollback = match self.restore_object(&original) {
+                    Ok(()) => Rollback::Clean,
+                    Err(e) => Rollback::Incomplete(vec![format!(
+                        "{}: {}",
+                        original.object,
+                        crate::apply::chain(&e)
+                    )]),
+                };
+                if rollback == Rollback::Clean {
+                    *journal = before.clone();
+                    journal.modules_loaded.extend(newly_loaded);
+                    self.unload_unused(journal);
+                    let _ = journal.save(self.root());
+                }
+                return Err(ApplyError::Step { source, rollback });
+            }
+        }
+        for entry in &mut journal.fsl_mc {
+            if entry.original.object == plan.container {
+                entry.state = EntryState::Bound;
+            }
+        }
+        journal.save(self.root())?;
+        Ok(())
+    }
+}

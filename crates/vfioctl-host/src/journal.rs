@@ -1,0 +1,492 @@
+//! The journal: what every device looked like before vfioctl touched it, written before the first
+//! write so that a crash, a failed step or a later `restore` can always give it back.
+//!
+//! It lives in `<root>/run/vfioctl/journal.json` (tmpfs: device bindings do not survive a reboot
+//! either). The directory is created 0700 and files 0600, and nothing is opened through a
+//! symlink, so a link planted there cannot redirect a root write. The file is replaced
+//! atomically (write a new file, fsync, rename), so a reader sees the old journal or the new one,
+//! never half of one; anything that does not parse and validate is reported, not trusted.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use vfioctl_core::PciAddress;
+use vfioctl_core::plan::OriginalState;
+
+use crate::HostRoot;
+
+/// Version of the journal format.
+pub const JOURNAL_VERSION: u32 = 1;
+const MAX_JOURNAL: u64 = 8 * 1024 * 1024;
+
+/// Where a device is in its life under vfioctl.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryState {
+    /// A bind was started and has not finished: after a crash, restore it.
+    Binding,
+    /// Bound to vfio by vfioctl.
+    Bound,
+}
+
+/// One device vfioctl has changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalEntry {
+    /// What to give back.
+    pub original: OriginalState,
+    /// How far the bind got.
+    pub state: EntryState,
+    /// Seconds since the epoch when the bind started.
+    pub since: u64,
+    /// The VM or command it was bound for, when known.
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+/// Everything vfioctl must be able to undo.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Journal {
+    /// Format version.
+    pub version: u32,
+    /// Devices, in the order they were bound.
+    pub entries: Vec<JournalEntry>,
+    /// Modules vfioctl loaded (and may unload when nothing uses them any more).
+    #[serde(default)]
+    pub modules_loaded: Vec<String>,
+    /// DPAA2 containers vfioctl bound.
+    #[serde(default)]
+    pub fsl_mc: Vec<FslMcEntry>,
+}
+
+/// One DPAA2 container vfioctl has changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FslMcEntry {
+    /// What to give back.
+    pub original: vfioctl_core::fslmc::ObjectOriginal,
+    /// How far the bind got.
+    pub state: EntryState,
+    /// Seconds since the epoch when the bind started.
+    pub since: u64,
+    /// The VM it was bound for, when known.
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+/// A problem with the journal or the lock.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The state directory cannot be created or used.
+    #[error("cannot use {path}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The state directory or a file in it is a symlink or not ours.
+    #[error("{path} is a symlink or not owned by this user; refusing to write through it")]
+    Unsafe {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Reading or writing the journal failed.
+    #[error("cannot {action} the journal {path}")]
+    Io {
+        /// read or write.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The journal does not parse or validate.
+    #[error("the journal {path} is damaged ({problem})")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Another vfioctl holds the lock.
+    #[error("another vfioctl is changing devices (it holds {path}); waited {waited:?}")]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+        /// How long we waited.
+        waited: Duration,
+    },
+}
+
+impl JournalError {
+    /// What the user can do.
+    pub fn remedy(&self) -> String {
+        match self {
+            Self::Dir { source, .. } | Self::Io { source, .. }
+                if source.kind() == io::ErrorKind::PermissionDenied =>
+            {
+                "run vfioctl as root".to_owned()
+            }
+            Self::Dir { .. } | Self::Io { .. } => {
+                "make /run writable (it must be a tmpfs with free space); nothing was changed"
+                    .to_owned()
+            }
+            Self::Unsafe { path } => format!(
+                "remove {} (someone planted it) and run again; nothing was changed",
+                path.display()
+            ),
+            Self::Corrupt { path, .. } => format!(
+                "inspect {} and the devices by hand ('vfioctl list'); move the file away to \
+                 start over, then restore devices with 'vfioctl restore <device>'",
+                path.display()
+            ),
+            Self::Busy { .. } => "wait for the other vfioctl to finish, then run again".to_owned(),
+        }
+    }
+}
+
+/// The state directory `<root>/run/vfioctl`, created safely.
+pub fn state_dir(root: &HostRoot) -> Result<PathBuf, JournalError> {
+    let dir = root.join("run/vfioctl");
+    match fs::symlink_metadata(&dir) {
+        Ok(meta) => {
+            if !meta.file_type().is_dir() {
+                return Err(JournalError::Unsafe { path: dir });
+            }
+            check_owner(&dir, &meta)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|source| JournalError::Dir {
+                    path: dir.clone(),
+                    source,
+                })?;
+            // DirBuilder's mode is filtered by the umask; state must not be readable by others.
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(|source| {
+                JournalError::Dir {
+                    path: dir.clone(),
+                    source,
+                }
+            })?;
+        }
+        Err(source) => return Err(JournalError::Dir { path: dir, source }),
+    }
+    Ok(dir)
+}
+
+fn check_owner(path: &Path, meta: &fs::Metadata) -> Result<(), JournalError> {
+    use std::os::unix::fs::MetadataExt;
+    let euid = rustix::process::geteuid().as_raw();
+    if meta.uid() != euid {
+        return Err(JournalError::Unsafe {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+fn nofollow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}
+
+/// An exclusive lock on `<root>/run/vfioctl/lock`, held until dropped.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    /// Takes the lock, waiting up to `wait` for another vfioctl to finish.
+    pub fn acquire(root: &HostRoot, wait: Duration) -> Result<Self, JournalError> {
+        let dir = state_dir(root)?;
+        let path = dir.join("lock");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(nofollow())
+            .open(&path)
+            .map_err(|source| open_error(&path, "open", source))?;
+        let start = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(JournalError::Busy {
+                        path,
+                        waited: start.elapsed(),
+                    });
+                }
+                Err(fs::TryLockError::Error(source)) => {
+                    return Err(JournalError::Io {
+                        action: "lock",
+                        path,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn open_error(path: &Path, action: &'static str, source: io::Error) -> JournalError {
+    // ELOOP from O_NOFOLLOW: the name is a symlink.
+    if source.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+        JournalError::Unsafe {
+            path: path.to_path_buf(),
+        }
+    } else {
+        JournalError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+impl Journal {
+    /// The journal's path.
+    pub fn path(root: &HostRoot) -> PathBuf {
+        root.join("run/vfioctl/journal.json")
+    }
+
+    /// Loads the journal; an absent one is empty.
+    pub fn load(root: &HostRoot) -> Result<Self, JournalError> {
+        let path = Self::path(root);
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(nofollow())
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Self {
+                    version: JOURNAL_VERSION,
+                    ..Self::default()
+                });
+            }
+            Err(source) => return Err(open_error(&path, "read", source)),
+        };
+        let mut text = String::new();
+        file.take(MAX_JOURNAL)
+            .read_to_string(&mut text)
+            .map_err(|source| JournalError::Corrupt {
+                path: path.clone(),
+                problem: format!("unreadable: {source}"),
+            })?;
+        Self::parse(&text).map_err(|problem| JournalError::Corrupt { path, problem })
+    }
+
+    /// Parses and validates journal text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let journal: Self = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if journal.version != JOURNAL_VERSION {
+            return Err(format!(
+                "version {} is not the version this vfioctl writes ({JOURNAL_VERSION})",
+                journal.version
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for entry in &journal.entries {
+            if !seen.insert(entry.original.address) {
+                return Err(format!("{} appears twice", entry.original.address));
+            }
+            for name in [&entry.original.driver, &entry.original.driver_override]
+                .into_iter()
+                .flatten()
+            {
+                if !valid_driver_name(name) {
+                    return Err(format!("{name:?} is not a driver name"));
+                }
+            }
+        }
+        Ok(journal)
+    }
+
+    /// Writes the journal atomically.
+    pub fn save(&self, root: &HostRoot) -> Result<(), JournalError> {
+        let dir = state_dir(root)?;
+        let path = Self::path(root);
+        let tmp = dir.join(format!("journal.json.{}.tmp", std::process::id()));
+        let text = serde_json::to_string_pretty(self).map_err(|e| JournalError::Io {
+            action: "encode",
+            path: path.clone(),
+            source: io::Error::other(e),
+        })?;
+        let _ = fs::remove_file(&tmp);
+        let write = || -> io::Result<()> {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(nofollow())
+                .open(&tmp)?;
+            file.write_all(text.as_bytes())?;
+            file.write_all(b"\n")?;
+            file.sync_all()
+        };
+        if let Err(source) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(open_error(&tmp, "write", source));
+        }
+        if let Ok(meta) = fs::symlink_metadata(&path)
+            && meta.file_type().is_symlink()
+        {
+            let _ = fs::remove_file(&tmp);
+            return Err(JournalError::Unsafe { path });
+        }
+        fs::rename(&tmp, &path).map_err(|source| {
+            let _ = fs::remove_file(&tmp);
+            JournalError::Io {
+                action: "write",
+                path,
+                source,
+            }
+        })
+    }
+
+    /// The entry of a device.
+    pub fn entry(&self, address: &PciAddress) -> Option<&JournalEntry> {
+        self.entries.iter().find(|e| e.original.address == *address)
+    }
+
+    /// Entries of binds that were started and never finished.
+    pub fn interrupted(&self) -> impl Iterator<Item = &JournalEntry> {
+        self.entries
+            .iter()
+            .filter(|e| e.state == EntryState::Binding)
+    }
+
+    /// Removes the entries of these devices.
+    pub fn remove(&mut self, addresses: &[PciAddress]) {
+        self.entries
+            .retain(|e| !addresses.contains(&e.original.address));
+    }
+}
+
+/// Driver names are kernel identifiers: no slashes, no whitespace, no control characters.
+pub fn valid_driver_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> (tempfile::TempDir, HostRoot) {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("sys/bus/pci")).unwrap();
+        let root = HostRoot::open(tmp.path()).unwrap();
+        (tmp, root)
+    }
+
+    #[test]
+    fn save_then_load_round_trips_with_private_modes() {
+        let (_tmp, root) = root();
+        let journal = Journal {
+            version: JOURNAL_VERSION,
+            entries: vec![JournalEntry {
+                original: OriginalState {
+                    address: "0001:03:00.0".parse().unwrap(),
+                    driver: Some("ath10k_pci".into()),
+                    driver_override: None,
+                    iommu_group: Some(1),
+                },
+                state: EntryState::Bound,
+                since: 1,
+                owner: None,
+            }],
+            modules_loaded: vec![],
+            fsl_mc: vec![],
+        };
+        journal.save(&root).unwrap();
+        assert_eq!(Journal::load(&root).unwrap(), journal);
+        let mode = |p: PathBuf| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(root.join("run/vfioctl")), 0o700);
+        assert_eq!(mode(Journal::path(&root)), 0o600);
+    }
+
+    #[test]
+    fn truncated_journal_is_reported_not_trusted() {
+        let (_tmp, root) = root();
+        state_dir(&root).unwrap();
+        fs::write(
+            Journal::path(&root),
+            "{\"version\": 1, \"entries\": [{\"orig",
+        )
+        .unwrap();
+        assert!(matches!(
+            Journal::load(&root),
+            Err(JournalError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn planted_symlink_is_refused() {
+        let (tmp, root) = root();
+        state_dir(&root).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("elsewhere"), Journal::path(&root)).unwrap();
+        assert!(matches!(
+            Journal::load(&root),
+            Err(JournalError::Unsafe { .. })
+        ));
+        assert!(matches!(
+            Journal::default().save(&root),
+            Err(JournalError::Unsafe { .. })
+        ));
+        assert!(!tmp.path().join("elsewhere").exists());
+    }
+
+    #[test]
+    fn planted_symlink_directory_is_refused() {
+        let (tmp, root) = root();
+        fs::create_dir_all(tmp.path().join("run")).unwrap();
+        fs::create_dir_all(tmp.path().join("target")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("target"), tmp.path().join("run/vfioctl"))
+            .unwrap();
+        assert!(matches!(state_dir(&root), Err(JournalError::Unsafe { .. })));
+    }
+
+    #[test]
+    fn journal_with_bad_driver_name_is_corrupt() {
+        let text = r#"{"version":1,"entries":[{"original":{"address":"0000:01:00.0","driver":"../../x","driver_override":null,"iommu_group":1},"state":"bound","since":0}]}"#;
+        assert!(Journal::parse(text).is_err());
+    }
+
+    #[test]
+    fn second_lock_waits_then_reports_busy() {
+        let (_tmp, root) = root();
+        let _held = Lock::acquire(&root, Duration::ZERO).unwrap();
+        assert!(matches!(
+            Lock::acquire(&root, Duration::from_millis(50)),
+            Err(JournalError::Busy { .. })
+        ));
+    }
+}

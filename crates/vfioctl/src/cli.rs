@@ -1,0 +1,320 @@
+//! Command-line definitions. Help text lives in the doc comments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit::EXIT_CODES_HELP;
+
+/// Safe, explainable and reversible VFIO passthrough of PCI devices and DPAA2 containers.
+///
+/// vfioctl lists PCI functions and their IOMMU groups, explains why a group is shared, binds whole
+/// groups to vfio-pci and gives every device back to the driver it had before.
+#[derive(Debug, Parser)]
+#[command(name = "vfioctl", version, after_long_help = EXIT_CODES_HELP, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Work on the sysfs, /proc, /dev and /run under DIR instead of / (like lspci's
+    /// -O sysfs.path=); for simulated trees, chroots and tests.
+    #[arg(long, global = true, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Print machine-readable JSON (versioned; see the README for the schema).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The pci.ids database for names (default: /usr/share/misc/pci.ids, then
+    /// /usr/share/hwdata/pci.ids; numeric IDs when none is found).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub pci_ids: Option<PathBuf>,
+    /// Say more (repeat for more detail).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Say only what was asked for: no notes.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List PCI functions with their driver, driver_override and IOMMU group.
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Show every IOMMU group, its members, and why it holds more than one device.
+    #[command(visible_alias = "iommu-groups")]
+    Groups(GroupsArgs),
+    /// Show everything about one device: identity, driver, group, parents, power, reset, users.
+    Show(ShowArgs),
+    /// Bind devices, a whole IOMMU group at a time, to vfio-pci.
+    #[command(visible_alias = "detach")]
+    Bind(BindArgs),
+    /// Give devices back to the drivers they had before vfioctl bound them.
+    #[command(visible_alias = "reattach")]
+    Restore(RestoreArgs),
+    /// Give back every device of an interrupted or finished run (restore --all).
+    Recover(RecoverArgs),
+    /// Ask the kernel whether IOMMU groups are usable by a VM now (VFIO_GROUP_GET_STATUS).
+    Check(CheckArgs),
+    /// Run as a libvirt or Proxmox VE hook (see the README).
+    Hook(HookArgs),
+    /// Write the man pages and shell completions (for packaging).
+    #[command(hide = true)]
+    GenerateDocs(GenerateDocsArgs),
+    /// Print the QEMU arguments that pass devices (whole IOMMU groups) to a guest.
+    QemuArgs(QemuArgs),
+    /// Print libvirt hostdev elements for devices (whole IOMMU groups).
+    LibvirtXml(LibvirtArgs),
+    /// VM definitions (/etc/vfioctl/vms/NAME.toml): list, check against this host, QEMU command
+    /// line.
+    Vm(VmArgs),
+    /// Bind the devices of every VM marked `boot = true` (idempotent; vfioctl-apply.service runs
+    /// it at boot).
+    Apply(ApplyArgs),
+    /// Compare every VM's devices with the host: bound, not bound, drifted, missing.
+    Status(StatusArgs),
+    /// Bind a VM's devices, run its QEMU, and give the devices back when QEMU exits.
+    Run(RunArgs),
+}
+
+/// Where VM definitions are read from.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Read VM definitions from DIR instead of ROOT/etc/vfioctl/vms (ROOT: --root).
+    #[arg(long, value_name = "DIR")]
+    pub config: Option<PathBuf>,
+}
+
+/// `vfioctl vm`.
+#[derive(Debug, Args)]
+pub struct VmArgs {
+    #[command(subcommand)]
+    pub command: VmCommand,
+}
+
+/// `vfioctl vm ...`.
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// List the VM definitions, their devices, and whether each file is valid.
+    #[command(visible_alias = "ls")]
+    List(VmListArgs),
+    /// Check a VM against this host: device identities, IOMMU groups, safety refusals, QEMU.
+    Check(VmNameArgs),
+    /// Print the VM's full QEMU command line (--json: an argv array).
+    QemuArgs(VmNameArgs),
+}
+
+/// `vfioctl vm list`.
+#[derive(Debug, Args)]
+pub struct VmListArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// `vfioctl vm check|qemu-args <name>`.
+#[derive(Debug, Args)]
+pub struct VmNameArgs {
+    /// The VM (the stem of its .toml file).
+    pub name: String,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// `vfioctl apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Print what would be bound, and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Seconds to wait for a driver to let go of a device before giving up.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// `vfioctl status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// `vfioctl run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The VM (the stem of its .toml file).
+    pub name: String,
+    /// Print what would be bound and the exact QEMU command line, and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Seconds to wait for a driver to let go of a device before giving up.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// `vfioctl recover`.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Print what would be done, and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+/// `vfioctl list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only the device at this address (DDDD:BB:DD.F, or BB:DD.F for domain 0).
+    #[arg(short = 's', long = "slot", value_name = "ADDRESS")]
+    pub slot: Option<String>,
+    /// Only devices with this vendor:device ID (e.g. 10de:2684).
+    #[arg(short = 'd', long = "id", value_name = "VENDOR:DEVICE")]
+    pub id: Option<String>,
+    /// Only devices bound to this driver ("none" for devices without one).
+    #[arg(long, value_name = "NAME")]
+    pub driver: Option<String>,
+    /// Show the bus hierarchy as a tree.
+    #[arg(short, long)]
+    pub tree: bool,
+}
+
+/// `vfioctl groups`.
+#[derive(Debug, Args)]
+pub struct GroupsArgs {
+    /// Only the groups of these devices or group numbers.
+    #[arg(value_name = "DEVICE|GROUP")]
+    pub filter: Vec<String>,
+}
+
+/// `vfioctl show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The device (DDDD:BB:DD.F, BB:DD.F, or a network interface name).
+    pub device: String,
+}
+
+/// `vfioctl bind`.
+#[derive(Debug, Args)]
+pub struct BindArgs {
+    /// Devices: addresses (0001:03:00.0), vendor:device IDs (every match), or interface names.
+    #[arg(required = true, value_name = "DEVICE")]
+    pub devices: Vec<String>,
+    /// Bind only the named functions, not the rest of their IOMMU groups (the group stays
+    /// unusable by a VM until the rest follow).
+    #[arg(long)]
+    pub only: bool,
+    /// Override the host-safety refusals (mounted disks, networks in use, the console). Never
+    /// splits a group: that needs --only.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the plan and the exact sysfs writes, and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Give /dev/vfio/GROUP to this user (the one that runs QEMU).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Seconds to wait for a driver to let go of a device before giving up.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Record who the devices were bound for (a VM name) in the journal.
+    #[arg(long, value_name = "NAME", hide = true)]
+    pub owner: Option<String>,
+}
+
+/// `vfioctl restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Devices to give back (their journaled group members go with them).
+    #[arg(value_name = "DEVICE")]
+    pub devices: Vec<String>,
+    /// Give back every device vfioctl bound.
+    #[arg(long, conflicts_with = "devices")]
+    pub all: bool,
+    /// Print what would be done, and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Seconds to wait for a driver to let go of a device before giving up.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+}
+
+/// `vfioctl check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// IOMMU group numbers or devices.
+    #[arg(required = true, value_name = "GROUP|DEVICE")]
+    pub targets: Vec<String>,
+}
+
+/// `vfioctl qemu-args`.
+#[derive(Debug, Args)]
+pub struct QemuArgs {
+    /// Devices (addresses, vendor:device IDs, interface names) and DPAA2 containers (dprc.N).
+    #[arg(required = true, value_name = "DEVICE|DPRC")]
+    pub devices: Vec<String>,
+    /// The guest machine type: q35 (x86-64) or virt (aarch64). Default: this host's.
+    #[arg(long, value_name = "TYPE")]
+    pub machine: Option<String>,
+    /// Only the named functions, not every endpoint of their IOMMU groups.
+    #[arg(long)]
+    pub only: bool,
+}
+
+/// `vfioctl libvirt-xml`.
+#[derive(Debug, Args)]
+pub struct LibvirtArgs {
+    /// Devices (addresses, vendor:device IDs, interface names).
+    #[arg(required = true, value_name = "DEVICE")]
+    pub devices: Vec<String>,
+    /// Only the named functions, not every endpoint of their IOMMU groups.
+    #[arg(long)]
+    pub only: bool,
+}
+
+/// `vfioctl generate-docs`.
+#[derive(Debug, Args)]
+pub struct GenerateDocsArgs {
+    /// Directory to write `man/` and `completions/` into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// `vfioctl hook`.
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    #[command(subcommand)]
+    pub target: HookTarget,
+}
+
+/// Which VM manager calls the hook.
+#[derive(Debug, Subcommand)]
+pub enum HookTarget {
+    /// libvirt's qemu hook: binds a domain's PCI hostdevs on prepare, restores them on release.
+    /// Reads the domain XML from standard input.
+    Libvirt {
+        /// The domain name.
+        domain: String,
+        /// libvirt's operation (prepare, start, started, stopped, release, ...).
+        operation: String,
+        /// libvirt's sub-operation (begin, end, ...).
+        sub_operation: String,
+        /// libvirt's extra argument.
+        extra: Option<String>,
+    },
+    /// A Proxmox VE hookscript: binds a VM's hostpciN devices before start, restores them after
+    /// stop.
+    Proxmox {
+        /// The VM id.
+        vmid: String,
+        /// The phase (pre-start, post-start, pre-stop, post-stop).
+        phase: String,
+    },
+}

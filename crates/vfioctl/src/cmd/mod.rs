@@ -1,0 +1,9 @@
+//! One module per family of commands.
+pub mod bind;
+pub mod check;
+pub mod docs;
+pub mod fslmc;
+pub mod hook;
+pub mod inventory;
+pub mod render;
+pub mod vm;

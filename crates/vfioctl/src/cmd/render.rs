@@ -1,0 +1,134 @@
+//! `qemu-args` and `libvirt-xml`: what to hand a VMM for the devices vfioctl binds.
+
+use serde::Serialize;
+
+use vfioctl_core::fslmc::DprcName;
+use vfioctl_core::render::libvirt::hostdev_xml;
+use vfioctl_core::render::qemu::{Machine, qemu_args, shell_join};
+use vfioctl_core::render::{Passthrough, RenderError};
+use vfioctl_core::{Inventory, PciAddress};
+
+use crate::cli::{LibvirtArgs, QemuArgs};
+use crate::cmd::bind::select;
+use crate::cmd::inventory::JSON_VERSION;
+use crate::context::{Context, to_json};
+use crate::error::CliError;
+use crate::exit::Exit;
+
+/// The machine type of this host's own architecture.
+pub fn native_machine() -> Machine {
+    if std::env::consts::ARCH == "aarch64" {
+        Machine::Virt
+    } else {
+        Machine::Q35
+    }
+}
+
+fn render_error(e: RenderError) -> CliError {
+    let hint = e.remedy();
+    let error = CliError::new(Exit::Usage, e.to_string());
+    match hint {
+        Some(h) => error.hint(h),
+        None => error,
+    }
+}
+
+/// Splits names into DPAA2 containers and PCI devices, and (unless `only`) adds every endpoint of
+/// each device's IOMMU group: a group goes to one VM whole.
+pub fn request(
+    ctx: &Context,
+    inventory: &Inventory,
+    names: &[String],
+    only: bool,
+) -> Result<Passthrough, CliError> {
+    let mut request = Passthrough::default();
+    let mut pci_names = Vec::new();
+    for name in names {
+        match name.parse::<DprcName>() {
+            Ok(dprc) => request.dprc.push(dprc),
+            Err(_) => pci_names.push(name.clone()),
+        }
+    }
+    let named = select(ctx, inventory, &pci_names)?;
+    let mut pci: Vec<PciAddress> = Vec::new();
+    for address in named {
+        pci.push(address);
+        if !only {
+            pci.extend(
+                inventory
+                    .group_members(&address)
+                    .into_iter()
+                    .filter(|a| inventory.get(a).is_some_and(|d| !d.is_bridge())),
+            );
+        }
+    }
+    pci.sort_unstable();
+    pci.dedup();
+    request.pci = pci;
+    Ok(request)
+}
+
+/// `vfioctl qemu-args`.
+pub fn qemu(ctx: &mut Context, args: &QemuArgs) -> Result<Exit, CliError> {
+    let machine = match &args.machine {
+        Some(text) => text
+            .parse::<Machine>()
+            .map_err(|e| CliError::new(Exit::Usage, e.to_string()))?,
+        None => native_machine(),
+    };
+    let inventory = ctx.inventory()?;
+    let request = request(ctx, &inventory, &args.devices, args.only)?;
+    let argv = qemu_args(&inventory, &request, machine).map_err(render_error)?;
+    if ctx.json {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            version: u32,
+            machine: &'static str,
+            argv: &'a [String],
+        }
+        let text = to_json(&Doc {
+            version: JSON_VERSION,
+            machine: machine.name(),
+            argv: &argv,
+        })?;
+        ctx.line(text);
+    } else {
+        // One `-device` pair per line, ready to paste after a backslash-continued command.
+        for pair in argv.chunks(2) {
+            ctx.line(shell_join(pair));
+        }
+    }
+    if !request.dprc.is_empty() {
+        ctx.note(
+            "vfio-fsl-mc exists only in NXP's QEMU (mainline QEMU has no such device); check \
+             with 'qemu-system-aarch64 -device help'",
+        );
+    }
+    Ok(Exit::Success)
+}
+
+/// `vfioctl libvirt-xml`.
+pub fn libvirt(ctx: &mut Context, args: &LibvirtArgs) -> Result<Exit, CliError> {
+    let inventory = ctx.inventory()?;
+    let request = request(ctx, &inventory, &args.devices, args.only)?;
+    let xml = hostdev_xml(&inventory, &request).map_err(render_error)?;
+    if ctx.json {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            version: u32,
+            xml: &'a str,
+        }
+        let text = to_json(&Doc {
+            version: JSON_VERSION,
+            xml: &xml,
+        })?;
+        ctx.line(text);
+    } else {
+        ctx.line(xml.trim_end());
+    }
+    ctx.note(
+        "managed='no': bind the devices first ('vfioctl bind'), or let the vfioctl libvirt hook \
+         do it; libvirt's own managed='yes' does not check IOMMU groups",
+    );
+    Ok(Exit::Success)
+}

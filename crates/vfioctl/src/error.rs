@@ -1,0 +1,86 @@
+//! The CLI's one error type: a sentence, a hint, and an exit code.
+
+use std::fmt;
+
+use vfioctl_host::HostError;
+
+use crate::exit::Exit;
+
+/// An error the CLI reports to the user and exits with.
+#[derive(Debug)]
+pub struct CliError {
+    /// What went wrong, as one sentence.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+    /// The exit code.
+    pub exit: Exit,
+}
+
+impl CliError {
+    /// An error with an exit code and no hint.
+    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: None,
+            exit,
+        }
+    }
+
+    /// Adds a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Joins an error and its sources into one sentence ("failed to read X: permission denied").
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl From<HostError> for CliError {
+    fn from(error: HostError) -> Self {
+        let exit = match &error {
+            HostError::Read { source, .. } | HostError::Write { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                Exit::Privileges
+            }
+            HostError::Write { .. } => Exit::Failed,
+            _ => Exit::Usage,
+        };
+        Self {
+            message: chain(&error),
+            hint: error.remedy(),
+            exit,
+        }
+    }
+}
+
+impl From<vfioctl_core::SelectorError> for CliError {
+    fn from(error: vfioctl_core::SelectorError) -> Self {
+        let hint = match &error {
+            vfioctl_core::SelectorError::NotFound(_) => {
+                "run 'vfioctl list' to see the addresses this host has"
+            }
+            vfioctl_core::SelectorError::Ambiguous { .. } => {
+                "write the full address with its domain, e.g. 0001:03:00.0"
+            }
+        };
+        Self::new(Exit::Usage, error.to_string()).hint(hint)
+    }
+}

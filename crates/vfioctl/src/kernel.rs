@@ -1,0 +1,61 @@
+//! Choosing the kernel vfioctl talks to: the real one, or the simulated kernel of a test tree.
+
+use std::sync::Arc;
+
+use vfioctl_host::{HostRoot, Kernel, RealKernel};
+
+/// The kernel for this root. A simulated kernel is used only for a `--root` tree that carries the
+/// simulator's marker, never for `/`.
+pub fn for_root(root: &HostRoot) -> Arc<dyn Kernel> {
+    #[cfg(feature = "simulated-kernel")]
+    if !root.is_real_root()
+        && let Some(sim) = sim::SimAdapter::open(root.path())
+    {
+        return Arc::new(sim);
+    }
+    let _ = root;
+    Arc::new(RealKernel)
+}
+
+#[cfg(feature = "simulated-kernel")]
+mod sim {
+    use std::io;
+    use std::path::Path;
+
+    use vfioctl_host::{Kernel, ModuleError};
+    use vfioctl_sim::SimKernel;
+
+    /// The simulated kernel behind the host layer's `Kernel` trait.
+    pub struct SimAdapter(SimKernel);
+
+    impl SimAdapter {
+        pub fn open(root: &Path) -> Option<Self> {
+            SimKernel::open(root).ok().map(Self)
+        }
+    }
+
+    impl Kernel for SimAdapter {
+        fn write_attr(&self, path: &Path, value: &str) -> io::Result<()> {
+            self.0.write(path, value)
+        }
+        fn load_module(&self, module: &str) -> Result<(), ModuleError> {
+            self.0.load_module(module).map_err(|e| convert(module, e))
+        }
+        fn unload_module(&self, module: &str) -> Result<(), ModuleError> {
+            self.0.unload_module(module).map_err(|e| convert(module, e))
+        }
+    }
+
+    fn convert(module: &str, error: vfioctl_sim::SimModuleError) -> ModuleError {
+        use vfioctl_sim::SimModuleError as E;
+        match error {
+            E::Blacklisted(_) => ModuleError::Blacklisted(module.to_owned()),
+            E::NotFound(_) => ModuleError::NotFound(module.to_owned()),
+            #[allow(unreachable_patterns)]
+            other => ModuleError::Failed {
+                module: module.to_owned(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
