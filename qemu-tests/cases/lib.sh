@@ -1,0 +1,74 @@
+# Sourced by every case script in the guest (installed as /lib/case-lib.sh).
+# `step <description> <command...>` runs one check; on failure it records the description as the
+# failure reason (init prints it in the sentinel line) and exits the case.
+step() {
+  desc=$1
+  shift
+  echo "--- STEP: $desc"
+  if "$@"; then
+    return 0
+  fi
+  echo "$desc" >>/tmp/fail-reason
+  echo "--- FAILED STEP: $desc"
+  exit 1
+}
+# Guest-side checker, see crates/vfioctl-qemu-tests/src/bin/vfioctl-guest-check.rs.
+gc() {
+  vfioctl-guest-check "$@"
+}
+# True when /init loaded vfio-pci before the case (vfiotest.preload=1).
+preloaded() {
+  grep -q 'vfiotest.preload=1' /proc/cmdline
+}
+# Records a failure reason and ends the case.
+case_fail() {
+  echo "$1" >>/tmp/fail-reason
+  echo "--- FAILED: $1"
+  exit 1
+}
+# The checks every case starts with: vfioctl's view equals the kernel's, vfio-pci not loaded yet.
+common_start() {
+  step "vfioctl groups --json matches /sys/kernel/iommu_groups" gc groups-match
+  step "vfioctl list --json matches sysfs" gc list-match
+  if ! preloaded; then
+    step "vfio-pci is not loaded before vfioctl runs" gc module vfio_pci absent
+  fi
+}
+# The checks every case ends with: bad input is refused, everything is restored.
+common_end() {
+  step "bind of a malformed address exits 2" gc exit 2 -- vfioctl bind 0000:zz:00.0
+  step "bind of a missing device exits 2" gc exit 2 -- vfioctl bind 0000:3f:1f.7
+  step "restore --all with nothing bound exits 0" gc exit 0 -- vfioctl restore --all
+  step "vfioctl list --json matches sysfs at the end" gc list-match
+}
+# partial_bind <addr> <original driver>: `bind --only` one function of a shared group. Either a
+# safety rule refuses it (exit 3), or it binds just that function and the group is not viable.
+partial_bind() {
+  rc=0
+  echo "\$ vfioctl bind --only $1"
+  vfioctl bind --only "$1" || rc=$?
+  echo "exit $rc"
+  case $rc in
+    0)
+      step "bind --only put $1 on vfio-pci" gc driver "$1" vfio-pci
+      step "a partially bound group is not viable" gc viable "$1" no
+      step "restore --all after the partial bind" gc exit 0 -- vfioctl restore --all
+      step "$1 is back on $2" gc driver "$1" "$2"
+      step "$1 has no driver_override left" gc override "$1" none
+      ;;
+    3) echo "bind --only $1 refused by a safety rule (accepted)" ;;
+    *) case_fail "vfioctl bind --only $1 exited $rc, expected 0 or 3" ;;
+  esac
+}
+# require_subcommands <sub>...: ends the case as SKIP (exit 77) when this vfioctl build does not
+# have one of them yet, so the checks before it still count while the CLI is being written.
+# The runner turns SKIP into a failure when VFIOCTL_QEMU_STRICT=1.
+require_subcommands() {
+  for sub in "$@"; do
+    if ! vfioctl "$sub" --help >/dev/null 2>&1; then
+      echo "vfioctl has no '$sub' subcommand yet" >>/tmp/skip-reason
+      echo "--- SKIP: vfioctl has no '$sub' subcommand yet"
+      exit 77
+    fi
+  done
+}
