@@ -538,11 +538,11 @@ fn cmd_viable(sys: &Sysfs, addr: &str, want: &str) -> Check {
         out.status.code(),
         stdout.trim()
     );
-    // The contract says exit 1 for "not viable"; vfioctl's own exit-code table also lists
-    // `check` under 4 ("diagnostics found problems"). Both count until the two agree.
+    // vfioctl's exit-code table: `check` exits 4 ("diagnostics found problems") when a group is
+    // not viable.
     let code_ok = match out.status.code() {
         Some(0) => want,
-        Some(1 | 4) => !want,
+        Some(4) => !want,
         _ => false,
     };
     if !code_ok || said_viable != want || said_not == want {
