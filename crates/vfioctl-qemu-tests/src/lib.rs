@@ -69,7 +69,7 @@ impl Arch {
     }
 
     /// The QEMU command line up to the device tail: machine, IOMMU, kernel and initrd.
-    fn qemu_base(self, kernel: &Path, initrd: &Path, append: &str) -> Vec<String> {
+    fn qemu_base(self, kernel: &Path, initrd: &Path, memory_mb: u32, append: &str) -> Vec<String> {
         let mut args: Vec<String> = match self {
             Arch::X86_64 => vec![
                 "qemu-system-x86_64",
@@ -99,18 +99,12 @@ impl Arch {
             Arch::X86_64 => "console=ttyS0 intel_iommu=on iommu=nopt no_timer_check",
             Arch::Aarch64 => "console=ttyAMA0",
         };
+        args.extend(["-smp", "1", "-m"].into_iter().map(str::to_owned));
+        args.push(memory_mb.to_string());
         args.extend(
-            [
-                "-smp",
-                "1",
-                "-m",
-                "1024",
-                "-no-reboot",
-                "-nodefaults",
-                "-kernel",
-            ]
-            .into_iter()
-            .map(str::to_owned),
+            ["-no-reboot", "-nodefaults", "-kernel"]
+                .into_iter()
+                .map(str::to_owned),
         );
         args.push(kernel.display().to_string());
         args.push("-initrd".to_owned());
@@ -225,51 +219,71 @@ pub fn topology(name: &str) -> Option<&'static Topology> {
 pub struct Case {
     /// Guest architecture.
     pub arch: Arch,
+    /// The case's name: the topology's, except for cases that reuse a topology for other checks.
+    pub name: &'static str,
     /// Topology name, a key of [`TOPOLOGIES`].
     pub topology: &'static str,
+    /// Packs the host's `qemu-system-x86_64` (its libraries, TCG module and firmware) into the
+    /// initramfs, so the case can run `vfioctl run` with a real QEMU inside the guest. Such a
+    /// case gets more guest memory and time: see [`Case::memory_mb`] and [`Case::min_timeout`].
+    pub nested_qemu: bool,
 }
 
 impl Case {
-    /// `<arch>-<topology>`, also the case script's file stem.
+    /// A case that checks a topology's groups, bind and restore: named after the topology.
+    pub const fn plain(arch: Arch, topology: &'static str) -> Self {
+        Self {
+            arch,
+            name: topology,
+            topology,
+            nested_qemu: false,
+        }
+    }
+
+    /// `<arch>-<name>`, also the case script's file stem.
     pub fn id(&self) -> String {
-        format!("{}-{}", self.arch, self.topology)
+        format!("{}-{}", self.arch, self.name)
+    }
+
+    /// Guest memory: 1 GiB; 2 GiB with a nested QEMU (the unpacked 60 MB initramfs, QEMU itself
+    /// and the guest RAM that VFIO pins).
+    pub fn memory_mb(&self) -> u32 {
+        if self.nested_qemu { 2048 } else { 1024 }
+    }
+
+    /// The least time the VM gets, whatever `VFIOCTL_QEMU_TIMEOUT` says: a nested QEMU starts
+    /// twice under TCG-in-TCG.
+    pub fn min_timeout(&self) -> Duration {
+        Duration::from_secs(if self.nested_qemu { 240 } else { 0 })
+    }
+
+    /// The time limit `/init` puts on `/case.sh` (`vfiotest.timeout`), inside the guest.
+    pub fn guest_timeout(&self) -> Option<u32> {
+        self.nested_qemu.then_some(200)
     }
 }
 
 /// The full matrix.
 pub const CASES: &[Case] = &[
+    Case::plain(Arch::X86_64, "rootports"),
+    Case::plain(Arch::X86_64, "rootports-noacs"),
+    Case::plain(Arch::X86_64, "switch"),
+    Case::plain(Arch::X86_64, "pcibridge"),
+    Case::plain(Arch::X86_64, "multifn"),
+    // `vfioctl run` with a real qemu-system-x86_64 inside the guest: SIGTERM forwarding and the
+    // give-back, then SIGKILL of vfioctl and `recover` from the journal.
     Case {
         arch: Arch::X86_64,
+        name: "nested",
         topology: "rootports",
+        nested_qemu: true,
     },
-    Case {
-        arch: Arch::X86_64,
-        topology: "rootports-noacs",
-    },
-    Case {
-        arch: Arch::X86_64,
-        topology: "switch",
-    },
-    Case {
-        arch: Arch::X86_64,
-        topology: "pcibridge",
-    },
-    Case {
-        arch: Arch::X86_64,
-        topology: "multifn",
-    },
-    Case {
-        arch: Arch::Aarch64,
-        topology: "switch",
-    },
-    Case {
-        arch: Arch::Aarch64,
-        topology: "pcibridge",
-    },
+    Case::plain(Arch::Aarch64, "switch"),
+    Case::plain(Arch::Aarch64, "pcibridge"),
 ];
 
-/// Keeps the cases named in `filter`: a comma-separated list of case ids, topology names or
-/// architecture names. An empty filter keeps all.
+/// Keeps the cases named in `filter`: a comma-separated list of case ids (`x86_64-switch`), case
+/// names (`switch`, `nested`) or architecture names. An empty filter keeps all.
 pub fn select_cases(filter: &str) -> Vec<Case> {
     let words: Vec<&str> = filter
         .split(',')
@@ -282,7 +296,7 @@ pub fn select_cases(filter: &str) -> Vec<Case> {
             words.is_empty()
                 || words
                     .iter()
-                    .any(|w| *w == c.id() || *w == c.topology || *w == c.arch.name())
+                    .any(|w| *w == c.id() || *w == c.name || *w == c.arch.name())
         })
         .copied()
         .collect()
@@ -449,7 +463,7 @@ pub struct RunOptions {
     pub smoke: bool,
     /// Load vfio-pci in `/init` before the case.
     pub preload: bool,
-    /// Wall-clock limit per VM.
+    /// Wall-clock limit per VM (a case may ask for more: [`Case::min_timeout`]).
     pub timeout: Duration,
     /// VMs at once.
     pub jobs: usize,
@@ -466,6 +480,8 @@ pub struct PreparedCase {
     pub dir: PathBuf,
     /// The complete QEMU command line.
     pub argv: Vec<String>,
+    /// Wall-clock limit for the VM.
+    pub timeout: Duration,
 }
 
 fn shell_quote(s: &str) -> String {
@@ -516,7 +532,11 @@ pub fn prepare_case(
         ),
     ];
     extra.extend(bins.extra.iter().cloned());
-    let out = Command::new("bash")
+    let mut pack = Command::new("bash");
+    if case.nested_qemu && !opts.smoke {
+        pack.env("NESTED_QEMU", nested_qemu_binary(case.arch)?);
+    }
+    let out = pack
         .arg(qemu_tests.join("build-initramfs.sh"))
         .arg(&initrd)
         .arg(setup.path("MODROOT", case.arch)?)
@@ -532,14 +552,19 @@ pub fn prepare_case(
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    let append = if opts.preload {
-        "vfiotest.preload=1"
-    } else {
-        ""
-    };
-    let mut argv = case
-        .arch
-        .qemu_base(&setup.path("KERNEL", case.arch)?, &initrd, append);
+    let mut append = Vec::new();
+    if opts.preload {
+        append.push("vfiotest.preload=1".to_owned());
+    }
+    if let Some(t) = case.guest_timeout() {
+        append.push(format!("vfiotest.timeout={t}"));
+    }
+    let mut argv = case.arch.qemu_base(
+        &setup.path("KERNEL", case.arch)?,
+        &initrd,
+        case.memory_mb(),
+        &append.join(" "),
+    );
     argv.extend(topo.devices.iter().map(|s| (*s).to_owned()));
 
     // For hand runs: the same VM on the terminal, with extra kernel arguments from $EXTRA_APPEND
@@ -573,7 +598,27 @@ pub fn prepare_case(
         kver,
         dir,
         argv,
+        timeout: opts.timeout.max(case.min_timeout()),
     })
+}
+
+/// The host's `qemu-system-x86_64`, packed for a nested QEMU. Only an x86-64 host's binary runs
+/// in an x86-64 guest.
+fn nested_qemu_binary(arch: Arch) -> Result<PathBuf> {
+    if arch != Arch::X86_64 || std::env::consts::ARCH != "x86_64" {
+        return err(format!(
+            "a nested QEMU needs an x86_64 guest on an x86_64 host, not {arch} on {}",
+            std::env::consts::ARCH
+        ));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("qemu-system-x86_64"))
+        .find(|p| p.is_file())
+        .map_or_else(
+            || err("no qemu-system-x86_64 in PATH to pack as the nested QEMU"),
+            Ok,
+        )
 }
 
 /// How a VM ended.
@@ -649,12 +694,12 @@ pub struct CaseReport {
 /// The first line `/init` prints; a log without it never got to user space.
 pub const INIT_MARKER: &str = "=== vfioctl guest:";
 
-/// Boots one prepared case and waits for it, at most `timeout`. A VM that dies before `/init`
+/// Boots one prepared case and waits for it, at most its `timeout`. A VM that dies before `/init`
 /// runs (a TCG timing panic under host load, say) is booted once more; the first log is kept as
 /// `serial.log.1`.
-pub fn run_case(p: &PreparedCase, timeout: Duration) -> Result<CaseReport> {
+pub fn run_case(p: &PreparedCase) -> Result<CaseReport> {
     let log = p.dir.join("serial.log");
-    let (mut outcome, mut seconds, text) = boot_once(p, timeout)?;
+    let (mut outcome, mut seconds, text) = boot_once(p, p.timeout)?;
     if !outcome.passed() && !text.contains(INIT_MARKER) {
         let first = p.dir.join("serial.log.1");
         let _ = fs::rename(&log, &first);
@@ -662,7 +707,7 @@ pub fn run_case(p: &PreparedCase, timeout: Duration) -> Result<CaseReport> {
             "[qemu-tests] {}: guest never reached /init ({outcome}); booting once more",
             p.case.id()
         );
-        let (o, s, _) = boot_once(p, timeout)?;
+        let (o, s, _) = boot_once(p, p.timeout)?;
         outcome = match o {
             Outcome::Pass => Outcome::Pass,
             other => Outcome::Fail(format!(
@@ -742,11 +787,7 @@ fn no_sentinel_reason(serial: &str, qemu_err: &str) -> String {
 }
 
 /// Boots all prepared cases, at most `jobs` at once; reports come back in input order.
-pub fn run_cases(
-    prepared: &[PreparedCase],
-    timeout: Duration,
-    jobs: usize,
-) -> Vec<Result<CaseReport>> {
+pub fn run_cases(prepared: &[PreparedCase], jobs: usize) -> Vec<Result<CaseReport>> {
     let queue: Mutex<VecDeque<usize>> = Mutex::new((0..prepared.len()).collect());
     let results: Mutex<Vec<Option<Result<CaseReport>>>> =
         Mutex::new(prepared.iter().map(|_| None).collect());
@@ -756,7 +797,7 @@ pub fn run_cases(
                 loop {
                     let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
                     let Some(i) = next else { break };
-                    let report = run_case(&prepared[i], timeout);
+                    let report = run_case(&prepared[i]);
                     if let Ok(r) = &report {
                         eprintln!(
                             "[qemu-tests] {:<26} {} ({:.1} s)",
@@ -786,7 +827,7 @@ pub fn render_table(reports: &[CaseReport]) -> String {
         .iter()
         .map(|r| {
             [
-                r.case.topology.to_owned(),
+                r.case.name.to_owned(),
                 r.case.arch.to_string(),
                 r.kver.clone(),
                 r.outcome.to_string(),
@@ -834,10 +875,13 @@ mod tests {
     }
 
     #[test]
-    fn selects_cases_by_id_topology_or_arch() {
+    fn selects_cases_by_id_name_or_arch() {
         assert_eq!(select_cases("").len(), CASES.len());
         assert_eq!(select_cases("aarch64").len(), 2);
         assert_eq!(select_cases("switch").len(), 2);
+        // A case that reuses a topology is selected by its own name only.
+        assert_eq!(select_cases("rootports").len(), 1);
+        assert_eq!(select_cases("nested")[0].topology, "rootports");
         assert_eq!(select_cases("x86_64-multifn, aarch64-pcibridge").len(), 2);
         assert!(select_cases("nothing").is_empty());
     }

@@ -9,7 +9,8 @@
 //! - `VFIOCTL_QEMU_STANDIN=1`: harness self-test; `qemu-tests/standin/vfioctl-standin.sh`
 //!   answers `bind`/`restore`/`check` in the guest, the real vfioctl everything else;
 //! - `VFIOCTL_QEMU_PRELOAD=1`: load vfio-pci in `/init` before the case;
-//! - `VFIOCTL_QEMU_TIMEOUT` (seconds per VM, default 120), `VFIOCTL_QEMU_JOBS` (default 2);
+//! - `VFIOCTL_QEMU_TIMEOUT` (seconds per VM, default 120; `nested` always gets at least 240),
+//!   `VFIOCTL_QEMU_JOBS` (default 2);
 //! - `VFIOCTL_QEMU_VFIOCTL_X86_64`, `VFIOCTL_QEMU_VFIOCTL_AARCH64`: a static vfioctl binary to
 //!   test instead of the one built from this tree;
 //! - `VFIOCTL_QEMU_EXTRA_FILES_X86_64`, `..._AARCH64`: more initramfs files, `src:dst,src:dst`;
@@ -97,7 +98,7 @@ fn qemu_guest_cases() {
         if opts.smoke { " (smoke mode)" } else { "" }
     );
 
-    let results = run_cases(&prepared, opts.timeout, opts.jobs);
+    let results = run_cases(&prepared, opts.jobs);
     let mut reports: Vec<CaseReport> = Vec::new();
     let mut errors = Vec::new();
     for r in results {
