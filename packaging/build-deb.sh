@@ -42,14 +42,15 @@ vfioctl ($version) unstable; urgency=medium
 
  -- vfioctl developers <vfioctl@localhost>  $(date -R -u -d @"${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")
 CHANGELOG
-install -D -m 0644 "$stage/changelog" "$pkg/usr/share/doc/vfioctl/changelog.Debian"
-gzip -9n "$pkg/usr/share/doc/vfioctl/changelog.Debian"
+# A native package: its changelog is changelog.gz (Debian policy 12.7).
+install -D -m 0644 "$stage/changelog" "$pkg/usr/share/doc/vfioctl/changelog"
+gzip -9n "$pkg/usr/share/doc/vfioctl/changelog"
 cat > "$pkg/usr/share/doc/vfioctl/copyright" <<'COPYRIGHT'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: vfioctl
 
 Files: *
-Copyright: vfioctl developers
+Copyright: 2026 vfioctl developers
 License: MIT or Apache-2.0
  On Debian systems the Apache License 2.0 is in /usr/share/common-licenses/Apache-2.0.
 COPYRIGHT

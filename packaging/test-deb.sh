@@ -16,7 +16,7 @@ for path in ./usr/bin/vfioctl ./usr/share/man/man1/vfioctl.1.gz ./usr/share/man/
 done
 if command -v lintian >/dev/null 2>&1; then
   echo "lintian (reviewed; warnings listed, not fatal):"
-  lintian --no-tag-display-limit "$deb" || true
+  lintian --tag-display-limit 0 "$deb" || true
 fi
 if [ "$(id -u)" != 0 ]; then
   echo "not root: skipping install and removal"

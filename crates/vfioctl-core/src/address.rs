@@ -234,21 +234,16 @@ pub enum SelectorError {
     #[error("no PCI device {0} on this host")]
     NotFound(String),
     /// A short address matches devices in several domains.
-    #[error("{selector} is ambiguous: it matches {}", list(candidates))]
+    #[error(
+        "{selector} is ambiguous: it matches {}",
+        crate::comma_list(candidates)
+    )]
     Ambiguous {
         /// What the user typed.
         selector: String,
         /// Every address it matches.
         candidates: Vec<PciAddress>,
     },
-}
-
-fn list(addresses: &[PciAddress]) -> String {
-    addresses
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

@@ -122,13 +122,7 @@ fn join(addresses: &[PciAddress]) -> String {
     match addresses {
         [] => String::new(),
         [one] => one.to_string(),
-        [rest @ .., last] => format!(
-            "{} and {last}",
-            rest.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        [rest @ .., last] => format!("{} and {last}", crate::comma_list(rest)),
     }
 }
 

@@ -24,5 +24,17 @@ pub mod render;
 pub mod vm;
 
 pub use address::{AddressError, PciAddress, PciSelector, SelectorError};
+
+/// Joins displayable items with `, ` for messages (`0001:03:00.0, 0001:04:00.0`).
+pub fn comma_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    let mut text = String::new();
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        text.push_str(&item.to_string());
+    }
+    text
+}
 pub use device::{Inventory, PciDevice};
 pub use ids::{ClassCode, VendorDevice};

@@ -588,14 +588,7 @@ impl DeviceCheck {
         let d = &self.device;
         let moved = |moved_to: &[PciAddress]| match moved_to {
             [] => String::new(),
-            list => format!(
-                "; a {} is now at {}",
-                d.expected(),
-                list.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            list => format!("; a {} is now at {}", d.expected(), crate::comma_list(list)),
         };
         match &self.state {
             DeviceState::Bound | DeviceState::NotBound { .. } => None,

@@ -113,16 +113,8 @@ pub enum ApplyError {
         rollback: Rollback,
     },
     /// A previous bind was interrupted and must be recovered first.
-    #[error("a previous vfioctl run was interrupted while binding {}", list(.0))]
+    #[error("a previous vfioctl run was interrupted while binding {}", vfioctl_core::comma_list(.0))]
     Interrupted(Vec<PciAddress>),
-}
-
-fn list(addresses: &[PciAddress]) -> String {
-    addresses
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Executes steps against a kernel under a root.
@@ -369,18 +361,43 @@ impl Executor {
         if loads_module && !journal.modules_loaded.iter().any(|m| m == "vfio-pci") {
             journal.modules_loaded.push("vfio-pci".to_owned());
         }
+        self.run_journaled(&plan.steps, journal, &before, || {
+            self.restore_all(&originals)
+        })?;
+        for entry in &mut journal.entries {
+            if originals
+                .iter()
+                .any(|o| o.address == entry.original.address)
+            {
+                entry.state = EntryState::Bound;
+            }
+        }
+        journal.save(&self.root)?;
+        Ok(())
+    }
+
+    /// Saves the journal `journal` (changed in memory from `before`), then runs the steps; on a
+    /// failed step undoes them with `undo` and, when that is clean, puts the journal (and any
+    /// module loaded on the way) back as before. Nothing is written to the kernel unless the
+    /// journal was saved first.
+    pub(crate) fn run_journaled(
+        &self,
+        steps: &[Step],
+        journal: &mut Journal,
+        before: &Journal,
+        undo: impl FnOnce() -> Rollback,
+    ) -> Result<(), ApplyError> {
         if let Err(e) = journal.save(&self.root) {
-            *journal = before;
+            *journal = before.clone();
             return Err(e.into());
         }
-
         let newly_loaded: Vec<String> = journal
             .modules_loaded
             .iter()
             .filter(|m| !before.modules_loaded.contains(m))
             .cloned()
             .collect();
-        for step in &plan.steps {
+        for step in steps {
             if let Err(source) = self.run_step(step) {
                 // A hung unbind still holds the device's lock in the kernel: every write to that
                 // device would hang behind it, so leave the journal for `recover` instead.
@@ -390,7 +407,7 @@ impl Executor {
                     )]);
                     return Err(ApplyError::Step { source, rollback });
                 }
-                let rollback = self.restore_all(&originals);
+                let rollback = undo();
                 if rollback == Rollback::Clean {
                     *journal = before.clone();
                     journal.modules_loaded.extend(newly_loaded);
@@ -401,15 +418,6 @@ impl Executor {
                 return Err(ApplyError::Step { source, rollback });
             }
         }
-        for entry in &mut journal.entries {
-            if originals
-                .iter()
-                .any(|o| o.address == entry.original.address)
-            {
-                entry.state = EntryState::Bound;
-            }
-        }
-        journal.save(&self.root)?;
         Ok(())
     }
 

@@ -17,7 +17,7 @@ use vfioctl_core::doctor::{
 use vfioctl_core::known::KnownDevices;
 
 use crate::journal::Journal;
-use crate::read::read_attr;
+use crate::read::{dir_names, read_attr};
 use crate::usage::HostUsage;
 use crate::{HostError, HostRoot};
 
@@ -32,18 +32,6 @@ const MODPROBE_DIRS: &[&str] = &[
     "lib/modprobe.d",
     "usr/lib/modprobe.d",
 ];
-
-fn names(dir: &Path) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 fn text(root: &HostRoot, rel: &str) -> Result<Option<String>, HostError> {
     match read_attr(&root.join(rel)) {
@@ -186,11 +174,11 @@ pub fn gather(
 ) -> Result<DoctorFacts, HostError> {
     let mut facts = DoctorFacts {
         cmdline: text(root, "proc/cmdline")?.map(|t| t.trim().to_owned()),
-        iommu_units: names(&root.join("sys/class/iommu")),
+        iommu_units: dir_names(&root.join("sys/class/iommu")),
         ..DoctorFacts::default()
     };
     facts.arch = arch(root, &facts.iommu_units)?;
-    for group in names(&root.join("sys/kernel/iommu_groups")) {
+    for group in dir_names(&root.join("sys/kernel/iommu_groups")) {
         let Ok(id) = group.parse::<u32>() else {
             continue;
         };
@@ -241,7 +229,7 @@ pub fn gather(
         .collect();
 
     for dir in MODPROBE_DIRS {
-        for name in names(&root.join(dir)) {
+        for name in dir_names(&root.join(dir)) {
             if !name.ends_with(".conf") {
                 continue;
             }
@@ -257,13 +245,13 @@ pub fn gather(
     facts.vfio_container_mode = fs::metadata(root.join("dev/vfio/vfio"))
         .ok()
         .map(|m| m.permissions().mode());
-    facts.vfio_group_nodes = names(&root.join("dev/vfio"))
+    facts.vfio_group_nodes = dir_names(&root.join("dev/vfio"))
         .iter()
         .filter_map(|n| n.parse().ok())
         .collect();
     facts.vfio_cdev = root.join("dev/vfio/devices").is_dir();
 
-    for name in names(&root.join("etc/driverctl.d")) {
+    for name in dir_names(&root.join("etc/driverctl.d")) {
         let Some((bus, device)) = name.split_once('-') else {
             continue;
         };

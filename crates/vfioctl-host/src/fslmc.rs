@@ -13,7 +13,7 @@ use vfioctl_core::fslmc::{
 
 use crate::apply::{ApplyError, Executor, Rollback, StepError};
 use crate::journal::{EntryState, FslMcEntry, Journal, now};
-use crate::read::{link_name, parse_driver_override, read_attr, resolve_link};
+use crate::read::{dir_names, link_name, parse_driver_override, read_attr, resolve_link};
 use crate::{HostError, HostRoot};
 
 /// True when the host has an fsl-mc bus.
@@ -29,15 +29,7 @@ pub fn read_object(name: &str, dir: &Path) -> Result<FslMcObject, HostError> {
         .and_then(Path::file_name)
         .and_then(|n| n.to_str())
         .and_then(|n| n.parse().ok());
-    let mut net_interfaces: Vec<String> = fs::read_dir(dir.join("net"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    net_interfaces.sort();
+    let net_interfaces = dir_names(&dir.join("net"));
     Ok(FslMcObject {
         name: name.to_owned(),
         obj_type,
@@ -145,41 +137,16 @@ impl Executor {
         {
             journal.modules_loaded.push("vfio_fsl_mc".to_owned());
         }
-        if let Err(e) = journal.save(self.root()) {
-            *journal = before;
-            return Err(e.into());
-        }
-        let newly_loaded: Vec<String> = journal
-            .modules_loaded
-            .iter()
-            .filter(|m| !before.modules_loaded.contains(m))
-            .cloned()
-            .collect();
-        for step in &plan.steps {
-            if let Err(source) = self.run_step(step) {
-                if let StepError::UnbindTimeout { device, .. } = &source {
-                    let rollback = Rollback::Incomplete(vec![format!(
-                        "{device}: the unbind has not returned; nothing else was undone"
-                    )]);
-                    return Err(ApplyError::Step { source, rollback });
-                }
-                let rollback = match self.restore_object(&original) {
-                    Ok(()) => Rollback::Clean,
-                    Err(e) => Rollback::Incomplete(vec![format!(
-                        "{}: {}",
-                        original.object,
-                        crate::apply::chain(&e)
-                    )]),
-                };
-                if rollback == Rollback::Clean {
-                    *journal = before.clone();
-                    journal.modules_loaded.extend(newly_loaded);
-                    self.unload_unused(journal);
-                    let _ = journal.save(self.root());
-                }
-                return Err(ApplyError::Step { source, rollback });
+        self.run_journaled(&plan.steps, journal, &before, || {
+            match self.restore_object(&original) {
+                Ok(()) => Rollback::Clean,
+                Err(e) => Rollback::Incomplete(vec![format!(
+                    "{}: {}",
+                    original.object,
+                    crate::apply::chain(&e)
+                )]),
             }
-        }
+        })?;
         for entry in &mut journal.fsl_mc {
             if entry.original.object == plan.container {
                 entry.state = EntryState::Bound;

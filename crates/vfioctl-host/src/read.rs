@@ -167,7 +167,8 @@ fn link_address(dir: &Path, name: &str) -> Result<Option<PciAddress>, HostError>
     Ok(link_name(&dir.join(name))?.and_then(|n| n.parse().ok()))
 }
 
-fn dir_names(dir: &Path) -> Vec<String> {
+/// The names in a directory, sorted; empty when it cannot be read (absent is the common case).
+pub fn dir_names(dir: &Path) -> Vec<String> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();
     };

@@ -27,9 +27,11 @@ impl HostRoot {
         &self.root
     }
 
-    /// True when this is the real root of the machine.
+    /// True when this is the real root of the machine, however it was spelled (`/`, `//`,
+    /// `/usr/..`, a symlink to `/`): the privilege check and the choice of kernel depend on it.
     pub fn is_real_root(&self) -> bool {
         self.root == Path::new("/")
+            || std::fs::canonicalize(&self.root).is_ok_and(|p| p == Path::new("/"))
     }
 
     /// `rel` (written as on `/`, e.g. `sys/bus/pci`) under the root.

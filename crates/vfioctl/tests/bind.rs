@@ -375,3 +375,102 @@ fn restore_without_journal_falls_back_to_the_default_driver_and_says_so() {
     assert!(text.contains("no journal entry"), "{text}");
     assert_eq!(driver(root, "0001:03:00.0").as_deref(), Some("ath10k_pci"));
 }
+
+#[test]
+fn a_device_unplugged_mid_bind_ends_in_rollback_with_one_sentence() {
+    let t = tree(topology::ten64());
+    let root = t.root();
+    // The TPU vanishes right after its driver_override is written.
+    t.kernel()
+        .unwrap()
+        .add_fault(Fault {
+            when: FaultMatch {
+                path_contains: Some("0001:04:00.0/driver_override".into()),
+                ..FaultMatch::default()
+            },
+            action: FaultAction::Unplug("0001:04:00.0".parse().unwrap()),
+        })
+        .unwrap();
+    let out = vfioctl(root)
+        .args(["bind", "0001:03:00.0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error: ")).count(),
+        1,
+        "{stderr}"
+    );
+    // What is still there is as it was: the Wi-Fi card is back on its driver.
+    assert_eq!(driver(root, "0001:03:00.0").as_deref(), Some("ath10k_pci"));
+    assert_eq!(override_of(root, "0001:03:00.0"), None);
+    assert!(!root.join("sys/bus/pci/devices/0001:04:00.0").exists());
+}
+
+#[test]
+fn user_gets_the_group_node_and_nobody_else() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let t = tree(topology::ten64());
+    let root = t.root();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\nqemu:x:64055:64055::/nonexistent:/usr/sbin/nologin\n",
+    )
+    .unwrap();
+    let out = json(root, &["bind", "0001:03:00.0", "--user", "qemu"], 0);
+    let group = out["groups"][0].as_u64().unwrap();
+    let node = std::fs::metadata(root.join(format!("dev/vfio/{group}"))).unwrap();
+    if rustix_is_root() {
+        assert_eq!(node.uid(), 64055);
+        assert_eq!(node.gid(), 64055);
+    }
+    assert_eq!(node.permissions().mode() & 0o777, 0o600);
+    vfioctl(root)
+        .args(["bind", "0001:03:00.0", "--user", "nosuchuser"])
+        .assert()
+        .code(2);
+}
+
+fn rustix_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
+}
+
+#[test]
+fn changing_the_real_root_without_privileges_is_refused_with_exit_5() {
+    // Runs the binary as an unprivileged user against the real `/`: it must refuse before it
+    // reads or writes anything (and could not write sysfs anyway).
+    if !rustix_is_root()
+        || std::process::Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("skipped: needs root and setpriv to become an unprivileged user");
+        return;
+    }
+    let binary = env!("CARGO_BIN_EXE_vfioctl");
+    for args in [
+        &["bind", "0000:00:01.0"][..],
+        &["restore", "--all"][..],
+        &["apply"][..],
+    ] {
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", binary])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(5),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("needs root"));
+    }
+}

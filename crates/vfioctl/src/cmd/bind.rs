@@ -331,11 +331,7 @@ pub fn apply_error(e: ApplyError) -> CliError {
             Exit::Failed,
             format!(
                 "a previous vfioctl run was interrupted while binding {}; nothing was changed",
-                devices
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                vfioctl_core::comma_list(devices)
             ),
         )
         .hint("run 'vfioctl recover' to give those devices back first"),

@@ -415,11 +415,7 @@ pub fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliError> {
             ctx.line("");
             ctx.line(format!(
                 "No IOMMU group (cannot be passed to a VM): {}",
-                ungrouped
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                vfioctl_core::comma_list(ungrouped)
             ));
         }
     }

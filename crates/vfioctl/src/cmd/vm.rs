@@ -173,7 +173,7 @@ fn preflight(ctx: &Context, inventory: &Inventory, vm: &VmFile) -> Result<Prefli
                 "IOMMU group {} also holds {}, which {} does not list: it is bound and passed to \
                  the guest anyway, since a group goes to one VM whole; list it to make that explicit",
                 g.group,
-                join(&g.unlisted),
+                vfioctl_core::comma_list(&g.unlisted),
                 vm.name
             ));
         }
@@ -221,14 +221,6 @@ fn preflight(ctx: &Context, inventory: &Inventory, vm: &VmFile) -> Result<Prefli
         unbound_dprc,
         warnings,
     })
-}
-
-fn join<T: ToString>(items: &[T]) -> String {
-    items
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn refused(vm: &VmName, refusals: &[Finding]) -> CliError {
@@ -535,12 +527,12 @@ fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliError> {
             let unlisted = if g.unlisted.is_empty() {
                 String::new()
             } else {
-                format!("; not listed: {}", join(&g.unlisted))
+                format!("; not listed: {}", vfioctl_core::comma_list(&g.unlisted))
             };
             ctx.line(format!(
                 "  IOMMU group {}: {}{unlisted}",
                 g.group,
-                join(&g.listed)
+                vfioctl_core::comma_list(&g.listed)
             ));
         }
         for &d in &vm.definition.dprc {
@@ -902,8 +894,11 @@ pub fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliError> {
         }
         for r in &report {
             let what = match r.result {
-                "bound" => format!("bound {} to vfio-pci", join(&r.devices)),
-                "planned" => format!("would bind {} to vfio-pci", join(&r.devices)),
+                "bound" => format!("bound {} to vfio-pci", vfioctl_core::comma_list(&r.devices)),
+                "planned" => format!(
+                    "would bind {} to vfio-pci",
+                    vfioctl_core::comma_list(&r.devices)
+                ),
                 "already_bound" => "already bound; nothing to do".to_owned(),
                 other => other.replace('_', " "),
             };
@@ -1289,7 +1284,10 @@ pub fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
     // Other vfioctl commands may run while the VM does; the journal keeps what we bound.
     drop(lock);
     if !bound.is_empty() {
-        say(ctx, format!("bound {} to vfio", join(&bound)));
+        say(
+            ctx,
+            format!("bound {} to vfio", vfioctl_core::comma_list(&bound)),
+        );
     }
     let Some(mut signals) = signals else {
         return Ok(Exit::Success);
@@ -1339,11 +1337,7 @@ pub fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
     } else {
         format!(
             " (after forwarding signal {})",
-            forwarded
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            vfioctl_core::comma_list(forwarded)
         )
     };
     say(
@@ -1361,7 +1355,10 @@ pub fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
         ));
     }
     if !bound.is_empty() {
-        say(ctx, format!("gave back {}", join(&bound)));
+        say(
+            ctx,
+            format!("gave back {}", vfioctl_core::comma_list(&bound)),
+        );
     }
     if code == 0 {
         Ok(Exit::Success)
