@@ -786,9 +786,12 @@ fn no_sentinel_reason(serial: &str, qemu_err: &str) -> String {
     }
 }
 
-/// Boots all prepared cases, at most `jobs` at once; reports come back in input order.
+/// Boots all prepared cases, at most `jobs` at once; reports come back in input order. The
+/// longest case (a nested QEMU) starts first, so the short ones fill the other slot meanwhile.
 pub fn run_cases(prepared: &[PreparedCase], jobs: usize) -> Vec<Result<CaseReport>> {
-    let queue: Mutex<VecDeque<usize>> = Mutex::new((0..prepared.len()).collect());
+    let mut order: Vec<usize> = (0..prepared.len()).collect();
+    order.sort_by_key(|&i| !prepared[i].case.nested_qemu);
+    let queue: Mutex<VecDeque<usize>> = Mutex::new(order.into());
     let results: Mutex<Vec<Option<Result<CaseReport>>>> =
         Mutex::new(prepared.iter().map(|_| None).collect());
     std::thread::scope(|s| {
