@@ -111,11 +111,10 @@ step "$NIC1 is alone in its group (single)" gc expect-group $NIC1 --shared no --
 step "$NIC1 starts on e1000e" gc driver $NIC1 e1000e
 require_subcommands run recover check
 step "the packed nested QEMU runs in the guest" $QEMU --version
-# vfio.ko names vfio_iommu_type1 as a softdep; kmod's modprobe, which vfioctl calls on a real host,
-# loads it with vfio-pci, but busybox modprobe ignores softdeps. Without it QEMU fails with "No
-# available IOMMU models". It does not pull in vfio-pci, which vfioctl still has to load.
-step "modprobe vfio_iommu_type1 (the softdep busybox skips)" modprobe vfio_iommu_type1
-step "vfio-pci is still not loaded" gc module vfio_pci absent
+# vfio.ko names vfio_iommu_type1 as a softdep; busybox modprobe ignores softdeps, so vfioctl
+# loads it itself after vfio-pci (without it QEMU fails with "No available IOMMU models").
+step "vfio-pci is not loaded yet" gc module vfio_pci absent
+step "vfio_iommu_type1 is not loaded yet" gc module vfio_iommu_type1 absent
 GROUP=$(basename "$(readlink /sys/bus/pci/devices/$NIC1/iommu_group)")
 
 mkdir -p /etc/vfioctl/vms

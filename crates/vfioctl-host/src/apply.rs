@@ -16,6 +16,19 @@ use crate::kernel::{Kernel, ModuleError};
 use crate::read::{device_dir, link_name, read_device};
 use crate::{HostError, HostRoot};
 
+/// Modules a vfio driver needs that `modprobe` loads only as a soft dependency: `vfio` names
+/// `vfio_iommu_type1` as a softdep, which kmod's modprobe honours and busybox's (OpenWrt-based
+/// hosts such as the Ten64's μVirt) ignores; without it QEMU fails with "No available IOMMU
+/// models". Loaded (best effort: an iommufd-only kernel has none) right after the driver.
+const SOFTDEP_COMPANIONS: &[(&str, &str)] = &[
+    ("vfio-pci", "vfio_iommu_type1"),
+    ("vfio_fsl_mc", "vfio_iommu_type1"),
+];
+
+fn module_dir_name(module: &str) -> String {
+    module.replace('-', "_")
+}
+
 /// How long the steps that wait may wait.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -240,7 +253,15 @@ impl Executor {
     /// Runs one step.
     pub fn run_step(&self, step: &Step) -> Result<(), StepError> {
         match step {
-            Step::LoadModule { module } => Ok(self.kernel.load_module(module)?),
+            Step::LoadModule { module } => {
+                self.kernel.load_module(module)?;
+                for (_, companion) in SOFTDEP_COMPANIONS.iter().filter(|(m, _)| m == module) {
+                    if !self.module_loaded(companion) {
+                        let _ = self.kernel.load_module(companion);
+                    }
+                }
+                Ok(())
+            }
             Step::Write(w) => self.write(&w.path, &w.value),
             Step::Unbind {
                 device,
@@ -295,9 +316,33 @@ impl Executor {
         }
     }
 
+    /// True when `/sys/module/<module>` exists (loaded, or built in with parameters).
+    pub fn module_loaded(&self, module: &str) -> bool {
+        self.root
+            .join(format!("sys/module/{}", module_dir_name(module)))
+            .exists()
+    }
+
+    /// The modules that loading `module` will add: itself and the soft dependencies that are not
+    /// loaded yet. They go into the journal before the load, so a crash right after it still
+    /// leaves a record of what to unload.
+    pub fn modules_to_record(&self, module: &str) -> Vec<String> {
+        let mut list = vec![module.to_owned()];
+        for (_, companion) in SOFTDEP_COMPANIONS.iter().filter(|(m, _)| *m == module) {
+            if !self.module_loaded(companion) {
+                list.push((*companion).to_owned());
+            }
+        }
+        list
+    }
+
     /// Unloads modules vfioctl loaded once no device uses their driver any more.
     pub fn unload_unused(&self, journal: &mut Journal) {
         journal.modules_loaded.retain(|module| {
+            // Already gone (unloaded with the module that needed it, or never loaded).
+            if !self.module_loaded(module) {
+                return false;
+            }
             let driver = module.replace('_', "-");
             let in_use = std::fs::read_dir(self.root.join(format!("sys/bus/pci/drivers/{driver}")))
                 .map(|entries| {
@@ -358,8 +403,12 @@ impl Executor {
                 owner: owner.map(str::to_owned),
             });
         }
-        if loads_module && !journal.modules_loaded.iter().any(|m| m == "vfio-pci") {
-            journal.modules_loaded.push("vfio-pci".to_owned());
+        if loads_module {
+            for module in self.modules_to_record("vfio-pci") {
+                if !journal.modules_loaded.contains(&module) {
+                    journal.modules_loaded.push(module);
+                }
+            }
         }
         self.run_journaled(&plan.steps, journal, &before, || {
             self.restore_all(&originals)

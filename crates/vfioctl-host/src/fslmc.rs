@@ -133,9 +133,12 @@ impl Executor {
             .steps
             .iter()
             .any(|s| matches!(s, vfioctl_core::plan::Step::LoadModule { .. }))
-            && !journal.modules_loaded.iter().any(|m| m == "vfio_fsl_mc")
         {
-            journal.modules_loaded.push("vfio_fsl_mc".to_owned());
+            for module in self.modules_to_record("vfio_fsl_mc") {
+                if !journal.modules_loaded.contains(&module) {
+                    journal.modules_loaded.push(module);
+                }
+            }
         }
         self.run_journaled(&plan.steps, journal, &before, || {
             match self.restore_object(&original) {

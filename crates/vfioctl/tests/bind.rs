@@ -474,3 +474,32 @@ fn changing_the_real_root_without_privileges_is_refused_with_exit_5() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("needs root"));
     }
 }
+
+#[test]
+fn the_iommu_backend_is_loaded_even_when_modprobe_skips_softdeps_and_unloaded_after() {
+    // As with busybox modprobe: loading vfio-pci does not bring vfio_iommu_type1 along.
+    let mut builder = topology::ten64();
+    for module in ["vfio_pci", "vfio_pci_core", "vfio"] {
+        if let Some(m) = builder.module_mut(module) {
+            m.deps.retain(|d| d != "vfio_iommu_type1");
+        }
+    }
+    let t = tree(builder);
+    let root = t.root();
+    let before = kernel_state(&t);
+    assert!(!root.join("sys/module/vfio_iommu_type1").exists());
+    vfioctl(root)
+        .args(["bind", "0001:03:00.0"])
+        .assert()
+        .code(0);
+    assert!(
+        root.join("sys/module/vfio_iommu_type1").exists(),
+        "vfioctl did not load the IOMMU backend"
+    );
+    vfioctl(root).args(["restore", "--all"]).assert().code(0);
+    assert_same(
+        &before,
+        &kernel_state(&t),
+        "bind and restore with softdeps skipped",
+    );
+}
