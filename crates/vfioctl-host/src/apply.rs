@@ -135,7 +135,11 @@ pub struct Executor {
     root: HostRoot,
     kernel: Arc<dyn Kernel>,
     timeouts: Timeouts,
+    write_helper: Option<std::path::PathBuf>,
 }
+
+/// How a write helper reports a write that failed without an errno.
+pub const WRITE_HELPER_OTHER_ERROR: i32 = 255;
 
 impl Executor {
     /// An executor.
@@ -144,7 +148,18 @@ impl Executor {
             root,
             kernel,
             timeouts,
+            write_helper: None,
         }
+    }
+
+    /// Does unbinds in a child process, `<program> --root <root> __write-attr <path> <value>`,
+    /// which exits with 0 or the write's errno. A driver whose `remove()` never returns leaves
+    /// that child stuck in the kernel, not vfioctl: vfioctl reports and exits, where a stuck
+    /// thread of its own could keep the process from ever exiting.
+    #[must_use]
+    pub fn with_write_helper(mut self, program: std::path::PathBuf) -> Self {
+        self.write_helper = Some(program);
+        self
     }
 
     /// The root.
@@ -165,6 +180,27 @@ impl Executor {
     /// An unbind runs on its own thread: a driver whose `remove()` waits for its users never
     /// returns, and vfioctl must report that instead of hanging with it.
     fn unbind(&self, device: &str, driver: &str, path: &str, value: &str) -> Result<(), StepError> {
+        let outcome = match &self.write_helper {
+            Some(program) => self.write_in_child(program, path, value),
+            None => self.write_in_thread(path, value),
+        };
+        match outcome {
+            Some(Ok(())) => Ok(()),
+            Some(Err(source)) => Err(StepError::Write {
+                path: path.to_owned(),
+                value: value.to_owned(),
+                source,
+            }),
+            None => Err(StepError::UnbindTimeout {
+                device: device.to_owned(),
+                driver: driver.to_owned(),
+                timeout: self.timeouts.unbind,
+            }),
+        }
+    }
+
+    /// The write on a thread of our own; `None` when it did not return in time.
+    fn write_in_thread(&self, path: &str, value: &str) -> Option<io::Result<()>> {
         let (tx, rx) = mpsc::channel();
         let kernel = Arc::clone(&self.kernel);
         let full = self.root.join(path);
@@ -172,18 +208,47 @@ impl Executor {
         std::thread::spawn(move || {
             let _ = tx.send(kernel.write_attr(&full, &owned));
         });
-        match rx.recv_timeout(self.timeouts.unbind) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(source)) => Err(StepError::Write {
-                path: path.to_owned(),
-                value: value.to_owned(),
-                source,
-            }),
-            Err(_) => Err(StepError::UnbindTimeout {
-                device: device.to_owned(),
-                driver: driver.to_owned(),
-                timeout: self.timeouts.unbind,
-            }),
+        rx.recv_timeout(self.timeouts.unbind).ok()
+    }
+
+    /// The write in a helper process; `None` when it did not return in time (the child is left to
+    /// finish: it cannot be killed while the kernel holds it, and recovery reads the result).
+    fn write_in_child(&self, program: &Path, path: &str, value: &str) -> Option<io::Result<()>> {
+        let child = std::process::Command::new(program)
+            .arg("--root")
+            .arg(self.root.path())
+            .arg("--quiet")
+            .arg("__write-attr")
+            .arg(path)
+            .arg(value)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let mut child = match child {
+            Ok(child) => child,
+            Err(e) => return Some(Err(e)),
+        };
+        let deadline = Instant::now() + self.timeouts.unbind;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    return Some(match status.code() {
+                        Some(0) => Ok(()),
+                        Some(code) if code != WRITE_HELPER_OTHER_ERROR => {
+                            Err(io::Error::from_raw_os_error(code))
+                        }
+                        _ => Err(io::Error::other(format!(
+                            "the write helper failed ({status})"
+                        ))),
+                    });
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Ok(None) => return None,
+                Err(e) => return Some(Err(e)),
+            }
         }
     }
 

@@ -64,6 +64,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Run as a libvirt or Proxmox VE hook (see the README).
     Hook(HookArgs),
+    /// Write one sysfs attribute under --root (used by vfioctl itself for unbinds that may hang).
+    #[command(name = "__write-attr", hide = true)]
+    WriteAttr(WriteAttrArgs),
     /// Write the man pages and shell completions (for packaging).
     #[command(hide = true)]
     GenerateDocs(GenerateDocsArgs),
@@ -329,4 +332,13 @@ pub enum HookTarget {
         /// The phase (pre-start, post-start, pre-stop, post-stop).
         phase: String,
     },
+}
+
+/// `vfioctl __write-attr`.
+#[derive(Debug, Args)]
+pub struct WriteAttrArgs {
+    /// The attribute, as on `/` (`/sys/bus/pci/drivers/e1000e/unbind`).
+    pub path: String,
+    /// The value.
+    pub value: String,
 }

@@ -2,7 +2,43 @@
 
 use std::sync::Arc;
 
+use vfioctl_host::apply::{Executor, Timeouts, WRITE_HELPER_OTHER_ERROR};
 use vfioctl_host::{HostRoot, Kernel, RealKernel};
+
+use crate::context::Context;
+use crate::exit::Exit;
+
+/// An executor for this root, with unbinds done in a child process of this same binary.
+pub fn executor(root: &HostRoot, timeouts: Timeouts) -> Executor {
+    let executor = Executor::new(root.clone(), for_root(root), timeouts);
+    match std::env::current_exe() {
+        Ok(program) => executor.with_write_helper(program),
+        Err(_) => executor,
+    }
+}
+
+/// `vfioctl __write-attr`: one write, its errno as the exit status. Only sysfs paths are
+/// accepted, so the helper cannot be turned into a way to write arbitrary files as root.
+pub fn write_attr_helper(ctx: &Context, args: &crate::cli::WriteAttrArgs) -> Exit {
+    let escapes = std::path::Path::new(&args.path)
+        .components()
+        .any(|c| c == std::path::Component::ParentDir);
+    let code = if !args.path.starts_with("/sys/") || escapes {
+        EINVAL
+    } else {
+        match for_root(&ctx.root).write_attr(&ctx.root.join(&args.path), &args.value) {
+            Ok(()) => 0,
+            Err(e) => e
+                .raw_os_error()
+                .filter(|c| (1..WRITE_HELPER_OTHER_ERROR).contains(c))
+                .unwrap_or(WRITE_HELPER_OTHER_ERROR),
+        }
+    };
+    std::process::exit(code)
+}
+
+/// The errno the kernel gives for a write it will not take.
+const EINVAL: i32 = 22;
 
 /// The kernel for this root. A simulated kernel is used only for a `--root` tree that carries the
 /// simulator's marker, never for `/`.

@@ -27,6 +27,7 @@ fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
         Command::Restore(args) => cmd::bind::restore(ctx, args),
         Command::Check(args) => cmd::check::check(ctx, args),
         Command::GenerateDocs(_) => Ok(Exit::Success),
+        Command::WriteAttr(args) => Ok(kernel::write_attr_helper(ctx, args)),
         Command::Hook(args) => cmd::hook::hook(ctx, args),
         Command::Doctor(args) => cmd::doctor::doctor(ctx, args),
         Command::QemuArgs(args) => cmd::render::qemu(ctx, args),

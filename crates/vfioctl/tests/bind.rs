@@ -503,3 +503,35 @@ fn the_iommu_backend_is_loaded_even_when_modprobe_skips_softdeps_and_unloaded_af
         "bind and restore with softdeps skipped",
     );
 }
+
+#[test]
+fn the_write_helper_only_writes_sysfs_attributes() {
+    let t = tree(topology::ten64());
+    let root = t.root();
+    std::fs::write(root.join("victim"), "keep").unwrap();
+    for path in ["/victim", "/sys/../victim", "victim"] {
+        let out = vfioctl(root)
+            .args(["__write-attr", path, "x"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(22), "{path}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.join("victim")).unwrap(),
+        "keep"
+    );
+    // A real attribute goes through the simulated kernel, errno and all.
+    let out = vfioctl(root)
+        .args([
+            "__write-attr",
+            "/sys/bus/pci/drivers/ath10k_pci/unbind",
+            "0001:04:00.0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(19),
+        "ENODEV: the TPU is not bound to ath10k_pci"
+    );
+}

@@ -11,7 +11,7 @@ use vfioctl_core::plan::{
     restore_steps,
 };
 use vfioctl_core::{Inventory, PciAddress, VendorDevice};
-use vfioctl_host::apply::{ApplyError, Executor, Rollback, StepError, Timeouts, chain};
+use vfioctl_host::apply::{ApplyError, Rollback, StepError, Timeouts, chain};
 use vfioctl_host::journal::{Journal, Lock};
 use vfioctl_host::read::{device_dir, read_device};
 use vfioctl_host::usage::HostUsage;
@@ -233,11 +233,7 @@ fn bind_pci(ctx: &mut Context, args: &BindArgs, names: &[String]) -> Result<Exit
     } else if args.dry_run {
         Ok("planned")
     } else {
-        let executor = Executor::new(
-            ctx.root.clone(),
-            crate::kernel::for_root(&ctx.root),
-            timeouts(args.timeout),
-        );
+        let executor = crate::kernel::executor(&ctx.root, timeouts(args.timeout));
         let mut journal = Journal::load(&ctx.root).map_err(lock_error)?;
         match executor.bind(&plan, &mut journal, args.owner.as_deref()) {
             Ok(()) => {
@@ -463,11 +459,7 @@ pub fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> 
             );
         }
     }
-    let executor = Executor::new(
-        ctx.root.clone(),
-        crate::kernel::for_root(&ctx.root),
-        timeouts(args.timeout),
-    );
+    let executor = crate::kernel::executor(&ctx.root, timeouts(args.timeout));
     let mut report: Vec<RestoreDevice> = Vec::new();
     let mut restored: Vec<PciAddress> = Vec::new();
     let mut failed = false;

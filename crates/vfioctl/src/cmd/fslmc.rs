@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use vfioctl_core::fslmc::{DprcName, plan_container_bind};
 use vfioctl_core::plan::{HostUse, Step};
-use vfioctl_host::apply::Executor;
 use vfioctl_host::fslmc::{read_fslmc, vfio_fslmc_loaded};
 use vfioctl_host::journal::{Journal, Lock};
 use vfioctl_host::usage::HostUsage;
@@ -117,11 +116,7 @@ pub fn bind_container(
         ctx.line("Dry run: nothing was changed.");
         return Ok(Exit::Success);
     }
-    let executor = Executor::new(
-        ctx.root.clone(),
-        crate::kernel::for_root(&ctx.root),
-        timeouts(args.timeout),
-    );
+    let executor = crate::kernel::executor(&ctx.root, timeouts(args.timeout));
     let mut journal = Journal::load(&ctx.root).map_err(lock_error)?;
     executor
         .bind_container(&plan, &mut journal, args.owner.as_deref())

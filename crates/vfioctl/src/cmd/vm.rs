@@ -21,7 +21,7 @@ use vfioctl_core::vm::{
     group_coverage,
 };
 use vfioctl_core::{Inventory, PciAddress, VendorDevice};
-use vfioctl_host::apply::{Executor, give_group_node, host_uses, vfio_pci_loaded};
+use vfioctl_host::apply::{give_group_node, host_uses, vfio_pci_loaded};
 use vfioctl_host::journal::{Journal, Lock};
 use vfioctl_host::usage::HostUsage;
 use vfioctl_host::vms::{self, DprcState, VFIO_FSL_MC, VmFile, VmFileError};
@@ -683,11 +683,7 @@ fn bind_vm(
     owner_ids: Option<(u32, u32)>,
     timeout: Option<u64>,
 ) -> Result<(), CliError> {
-    let executor = Executor::new(
-        ctx.root.clone(),
-        crate::kernel::for_root(&ctx.root),
-        timeouts(timeout),
-    );
+    let executor = crate::kernel::executor(&ctx.root, timeouts(timeout));
     if plan.to_bind().next().is_some() {
         let mut journal = Journal::load(&ctx.root).map_err(lock_error)?;
         executor
