@@ -235,18 +235,21 @@ pub fn read_device_at(
                     })
                 })
                 .flatten();
-            (VendorDevice { vendor, device }, c[0x08], subsystem)
+            // The class as lspci shows it; the kernel's `class` attribute differs only for the
+            // few devices a quirk reclassifies, and `show` reads that attribute.
+            let class = u32::from(c[0x09]) | u32::from(c[0x0a]) << 8 | u32::from(c[0x0b]) << 16;
+            (VendorDevice { vendor, device }, c[0x08], subsystem, class)
         })
     });
-    let class = required_hex(dir, "class", "class code", 0xff_ffff)?;
     let mut dev = match from_config {
-        Some((id, revision, subsystem)) => {
+        Some((id, revision, subsystem, class)) => {
             let mut dev = PciDevice::new(address, id, ClassCode(class));
             dev.revision = Some(revision);
             dev.subsystem = subsystem;
             dev
         }
         None => {
+            let class = required_hex(dir, "class", "class code", 0xff_ffff)?;
             let vendor = required_hex(dir, "vendor", "vendor ID", 0xffff)? as u16;
             let device = required_hex(dir, "device", "device ID", 0xffff)? as u16;
             let mut dev =
@@ -264,8 +267,9 @@ pub fn read_device_at(
     if let Some(bytes) = config {
         dev.config = parse_config(&bytes);
     }
-    // Only network (0x02) and wireless (0x0d) controllers back network interfaces.
-    if matches!(dev.class.base(), 0x02 | 0x0d) {
+    // Only network (0x02) and wireless (0x0d) controllers back network interfaces, and only
+    // while a driver holds them.
+    if matches!(dev.class.base(), 0x02 | 0x0d) && dev.driver.is_some() {
         dev.net_interfaces = dir_names(&dir.join("net"));
     }
     Ok(dev)

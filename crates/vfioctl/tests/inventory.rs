@@ -166,14 +166,14 @@ fn bad_input_gets_one_sentence_and_exit_2() {
 
 #[test]
 fn damaged_trees_are_reported_not_panicked_on() {
-    // (attribute, content, command whose exit must be 2): `list` reads IDs from config space
-    // and `class` from its attribute; `show` reads every attribute.
+    // (attribute, content, command whose exit must be 2): `list` and `groups` read IDs and
+    // class from config space; `show` reads every attribute.
     let damages: [(&str, &[u8], &str); 6] = [
         ("vendor", b"garbage\n", "show"),
         ("vendor", b"", "show"),
-        ("class", b"0x12345678901234\n", "list"),
+        ("class", b"0x12345678901234\n", "show"),
         ("device", &[0xff, 0xfe, 0x00, 0x80], "show"),
-        ("class", b"", "groups"),
+        ("class", b"", "show"),
         ("config", b"", ""),
     ];
     for (attr, content, failing) in damages {
