@@ -793,15 +793,7 @@ impl SimKernel {
     pub fn load_module(&self, name: &str) -> Result<(), SimModuleError> {
         let _lock = self.lock()?;
         let mut state = self.state()?;
-        let name = name.replace('-', "_");
-        // modprobe accepts a driver name too (vfio-pci for vfio_pci).
-        let module = match state.module(&name) {
-            Some(m) => m.name.clone(),
-            None => match state.driver(&name.replace('_', "-")) {
-                Some(d) => d.module.clone(),
-                None => return Err(SimModuleError::NotFound(name)),
-            },
-        };
+        let module = module_named(&state, name)?;
         let mut order = Vec::new();
         Self::dep_order(&state, &module, &mut order, 0);
         for m in &order {
@@ -850,14 +842,7 @@ impl SimKernel {
     pub fn unload_module(&self, name: &str) -> Result<(), SimModuleError> {
         let _lock = self.lock()?;
         let mut state = self.state()?;
-        let name = name.replace('-', "_");
-        let module = match state.module(&name) {
-            Some(m) => m.name.clone(),
-            None => match state.driver(&name.replace('_', "-")) {
-                Some(d) => d.module.clone(),
-                None => return Err(SimModuleError::NotFound(name)),
-            },
-        };
+        let module = module_named(&state, name)?;
         if state.module_state(&module) == ModuleState::Builtin {
             return Err(SimModuleError::InUse(module));
         }
@@ -944,5 +929,18 @@ impl SimKernel {
     pub fn write_raw(&self, rel: &Path, content: &[u8]) -> io::Result<()> {
         let rel = self.relative(rel)?;
         put(&self.root, rel, content)
+    }
+}
+
+/// The module `name` means, as modprobe reads it: a module name with `-` or `_`, or the name of a
+/// driver the module provides (`vfio-pci` for `vfio_pci`).
+fn module_named(state: &KernelState, name: &str) -> Result<String, SimModuleError> {
+    let name = name.replace('-', "_");
+    if let Some(m) = state.module(&name) {
+        return Ok(m.name.clone());
+    }
+    match state.driver(&name.replace('_', "-")) {
+        Some(d) => Ok(d.module.clone()),
+        None => Err(SimModuleError::NotFound(name)),
     }
 }
