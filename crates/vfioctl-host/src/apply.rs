@@ -595,24 +595,11 @@ pub fn host_uses(
                 }
             }
         }
-        for iface in &dev.net_interfaces {
-            let net = usage.net(root, iface);
-            let mut facts = Vec::new();
-            if net.default_route {
-                facts.push("carries the default route".to_owned());
-            } else if net.up && net.has_addresses {
-                facts.push("is up with addresses".to_owned());
-            }
-            if let Some(master) = &net.master {
-                facts.push(format!("is enslaved to {master}"));
-            }
-            if !facts.is_empty() {
-                list.push(HostUse::Network {
-                    interface: iface.clone(),
-                    detail: facts.join(" and "),
-                });
-            }
-        }
+        list.extend(
+            dev.net_interfaces
+                .iter()
+                .filter_map(|iface| net_host_use(root, usage, iface)),
+        );
         if dev.boot_vga && dev.driver.is_some() && consoles {
             list.push(HostUse::Console);
         }
@@ -621,6 +608,30 @@ pub fn host_uses(
         }
     }
     uses
+}
+
+/// How the host uses network interface `iface`, when it does: it carries the default route, is
+/// up with addresses, or is enslaved to a bond or bridge. Shared by PCI functions and DPAA2
+/// objects, so both buses refuse the same things.
+pub fn net_host_use(
+    root: &HostRoot,
+    usage: &crate::usage::HostUsage,
+    iface: &str,
+) -> Option<vfioctl_core::plan::HostUse> {
+    let net = usage.net(root, iface);
+    let mut facts = Vec::new();
+    if net.default_route {
+        facts.push("carries the default route".to_owned());
+    } else if net.up && net.has_addresses {
+        facts.push("is up with addresses".to_owned());
+    }
+    if let Some(master) = &net.master {
+        facts.push(format!("is enslaved to {master}"));
+    }
+    (!facts.is_empty()).then(|| vfioctl_core::plan::HostUse::Network {
+        interface: iface.to_owned(),
+        detail: facts.join(" and "),
+    })
 }
 
 /// True when a virtual-terminal console is bound to a framebuffer (`vtcon*/bind` is 1 and names a

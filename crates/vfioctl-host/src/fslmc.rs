@@ -65,6 +65,26 @@ pub fn read_fslmc(root: &HostRoot) -> Result<FslMcInventory, HostError> {
     Ok(FslMcInventory::new(objects))
 }
 
+/// How the host uses the network interfaces of each fsl-mc object, by object name.
+pub fn fslmc_host_uses(
+    root: &HostRoot,
+    inventory: &FslMcInventory,
+    usage: &crate::usage::HostUsage,
+) -> std::collections::BTreeMap<String, Vec<vfioctl_core::plan::HostUse>> {
+    inventory
+        .objects()
+        .iter()
+        .filter_map(|object| {
+            let uses: Vec<_> = object
+                .net_interfaces
+                .iter()
+                .filter_map(|iface| crate::apply::net_host_use(root, usage, iface))
+                .collect();
+            (!uses.is_empty()).then(|| (object.name.clone(), uses))
+        })
+        .collect()
+}
+
 /// True when the `vfio-fsl-mc` driver is registered.
 pub fn vfio_fslmc_loaded(root: &HostRoot) -> bool {
     root.join(format!("sys/bus/fsl-mc/drivers/{VFIO_FSL_MC}"))

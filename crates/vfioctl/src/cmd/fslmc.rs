@@ -1,9 +1,7 @@
 //! DPAA2 containers: binding `dprc.N` to vfio-fsl-mc.
 
-use std::collections::BTreeMap;
-
 use vfioctl_core::fslmc::{DprcName, plan_container_bind};
-use vfioctl_core::plan::{HostUse, Step};
+use vfioctl_core::plan::Step;
 use vfioctl_host::fslmc::{read_fslmc, vfio_fslmc_loaded};
 use vfioctl_host::journal::{Journal, Lock};
 use vfioctl_host::usage::HostUsage;
@@ -33,28 +31,7 @@ pub fn bind_container(
         );
     }
     let usage = HostUsage::read(&ctx.root)?;
-    let mut net_uses: BTreeMap<String, Vec<HostUse>> = BTreeMap::new();
-    for object in inventory.objects() {
-        for iface in &object.net_interfaces {
-            let net = usage.net(&ctx.root, iface);
-            let detail = if net.default_route {
-                Some("carries the default route")
-            } else if net.up && net.has_addresses {
-                Some("is up with addresses")
-            } else {
-                None
-            };
-            if let Some(detail) = detail {
-                net_uses
-                    .entry(object.name.clone())
-                    .or_default()
-                    .push(HostUse::Network {
-                        interface: iface.clone(),
-                        detail: detail.to_owned(),
-                    });
-            }
-        }
-    }
+    let net_uses = vfioctl_host::fslmc::fslmc_host_uses(&ctx.root, &inventory, &usage);
     let plan = plan_container_bind(&inventory, dprc, &net_uses, vfio_fslmc_loaded(&ctx.root))
         .map_err(|e| {
             CliError::new(Exit::Usage, e.to_string())

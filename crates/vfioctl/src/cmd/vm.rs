@@ -692,10 +692,11 @@ fn bind_vm(
     }
     for &dprc in containers {
         let fslmc = vfioctl_host::fslmc::read_fslmc(&ctx.root)?;
+        let usage = vfioctl_host::usage::HostUsage::read(&ctx.root)?;
         let container_plan = vfioctl_core::fslmc::plan_container_bind(
             &fslmc,
             dprc,
-            &std::collections::BTreeMap::new(),
+            &vfioctl_host::fslmc::fslmc_host_uses(&ctx.root, &fslmc, &usage),
             vfioctl_host::fslmc::vfio_fslmc_loaded(&ctx.root),
         )
         .map_err(|e| CliError::new(Exit::Usage, e.to_string()))?;
