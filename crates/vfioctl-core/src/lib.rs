@@ -20,6 +20,7 @@ pub mod ids;
 pub mod known;
 pub mod pciids;
 pub mod plan;
+pub mod predict;
 pub mod render;
 pub mod vm;
 

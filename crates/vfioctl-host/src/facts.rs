@@ -47,7 +47,7 @@ fn flag(root: &HostRoot, rel: &str) -> Result<Option<bool>, HostError> {
 }
 
 /// The architecture: from `/proc/cpuinfo`, else the IOMMU's kind, else (on `/`) this build's.
-fn arch(root: &HostRoot, units: &[String]) -> Result<Arch, HostError> {
+pub(crate) fn arch(root: &HostRoot, units: &[String]) -> Result<Arch, HostError> {
     if let Some(cpuinfo) = text(root, "proc/cpuinfo")? {
         if cpuinfo.contains("CPU implementer") {
             return Ok(Arch::Aarch64);

@@ -14,6 +14,7 @@ pub mod facts;
 pub mod fslmc;
 pub mod journal;
 pub mod kernel;
+pub mod platform;
 pub mod read;
 pub mod root;
 pub mod usage;

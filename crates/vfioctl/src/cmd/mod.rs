@@ -6,5 +6,6 @@ pub mod doctor;
 pub mod fslmc;
 pub mod hook;
 pub mod inventory;
+pub mod predict;
 pub mod render;
 pub mod vm;
