@@ -40,17 +40,7 @@ impl fmt::Display for CliError {
     }
 }
 
-/// Joins an error and its sources into one sentence ("failed to read X: permission denied").
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use vfioctl_host::executor::chain;
 
 impl CliError {
     /// The CLI's error for a use case's: its sentence, its remedy, and the exit code of its
