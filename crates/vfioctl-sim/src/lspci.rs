@@ -225,7 +225,7 @@ fn parse_header(dev: &mut CapturedDevice, text: &str, line: usize) -> Result<(),
         dev.prog_if =
             Some(hex(p).ok_or_else(|| err(line, format!("'{p}' is not a programming interface")))?);
     }
-    dev.names = names.split(" (rev ").next().unwrap_or(names).to_owned();
+    dev.names = names.split(['(']).next().unwrap_or(names).trim().to_owned();
     dev.line = line;
     Ok(())
 }

@@ -333,8 +333,6 @@ const fn alias(vendor: u16, device: u16, kind: AliasKind, text: &'static str) ->
     }
 }
 
-const MARVELL_F1: &str = "issues DMA as function 1 (a kernel DMA-alias quirk)";
-
 /// The kernel's DMA-alias fixups.
 pub const ALIAS_QUIRKS: &[AliasQuirk] = &[
     alias(
@@ -361,21 +359,96 @@ pub const ALIAS_QUIRKS: &[AliasQuirk] = &[
         AliasKind::Function0,
         "Glenfly GPU issues DMA as function 0",
     ),
-    alias(0x1b4b, 0x9120, AliasKind::Function1, MARVELL_F1),
-    alias(0x1b4b, 0x9123, AliasKind::Function1, MARVELL_F1),
-    alias(0x1b4b, 0x9125, AliasKind::Function1, MARVELL_F1),
-    alias(0x1b4b, 0x9128, AliasKind::Function1, MARVELL_F1),
-    alias(0x1b4b, 0x9130, AliasKind::Function1, MARVELL_F1),
-    alias(0x1b4b, 0x9170, AliasKind::Function1, MARVELL_F1),
-    alias(0x1b4b, 0x9172, AliasKind::Function1, MARVELL_F1),
-    alias(0x1b4b, 0x917a, AliasKind::Function1, MARVELL_F1),
-    alias(0x1b4b, 0x9182, AliasKind::Function1, MARVELL_F1),
-    alias(0x1b4b, 0x9183, AliasKind::Function1, MARVELL_F1),
-    alias(0x1b4b, 0x91a0, AliasKind::Function1, MARVELL_F1),
-    alias(0x1b4b, 0x9215, AliasKind::Function1, MARVELL_F1),
-    alias(0x1b4b, 0x9220, AliasKind::Function1, MARVELL_F1),
-    alias(0x1b4b, 0x9230, AliasKind::Function1, MARVELL_F1),
-    alias(0x1b4b, 0x9235, AliasKind::Function1, MARVELL_F1),
+    alias(
+        0x1b4b,
+        0x9120,
+        AliasKind::Function1,
+        "Marvell 88SE9120 issues DMA as function 1",
+    ),
+    alias(
+        0x1b4b,
+        0x9123,
+        AliasKind::Function1,
+        "Marvell 88SE9123 issues DMA as function 1",
+    ),
+    alias(
+        0x1b4b,
+        0x9125,
+        AliasKind::Function1,
+        "Marvell 88SE9125 issues DMA as function 1",
+    ),
+    alias(
+        0x1b4b,
+        0x9128,
+        AliasKind::Function1,
+        "Marvell 88SE9128 issues DMA as function 1",
+    ),
+    alias(
+        0x1b4b,
+        0x9130,
+        AliasKind::Function1,
+        "Marvell 88SE9130 issues DMA as function 1",
+    ),
+    alias(
+        0x1b4b,
+        0x9170,
+        AliasKind::Function1,
+        "Marvell 88SE9170 issues DMA as function 1",
+    ),
+    alias(
+        0x1b4b,
+        0x9172,
+        AliasKind::Function1,
+        "Marvell 88SE9172 issues DMA as function 1",
+    ),
+    alias(
+        0x1b4b,
+        0x917a,
+        AliasKind::Function1,
+        "Marvell 88SE917A issues DMA as function 1",
+    ),
+    alias(
+        0x1b4b,
+        0x9182,
+        AliasKind::Function1,
+        "Marvell 88SE9182 issues DMA as function 1",
+    ),
+    alias(
+        0x1b4b,
+        0x9183,
+        AliasKind::Function1,
+        "Marvell 88SS9183 issues DMA as function 1",
+    ),
+    alias(
+        0x1b4b,
+        0x91a0,
+        AliasKind::Function1,
+        "Marvell 88SE91A0 issues DMA as function 1",
+    ),
+    alias(
+        0x1b4b,
+        0x9215,
+        AliasKind::Function1,
+        "Marvell 88SE9215 issues DMA as function 1",
+    ),
+    alias(
+        0x1b4b,
+        0x9220,
+        AliasKind::Function1,
+        "Marvell 88SE9220 issues DMA as function 1",
+    ),
+    alias(
+        0x1b4b,
+        0x9230,
+        AliasKind::Function1,
+        "Marvell 88SE9230 issues DMA as function 1",
+    ),
+    alias(
+        0x1b4b,
+        0x9235,
+        AliasKind::Function1,
+        "Marvell 88SE9235 issues DMA as function 1",
+    ),
     alias(
         0x1103,
         0x0642,

@@ -193,7 +193,7 @@ impl<'a> Walker<'a> {
                     FactKind::DmaAliasQuirk,
                     quirky.address,
                     format!(
-                        "{} {}",
+                        "{}: {} (a kernel DMA-alias quirk)",
                         quirky.address,
                         self.alias_quirk(quirky).map_or("", |q| q.text)
                     ),
@@ -427,6 +427,15 @@ pub fn predict(inv: &Inventory, platform: &Platform) -> Prediction {
         };
         if let Some(v) = w.verdicts.get(&d.address) {
             met.push(v.fact.clone());
+        }
+        if let Some(q) = w.alias_quirk(d)
+            && !matches!(q.kind, AliasKind::BridgeNoAlias)
+        {
+            met.push(Fact::new(
+                FactKind::DmaAliasQuirk,
+                d.address,
+                format!("{}: {} (a kernel DMA-alias quirk)", d.address, q.text),
+            ));
         }
         w.group.insert(d.address, group);
         members.entry(group).or_default().push(d.address);
