@@ -301,3 +301,59 @@ fn unreadable_acs_makes_the_prediction_incomplete() {
     let p = predict(&inv(vec![rp]), &x86((6, 1)));
     assert!(!p.complete);
 }
+
+/// Shaped like the HiSilicon D05's ConnectX-5 (`../shared/real-hosts/hisilicon-d05-arm64-no-acs`):
+/// a root port without ACS, two PFs and two VFs. With mlx5 built in, the PFs got groups before
+/// their root port did.
+#[test]
+fn groups_made_before_the_bridge_are_named_as_probe_order() {
+    let mut devs = vec![Dev::new("000a:10:00.0", "19e5:1610", RP, true).secondary(0x11)];
+    for f in 0..4 {
+        devs.push(
+            Dev::new(&format!("000a:11:00.{f}"), "15b3:1017", EP, false)
+                .parent("000a:10:00.0")
+                .mf(),
+        );
+    }
+    let mut i = inv(devs);
+    let platform = Platform {
+        kernel: KernelVersion::new(5, 3),
+        arch: CpuArch::Aarch64,
+        firmware: Firmware::Acpi,
+        iommu: IommuKind::SmmuV3,
+    };
+    let p = predict(&i, &platform);
+    assert_eq!(
+        p.groups.len(),
+        1,
+        "the walk puts the port and all four together"
+    );
+    let kernel = [
+        ("000a:10:00.0", 8),
+        ("000a:11:00.0", 2),
+        ("000a:11:00.1", 3),
+        ("000a:11:00.2", 8),
+        ("000a:11:00.3", 8),
+    ];
+    let mut devices: Vec<PciDevice> = i.devices().to_vec();
+    for d in &mut devices {
+        d.iommu_group = kernel
+            .iter()
+            .find(|(a, _)| d.address.to_string() == *a)
+            .map(|(_, g)| *g);
+    }
+    let mut groups: BTreeMap<u32, Vec<PciAddress>> = BTreeMap::new();
+    for d in &devices {
+        groups
+            .entry(d.iommu_group.unwrap())
+            .or_default()
+            .push(d.address);
+    }
+    i = Inventory::new(devices, true, groups);
+    let diffs = compare(&i, &p);
+    assert!(!diffs.is_empty());
+    assert!(
+        diffs.iter().all(|d| d.text.starts_with("probe order")),
+        "{diffs:#?}"
+    );
+}
