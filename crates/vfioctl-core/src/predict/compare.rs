@@ -91,6 +91,17 @@ fn explain(inv: &Inventory, devices: &[PciAddress], kind: DifferenceKind) -> Str
              ACS override patch (pcie_acs_override=), a quirk newer than vfioctl's table, or \
              ACS this prediction could not read (run as root)"
             .to_owned(),
+        (DifferenceKind::KernelUngrouped, _)
+            if devices
+                .iter()
+                .filter_map(|a| inv.get(a))
+                .all(|d| d.driver.is_none()) =>
+        {
+            "no driver has probed these devices, and some kernels (arm64 with an SMMU) attach a \
+             device to the IOMMU only when a driver probes it: it gets the predicted group once \
+             bound, e.g. to vfio-pci"
+                .to_owned()
+        }
         (DifferenceKind::KernelUngrouped, _) => "the IOMMU does not cover these devices (no \
              iommu-map/IORT entry, or the IOMMU driver rejected them)"
             .to_owned(),

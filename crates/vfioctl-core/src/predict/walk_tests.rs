@@ -357,3 +357,25 @@ fn groups_made_before_the_bridge_are_named_as_probe_order() {
         "{diffs:#?}"
     );
 }
+
+#[test]
+fn lone_groups_name_what_sysfs_cannot_show() {
+    use crate::groups::explain_group;
+    let i = x99();
+    let text = explain_group(&i, &[a("0000:00:1c.4")]).text;
+    assert!(text.contains("Intel PCH ACS quirk"), "{text}");
+    let nic = explain_group(&i, &[a("0000:05:00.0")]).text;
+    assert!(nic.contains("Wellsburg"), "{nic}");
+    let empty = inv(vec![
+        Dev::new(
+            "0000:00:00.2",
+            "1957:e100",
+            Some(PcieType::RcEndpoint),
+            false,
+        )
+        .mf()
+        .acs(0, 0),
+    ]);
+    let text = explain_group(&empty, &[a("0000:00:00.2")]).text;
+    assert!(text.contains("ACS capability with no controls"), "{text}");
+}
