@@ -14,22 +14,6 @@ fn iommu_off(mut b: SimBuilder) -> SimBuilder {
     b
 }
 
-fn partition(groups: &Value) -> BTreeSet<BTreeSet<String>> {
-    groups
-        .as_array()
-        .expect("groups array")
-        .iter()
-        .map(|g| {
-            g["devices"]
-                .as_array()
-                .expect("devices")
-                .iter()
-                .map(|d| d.as_str().expect("address").to_owned())
-                .collect()
-        })
-        .collect()
-}
-
 fn text(root: &std::path::Path, args: &[&str]) -> String {
     let out = vfioctl(root).args(args).output().expect("run vfioctl");
     assert!(
@@ -57,7 +41,10 @@ fn ten64_with_the_iommu_off_predicts_one_group_for_the_minipcie_switch() {
     ]
     .map(String::from)
     .into();
-    assert!(partition(&doc["groups"]).contains(&want), "{doc:#}");
+    assert!(
+        common::group_sets(&doc["groups"]).contains(&want),
+        "{doc:#}"
+    );
     let shared = doc["groups"]
         .as_array()
         .unwrap()
@@ -105,10 +92,10 @@ fn predictions_equal_the_simulated_kernels_groups() {
         hosts.push(("qemu-arm64", topology::qemu_arm64(topo)));
     }
     for (name, b) in hosts {
-        let kernel = partition(&json_groups(&b));
+        let kernel = common::group_sets(&json_groups(&b));
         let t = tree(b);
         let doc = json(t.root(), &["groups", "--predict"], 0);
-        let predicted = partition(&doc["groups"]);
+        let predicted = common::group_sets(&doc["groups"]);
         // Devices the kernel leaves without a group are named differences, not group members.
         let ungrouped: BTreeSet<String> = doc["differences"]
             .as_array()

@@ -62,17 +62,11 @@ fn predicted_partition(doc: &Value, imported: &Imported) -> BTreeSet<BTreeSet<St
         .filter(|(_, g)| g.is_some())
         .map(|(a, _)| a.to_string())
         .collect();
-    doc["groups"]
-        .as_array()
-        .expect("groups")
-        .iter()
+    common::group_sets(&doc["groups"])
+        .into_iter()
         .map(|g| {
-            g["devices"]
-                .as_array()
-                .expect("devices")
-                .iter()
-                .map(|d| d.as_str().expect("address").to_owned())
-                .filter(|a| grouped.contains(a))
+            g.intersection(&grouped)
+                .cloned()
                 .collect::<BTreeSet<String>>()
         })
         .filter(|g| !g.is_empty())
