@@ -245,3 +245,19 @@ fn a_vm_listing_the_root_container_is_refused_before_anything_runs() {
     }
     assert_same(&before, &kernel_state(&t), "refused VM");
 }
+
+#[test]
+fn check_asks_about_a_containers_group_like_a_pci_one() {
+    let t = tree(topology::ten64_dpaa2());
+    let out = vfioctl(t.root())
+        .args(["check", "dprc.2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bind it first ('vfioctl bind dprc.2')"));
+    vfioctl(t.root()).args(["bind", "dprc.2"]).assert().code(0);
+    let doc = json(t.root(), &["check", "dprc.2", "0001:03:00.0"], 4);
+    let groups = doc["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    assert!(groups.iter().any(|g| g["viable"] == true));
+}
