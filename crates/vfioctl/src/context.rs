@@ -1,19 +1,23 @@
 //! What every command needs: the root, names, output settings.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use vfioctl_core::{Inventory, PciDevice, PciSelector};
-use vfioctl_host::HostRoot;
+use vfioctl_host::{HostRoot, Kernel};
 
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::kernel::KernelSource;
 use crate::names::Names;
 
 /// Shared state of one vfioctl run.
 pub struct Context {
     /// The root the host layer works under.
     pub root: HostRoot,
+    /// The kernel that serves the root: every change goes through it.
+    pub kernel: Arc<dyn Kernel>,
     /// `--json`.
     pub json: bool,
     /// `--quiet`.
@@ -28,10 +32,11 @@ pub struct Context {
 }
 
 impl Context {
-    /// Opens the root given on the command line.
-    pub fn new(global: &GlobalArgs) -> Result<Self, CliError> {
+    /// Opens the root given on the command line, served by the kernel `kernels` gives for it.
+    pub fn new(global: &GlobalArgs, kernels: &dyn KernelSource) -> Result<Self, CliError> {
         let root = HostRoot::open(&global.root)?;
         Ok(Self {
+            kernel: kernels.kernel(&root),
             root,
             json: global.json,
             quiet: global.quiet,

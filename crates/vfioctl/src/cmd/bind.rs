@@ -233,7 +233,7 @@ fn bind_pci(ctx: &mut Context, args: &BindArgs, names: &[String]) -> Result<Exit
     } else if args.dry_run {
         Ok("planned")
     } else {
-        let executor = crate::kernel::executor(&ctx.root, timeouts(args.timeout));
+        let executor = crate::kernel::executor(ctx, timeouts(args.timeout));
         let mut journal = Journal::load(&ctx.root).map_err(lock_error)?;
         match executor.bind(&plan, &mut journal, args.owner.as_deref()) {
             Ok(()) => {
@@ -459,7 +459,7 @@ pub fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> 
             );
         }
     }
-    let executor = crate::kernel::executor(&ctx.root, timeouts(args.timeout));
+    let executor = crate::kernel::executor(ctx, timeouts(args.timeout));
     let mut report: Vec<RestoreDevice> = Vec::new();
     let mut restored: Vec<PciAddress> = Vec::new();
     let mut failed = false;

@@ -93,7 +93,7 @@ pub fn bind_container(
         ctx.line("Dry run: nothing was changed.");
         return Ok(Exit::Success);
     }
-    let executor = crate::kernel::executor(&ctx.root, timeouts(args.timeout));
+    let executor = crate::kernel::executor(ctx, timeouts(args.timeout));
     let mut journal = Journal::load(&ctx.root).map_err(lock_error)?;
     executor
         .bind_container(&plan, &mut journal, args.owner.as_deref())

@@ -683,7 +683,7 @@ fn bind_vm(
     owner_ids: Option<(u32, u32)>,
     timeout: Option<u64>,
 ) -> Result<(), CliError> {
-    let executor = crate::kernel::executor(&ctx.root, timeouts(timeout));
+    let executor = crate::kernel::executor(ctx, timeouts(timeout));
     if plan.to_bind().next().is_some() {
         let mut journal = Journal::load(&ctx.root).map_err(lock_error)?;
         executor
