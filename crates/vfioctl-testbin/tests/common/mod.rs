@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+pub mod shown;
+
 use assert_cmd::Command;
 use vfioctl_sim::{SimBuilder, SimTree};
 
