@@ -1,67 +1,10 @@
-//! Names for vendor, device, subsystem and class IDs, read from a `pci.ids` database.
-//!
-//! `pci.ids` is the text database the PCI ID project maintains and `lspci` reads
-//! (`/usr/share/misc/pci.ids` on Debian, `/usr/share/hwdata/pci.ids` on Fedora). Its format:
-//!
-//! ```text
-//! # comment
-//! vvvv  Vendor name
-//! \tdddd  Device name
-//! \t\tsvvv sddd  Subsystem name
-//! C cc  Class name
-//! \tss  Subclass name
-//! \t\tpp  Programming interface name
-//! ```
-//!
-//! The host layer reads the file; this module only parses text, so it is tested with small
-//! fixtures. Parsing is tolerant: a malformed line is skipped, never an error, because a
-//! half-broken database should still name most devices rather than none (lspci behaves the same).
-//!
-//! All names are copied into one string arena and indexed by sorted vectors, so a full parse of
-//! the 1.4 MB database makes a handful of allocations rather than one per line, and
-//! [`PciIds::parse_for`] skips the devices of unwanted vendors without touching their names.
+//! The tolerant `pci.ids` parser: a malformed line is skipped, never an error.
 
 use std::collections::BTreeSet;
-use std::fmt;
-use std::ops::Range;
 
-use crate::device::{Inventory, PciDevice};
-use crate::ids::{ClassCode, VendorDevice};
+use crate::device::Inventory;
 
-/// A name stored in the arena: byte offset and length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    start: u32,
-    len: u32,
-}
-
-/// An entry with a 16-bit ID (vendor, device) and the range of its children in the next table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Node<K> {
-    id: K,
-    name: Span,
-    children: Range<u32>,
-}
-
-/// A subsystem entry: subsystem vendor and device, and its name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Subsystem {
-    id: (u16, u16),
-    name: Span,
-}
-
-/// A parsed `pci.ids` database, or the part of it [`PciIds::parse_for`] kept.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PciIds {
-    /// Every kept name, back to back.
-    names: String,
-    vendors: Vec<Node<u16>>,
-    devices: Vec<Node<u16>>,
-    subsystems: Vec<Subsystem>,
-    classes: Vec<Node<u8>>,
-    subclasses: Vec<Node<u8>>,
-    prog_ifs: Vec<Node<u8>>,
-}
+use super::table::{Node, PciIds, Span, Subsystem, range};
 
 /// Which block the parser is in; decides what indented lines mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,120 +288,6 @@ impl PciIds {
             }
         }
     }
-
-    fn name(&self, span: Span) -> &str {
-        let start = span.start as usize;
-        self.names
-            .get(start..start + span.len as usize)
-            .unwrap_or_default()
-    }
-
-    /// The name of a vendor (`168c` → `Qualcomm Atheros`).
-    pub fn vendor_name(&self, vendor: u16) -> Option<&str> {
-        find(&self.vendors, vendor).map(|v| self.name(v.name))
-    }
-
-    /// The name of a device (`168c:003e` → `QCA6174 802.11ac Wireless Network Adapter`), without
-    /// the vendor name.
-    pub fn device_name(&self, vendor: u16, device: u16) -> Option<&str> {
-        self.device(vendor, device).map(|d| self.name(d.name))
-    }
-
-    /// The name of a subsystem (a board built around a device), looked up like lspci does: the
-    /// subsystem entry under the device, else the device itself when the subsystem IDs repeat the
-    /// device IDs.
-    pub fn subsystem_name(&self, id: VendorDevice, subsystem: VendorDevice) -> Option<&str> {
-        let found = self.device(id.vendor, id.device).and_then(|d| {
-            let list = self.subsystems.get(range(&d.children))?;
-            let key = (subsystem.vendor, subsystem.device);
-            let at = list.partition_point(|s| s.id < key);
-            list.get(at).filter(|s| s.id == key)
-        });
-        match found {
-            Some(s) => Some(self.name(s.name)),
-            None if id == subsystem => self.device_name(id.vendor, id.device),
-            None => None,
-        }
-    }
-
-    /// The most specific name of a class code: its programming interface, else its subclass, else
-    /// its base class (`0x0c0330` → `XHCI`, `0x028000` → `Network controller`).
-    pub fn class_name(&self, class: ClassCode) -> Option<&str> {
-        self.prog_if_name(class)
-            .or_else(|| self.subclass_name(class))
-            .or_else(|| self.base_class_name(class))
-    }
-
-    /// The name lspci shows on a device line: the subclass, else the base class; lspci never puts
-    /// the programming interface there (`-v` prints it separately as `prog-if`).
-    pub fn subclass_or_class_name(&self, class: ClassCode) -> Option<&str> {
-        self.subclass_name(class)
-            .or_else(|| self.base_class_name(class))
-    }
-
-    /// The name of the base class only (`0x02....` → `Network controller`).
-    pub fn base_class_name(&self, class: ClassCode) -> Option<&str> {
-        find(&self.classes, class.base()).map(|c| self.name(c.name))
-    }
-
-    /// The name of the subclass only (`0x0300..` → `VGA compatible controller`).
-    pub fn subclass_name(&self, class: ClassCode) -> Option<&str> {
-        self.subclass(class).map(|s| self.name(s.name))
-    }
-
-    /// The name of the programming interface only (`0x0c0330` → `XHCI`).
-    pub fn prog_if_name(&self, class: ClassCode) -> Option<&str> {
-        let subclass = self.subclass(class)?;
-        let list = self.prog_ifs.get(range(&subclass.children))?;
-        find(list, class.prog_if()).map(|p| self.name(p.name))
-    }
-
-    /// Number of vendors kept.
-    pub fn vendor_count(&self) -> usize {
-        self.vendors.len()
-    }
-
-    /// Number of devices kept, over all vendors.
-    pub fn device_count(&self) -> usize {
-        self.devices.len()
-    }
-
-    /// True when nothing was parsed (no vendors and no classes), e.g. an empty or foreign file.
-    pub fn is_empty(&self) -> bool {
-        self.vendors.is_empty() && self.classes.is_empty()
-    }
-
-    fn device(&self, vendor: u16, device: u16) -> Option<&Node<u16>> {
-        let v = find(&self.vendors, vendor)?;
-        find(self.devices.get(range(&v.children))?, device)
-    }
-
-    fn subclass(&self, class: ClassCode) -> Option<&Node<u8>> {
-        let c = find(&self.classes, class.base())?;
-        find(self.subclasses.get(range(&c.children))?, class.subclass())
-    }
-
-    /// A line describing a device the way `lspci -nn` does; see [`Described`].
-    pub fn describe(&self, class: ClassCode, id: VendorDevice) -> Described<'_> {
-        Described {
-            ids: self,
-            class,
-            id,
-            revision: None,
-        }
-    }
-
-    /// [`PciIds::describe`] for a device, with lspci's `(rev xx)` suffix.
-    pub fn describe_device(&self, device: &PciDevice) -> Described<'_> {
-        Described {
-            revision: device.revision,
-            ..self.describe(device.class, device.id)
-        }
-    }
-}
-
-fn range(r: &Range<u32>) -> Range<usize> {
-    r.start as usize..r.end as usize
 }
 
 fn sort_nodes<K: Ord + Copy>(nodes: &mut [Node<K>]) {
@@ -467,142 +296,16 @@ fn sort_nodes<K: Ord + Copy>(nodes: &mut [Node<K>]) {
     }
 }
 
-/// The first node with `id` in a sorted slice.
-fn find<K: Ord + Copy>(nodes: &[Node<K>], id: K) -> Option<&Node<K>> {
-    let at = nodes.partition_point(|n| n.id < id);
-    nodes.get(at).filter(|n| n.id == id)
-}
-
-/// A device described the way `lspci -nn` prints it after the address:
-/// `Network controller [0280]: Qualcomm Atheros QCA6174 802.11ac Wireless Network Adapter [168c:003e]`.
-///
-/// Missing names fall back with lspci's own words (pciutils `lib/names.c`), so scripts and eyes
-/// trained on lspci read it the same:
-///
-/// | known | rendered |
-/// |---|---|
-/// | class and subclass, or class only | `Network controller [0280]` |
-/// | no class name | `Class [0280]` |
-/// | vendor and device | `Qualcomm Atheros QCA6174 ... [168c:003e]` |
-/// | vendor only | `Freescale Semiconductor Inc Device [1957:80c0]` |
-/// | neither | `Device [1957:80c0]` |
-///
-/// A non-zero revision adds ` (rev 32)`; lspci omits revision 0 too. These fallbacks were checked
-/// against lspci 3.9.0 run with `-i` on an empty and a vendor-only database, and the full
-/// rendering matched `lspci -nn -D` line for line on a host with the real database.
-#[derive(Debug, Clone, Copy)]
-pub struct Described<'a> {
-    ids: &'a PciIds,
-    class: ClassCode,
-    id: VendorDevice,
-    revision: Option<u8>,
-}
-
-impl fmt::Display for Described<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let class4 = (self.class.0 >> 8) & 0xffff;
-        match self.ids.subclass_or_class_name(self.class) {
-            Some(name) => write!(f, "{name} [{class4:04x}]: ")?,
-            None => write!(f, "Class [{class4:04x}]: ")?,
-        }
-        let VendorDevice { vendor, device } = self.id;
-        match (
-            self.ids.vendor_name(vendor),
-            self.ids.device_name(vendor, device),
-        ) {
-            (Some(v), Some(d)) => write!(f, "{v} {d}")?,
-            (Some(v), None) => write!(f, "{v} Device")?,
-            (None, _) => f.write_str("Device")?,
-        }
-        write!(f, " [{vendor:04x}:{device:04x}]")?;
-        if let Some(rev) = self.revision.filter(|&r| r != 0) {
-            write!(f, " (rev {rev:02x})")?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::BTreeSet;
+
     use proptest::prelude::*;
 
-    /// The Ten64's and a desktop's devices, with real names from pci.ids 2023.04.10, plus some
-    /// garbage lines the parser must step over.
-    const FIXTURE: &str = "\
-# pci.ids fixture
-#\tVersion: test
-
-10de  NVIDIA Corporation
-\t2684  AD102 [GeForce RTX 4090]
-\t22ba  AD102 High Definition Audio Controller
-12d8  Pericom Semiconductor
-168c  Qualcomm Atheros
-\t003e  QCA6174 802.11ac Wireless Network Adapter
-\t\t1a56 1535  Killer Wireless-n/a/ac 1535 Wireless Network Adapter
-1957  Freescale Semiconductor Inc
-\t0080  MPC8349E
-1ac1  Global Unichip Corp.
-\t089a  Coral Edge TPU
-1b36  Red Hat, Inc.
-\t000c  QEMU PCIe Root port
-1b4b  Marvell Technology Group Ltd.
-# A comment inside a vendor block does not end it.
-\t9230  88SE9230 PCIe 2.0 x2 4-port SATA 6 Gb/s RAID Controller
-8086  Intel Corporation
-\t1533  I210 Gigabit Network Connection
-\t\t8086 0001  Ethernet Server Adapter I210-T1
-c0a9  Micron/Crucial Technology
-\t2263  P1 NVMe PCIe SSD
-zzzz  Not a vendor
-\tdead  Filed nowhere
-\t\tbeef cafe  Filed nowhere either
-
-# List of known device classes, subclasses and programming interfaces
-C 01  Mass storage controller
-\t06  SATA controller
-\t\t01  AHCI 1.0
-\t08  Non-Volatile memory controller
-\t\t02  NVM Express
-C 02  Network controller
-\t00  Ethernet controller
-\t80  Network controller
-C 03  Display controller
-\t00  VGA compatible controller
-\t\t00  VGA controller
-C 04  Multimedia controller
-\t03  Audio device
-C 06  Bridge
-\t04  PCI bridge
-\t\t00  Normal decode
-C 08  Generic system peripheral
-\t80  System peripheral
-C 0c  Serial bus controller
-\t03  USB controller
-\t\t30  XHCI
-";
-
-    fn vd(s: &str) -> VendorDevice {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn names_vendors_and_devices() {
-        let ids = PciIds::parse(FIXTURE);
-        assert_eq!(ids.vendor_name(0x168c), Some("Qualcomm Atheros"));
-        assert_eq!(
-            ids.device_name(0x168c, 0x003e),
-            Some("QCA6174 802.11ac Wireless Network Adapter")
-        );
-        assert_eq!(ids.device_name(0x1ac1, 0x089a), Some("Coral Edge TPU"));
-        assert_eq!(ids.device_name(0xc0a9, 0x2263), Some("P1 NVMe PCIe SSD"));
-        assert_eq!(
-            ids.device_name(0x10de, 0x22ba),
-            Some("AD102 High Definition Audio Controller")
-        );
-        assert_eq!(ids.device_name(0x1957, 0x80c0), None);
-        assert_eq!(ids.vendor_name(0xffff), None);
-    }
+    use super::super::fixture::{FIXTURE, vd};
+    use super::*;
+    use crate::device::PciDevice;
+    use crate::ids::{ClassCode, VendorDevice};
 
     #[test]
     fn comment_inside_vendor_block_keeps_the_vendor() {
@@ -619,119 +322,6 @@ C 0c  Serial bus controller
         // `zzzz` is not a vendor, so `dead` must not become a device of c0a9 (the vendor before).
         assert_eq!(ids.device_name(0xc0a9, 0xdead), None);
         assert_eq!(ids.device_count(), 9);
-    }
-
-    #[test]
-    fn subsystem_names_come_from_the_device_entry() {
-        let ids = PciIds::parse(FIXTURE);
-        assert_eq!(
-            ids.subsystem_name(vd("168c:003e"), vd("1a56:1535")),
-            Some("Killer Wireless-n/a/ac 1535 Wireless Network Adapter")
-        );
-        assert_eq!(
-            ids.subsystem_name(vd("8086:1533"), vd("8086:0001")),
-            Some("Ethernet Server Adapter I210-T1")
-        );
-        assert_eq!(ids.subsystem_name(vd("8086:1533"), vd("8086:0002")), None);
-    }
-
-    #[test]
-    fn subsystem_equal_to_device_falls_back_to_device_name() {
-        let ids = PciIds::parse(FIXTURE);
-        assert_eq!(
-            ids.subsystem_name(vd("1ac1:089a"), vd("1ac1:089a")),
-            Some("Coral Edge TPU")
-        );
-    }
-
-    #[test]
-    fn class_name_is_most_specific() {
-        let ids = PciIds::parse(FIXTURE);
-        assert_eq!(ids.class_name(ClassCode(0x0c0330)), Some("XHCI"));
-        assert_eq!(
-            ids.class_name(ClassCode(0x0c0300)),
-            Some("USB controller"),
-            "unknown prog-if falls back to the subclass"
-        );
-        assert_eq!(
-            ids.class_name(ClassCode(0x087700)),
-            Some("Generic system peripheral"),
-            "unknown subclass falls back to the class"
-        );
-        assert_eq!(ids.class_name(ClassCode(0xff0000)), None);
-    }
-
-    #[test]
-    fn device_line_never_shows_prog_if() {
-        let ids = PciIds::parse(FIXTURE);
-        assert_eq!(
-            ids.subclass_or_class_name(ClassCode(0x0c0330)),
-            Some("USB controller")
-        );
-    }
-
-    #[test]
-    fn describes_like_lspci_nn() {
-        let ids = PciIds::parse(FIXTURE);
-        assert_eq!(
-            ids.describe(ClassCode(0x028000), vd("168c:003e"))
-                .to_string(),
-            "Network controller [0280]: Qualcomm Atheros QCA6174 802.11ac Wireless Network Adapter [168c:003e]"
-        );
-        assert_eq!(
-            ids.describe(ClassCode(0x030000), vd("10de:2684"))
-                .to_string(),
-            "VGA compatible controller [0300]: NVIDIA Corporation AD102 [GeForce RTX 4090] [10de:2684]"
-        );
-    }
-
-    #[test]
-    fn describe_falls_back_with_lspci_words() {
-        let ids = PciIds::parse(FIXTURE);
-        assert_eq!(
-            ids.describe(ClassCode(0x060400), vd("1957:80c0"))
-                .to_string(),
-            "PCI bridge [0604]: Freescale Semiconductor Inc Device [1957:80c0]"
-        );
-        assert_eq!(
-            ids.describe(ClassCode(0x087700), vd("1ac1:089a"))
-                .to_string(),
-            "Generic system peripheral [0877]: Global Unichip Corp. Coral Edge TPU [1ac1:089a]"
-        );
-        assert_eq!(
-            ids.describe(ClassCode(0xff0000), vd("abcd:0001"))
-                .to_string(),
-            "Class [ff00]: Device [abcd:0001]"
-        );
-    }
-
-    #[test]
-    fn describe_device_adds_nonzero_revision() {
-        let ids = PciIds::parse(FIXTURE);
-        let mut d = PciDevice::new(
-            "0001:03:00.0".parse().unwrap(),
-            vd("168c:003e"),
-            ClassCode(0x028000),
-        );
-        d.revision = Some(0x32);
-        assert!(
-            ids.describe_device(&d)
-                .to_string()
-                .ends_with("[168c:003e] (rev 32)")
-        );
-        d.revision = Some(0);
-        assert!(ids.describe_device(&d).to_string().ends_with("[168c:003e]"));
-    }
-
-    #[test]
-    fn empty_database_describes_numerically() {
-        let ids = PciIds::parse("");
-        assert!(ids.is_empty());
-        assert_eq!(
-            ids.describe(ClassCode(0x010802), vd("c0a9:2263"))
-                .to_string(),
-            "Class [0108]: Device [c0a9:2263]"
-        );
     }
 
     #[test]
@@ -816,18 +406,6 @@ C 0c  Serial bus controller
         assert_eq!(few.vendor_count(), 2);
         assert_eq!(few.device_name(0x1ac1, 0x089a), Some("Coral Edge TPU"));
         assert_eq!(few.class_name(ClassCode(0x0c0330)), Some("XHCI"));
-    }
-
-    #[test]
-    fn ten64_inventory_reads_like_lspci_nn() {
-        let ids = PciIds::parse(FIXTURE);
-        let inv = crate::render::tests::ten64();
-        let text: Vec<String> = inv
-            .devices()
-            .iter()
-            .map(|d| format!("{} {}", d.address, ids.describe_device(d)))
-            .collect();
-        insta::assert_snapshot!(text.join("\n"));
     }
 
     proptest! {
