@@ -23,7 +23,7 @@ use vfioctl_core::{PciAddress, VendorDevice};
 use crate::spec::{DriverSpec, IdMatch, ModuleState, ProbeFilter};
 use crate::state::{Errno, Fault, FaultAction, KernelState, SIM_DIR};
 use crate::tree::{
-    attach, detach, device_dir, group_of, module_present, put, remove_dir_if_exists,
+    attach, detach, device_dir, group_of, module_present, put, read_hex, remove_dir_if_exists,
     remove_if_exists, write_routes,
 };
 
@@ -74,13 +74,6 @@ struct DevView {
 struct WriteFlags {
     probe_no_bind: bool,
     no_vfio_node: bool,
-}
-
-fn read_hex(path: &Path) -> u32 {
-    fs::read_to_string(path)
-        .ok()
-        .and_then(|t| vfioctl_core::ids::parse_sysfs_hex(&t))
-        .unwrap_or(0)
 }
 
 fn errno(e: Errno) -> io::Error {
