@@ -160,43 +160,30 @@ impl PciIds {
                 let Some((id, name)) = id_and_name::<4>(line) else {
                     return;
                 };
-                let (Some(name), Some(at), Some(end)) = (
-                    self.intern(name),
-                    index(self.subsystems.len()),
-                    index(self.devices.len() + 1),
-                ) else {
+                let (Some(name), Some(at)) = (self.intern(name), index(self.subsystems.len()))
+                else {
                     return;
                 };
-                let Some(vendor) = self.vendors.last_mut() else {
-                    return;
-                };
-                self.devices.push(Node {
+                let device = Node {
                     id: id as u16,
                     name,
                     children: at..at,
-                });
-                vendor.children.end = end;
+                };
+                push_child(&mut self.vendors, &mut self.devices, device);
             }
             Section::Class => {
                 let Some((id, name)) = id_and_name::<2>(line) else {
                     return;
                 };
-                let (Some(name), Some(at), Some(end)) = (
-                    self.intern(name),
-                    index(self.prog_ifs.len()),
-                    index(self.subclasses.len() + 1),
-                ) else {
+                let (Some(name), Some(at)) = (self.intern(name), index(self.prog_ifs.len())) else {
                     return;
                 };
-                let Some(class) = self.classes.last_mut() else {
-                    return;
-                };
-                self.subclasses.push(Node {
+                let subclass = Node {
                     id: id as u8,
                     name,
                     children: at..at,
-                });
-                class.children.end = end;
+                };
+                push_child(&mut self.classes, &mut self.subclasses, subclass);
             }
             Section::None | Section::SkippedVendor => {}
         }
@@ -221,18 +208,14 @@ impl PciIds {
                 let Some((subdevice, name)) = line.get(5..).and_then(id_and_name::<4>) else {
                     return;
                 };
-                let (Some(name), Some(end)) = (self.intern(name), index(self.subsystems.len() + 1))
-                else {
+                let Some(name) = self.intern(name) else {
                     return;
                 };
-                let Some(device) = self.devices.last_mut() else {
-                    return;
-                };
-                self.subsystems.push(Subsystem {
+                let subsystem = Subsystem {
                     id: (subvendor as u16, subdevice as u16),
                     name,
-                });
-                device.children.end = end;
+                };
+                push_child(&mut self.devices, &mut self.subsystems, subsystem);
             }
             Section::Class => {
                 if self.classes.last().is_none_or(|c| c.children.is_empty()) {
@@ -241,19 +224,15 @@ impl PciIds {
                 let Some((id, name)) = id_and_name::<2>(line) else {
                     return;
                 };
-                let (Some(name), Some(end)) = (self.intern(name), index(self.prog_ifs.len() + 1))
-                else {
+                let Some(name) = self.intern(name) else {
                     return;
                 };
-                let Some(subclass) = self.subclasses.last_mut() else {
-                    return;
-                };
-                self.prog_ifs.push(Node {
+                let prog_if = Node {
                     id: id as u8,
                     name,
                     children: 0..0,
-                });
-                subclass.children.end = end;
+                };
+                push_child(&mut self.subclasses, &mut self.prog_ifs, prog_if);
             }
             Section::None | Section::SkippedVendor => {}
         }
@@ -288,6 +267,16 @@ impl PciIds {
             }
         }
     }
+}
+
+/// Appends `child` to `children` as the last child of the last of `parents`; nothing when there
+/// is no parent, or when the table has outgrown the `u32` indices.
+fn push_child<P, C>(parents: &mut [Node<P>], children: &mut Vec<C>, child: C) {
+    let (Some(parent), Some(end)) = (parents.last_mut(), index(children.len() + 1)) else {
+        return;
+    };
+    children.push(child);
+    parent.children.end = end;
 }
 
 fn sort_nodes<K: Ord + Copy>(nodes: &mut [Node<K>]) {

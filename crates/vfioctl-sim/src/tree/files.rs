@@ -80,8 +80,16 @@ pub(crate) fn remove_dir_if_exists(path: &Path) -> io::Result<()> {
 
 /// Resolves `sys/bus/pci/devices/<address>` to the device's directory relative to the root.
 pub(crate) fn device_dir(root: &Path, address: PciAddress) -> io::Result<PathBuf> {
-    let link = PathBuf::from("sys/bus/pci/devices").join(address.to_string());
-    let target = fs::read_link(root.join(&link))?;
+    resolve_link(
+        root,
+        &PathBuf::from("sys/bus/pci/devices").join(address.to_string()),
+    )
+}
+
+/// Where the relative symlink `link` (relative to the root) points, relative to the root,
+/// resolved lexically as the sysfs links are written.
+pub(crate) fn resolve_link(root: &Path, link: &Path) -> io::Result<PathBuf> {
+    let target = fs::read_link(root.join(link))?;
     let mut parts: Vec<std::ffi::OsString> = link
         .parent()
         .map(|p| p.iter().map(|c| c.to_owned()).collect())

@@ -18,5 +18,6 @@ pub(crate) use build::addr;
 pub use build::{SimBuilder, SimTree};
 pub(crate) use files::{
     device_dir, group_of, put, read_hex, rel_symlink, remove_dir_if_exists, remove_if_exists,
+    resolve_link,
 };
 pub(crate) use live::{attach, detach, module_present, write_routes};

@@ -1,5 +1,7 @@
 //! What the reading commands share: the JSON version, the IOMMU-off note and table layout.
 
+use vfioctl_core::fslmc::FslMcObject;
+
 /// Version of every JSON document vfioctl prints.
 pub const JSON_VERSION: u32 = 1;
 
@@ -30,4 +32,18 @@ pub(super) fn align<const N: usize>(header: &[String; N], rows: &[[String; N]]) 
             line.trim_end().to_owned()
         })
         .collect()
+}
+
+/// A DPAA2 object on one line: its name, its driver and its network interfaces, `gap` apart.
+pub(super) fn object_line(obj: &FslMcObject, gap: &str) -> String {
+    let interfaces = if obj.net_interfaces.is_empty() {
+        String::new()
+    } else {
+        format!("{gap}({})", obj.net_interfaces.join(", "))
+    };
+    format!(
+        "{}{gap}{}{interfaces}",
+        obj.name,
+        obj.driver.as_deref().unwrap_or("(no driver)")
+    )
 }

@@ -10,7 +10,7 @@ use crate::context::{Context, describe, resolve_device};
 use crate::error::CliError;
 use crate::exit::Exit;
 
-use super::common::{IOMMU_OFF_NOTE, JSON_VERSION, align};
+use super::common::{IOMMU_OFF_NOTE, JSON_VERSION, align, object_line};
 
 #[derive(Serialize)]
 pub(super) struct ListedDevice<'a> {
@@ -248,16 +248,7 @@ fn fslmc_lines(inv: &vfioctl_core::fslmc::FslMcInventory) -> Vec<String> {
                 if child.obj_type == "dprc" {
                     container(inv, child, depth + 1, out);
                 } else {
-                    out.push(format!(
-                        "{indent}  {}  {}{}",
-                        child.name,
-                        child.driver.as_deref().unwrap_or("(no driver)"),
-                        if child.net_interfaces.is_empty() {
-                            String::new()
-                        } else {
-                            format!("  ({})", child.net_interfaces.join(", "))
-                        }
-                    ));
+                    out.push(format!("{indent}  {}", object_line(child, "  ")));
                 }
             }
         }

@@ -10,7 +10,7 @@ use crate::context::{Context, describe, resolve_device};
 use crate::error::CliError;
 use crate::exit::Exit;
 
-use super::common::{IOMMU_OFF_NOTE, JSON_VERSION};
+use super::common::{IOMMU_OFF_NOTE, JSON_VERSION, object_line};
 use super::groups::{GroupDoc, group_docs, viability_line};
 use super::list::{ListedDevice, listed};
 
@@ -107,13 +107,9 @@ pub fn show(ctx: &mut Context, args: &ShowArgs) -> Result<Exit, CliError> {
         out.push(format!("  revision:         {rev:02x}"));
     }
     out.push(format!("  kind:             {}", dev.role()));
-    out.push(format!(
-        "  driver:           {}",
-        dev.driver.as_deref().unwrap_or("(none)")
-    ));
-    out.push(format!(
-        "  driver_override:  {}",
-        dev.driver_override.as_deref().unwrap_or("(unset)")
+    out.extend(driver_lines(
+        dev.driver.as_deref(),
+        dev.driver_override.as_deref(),
     ));
     match &group {
         Some(g) => {
@@ -255,14 +251,9 @@ fn show_container(
         return Ok(Exit::Success);
     }
     ctx.line(format!("{dprc}  DPAA2 container"));
-    ctx.line(format!(
-        "  driver:           {}",
-        obj.driver.as_deref().unwrap_or("(none)")
-    ));
-    ctx.line(format!(
-        "  driver_override:  {}",
-        obj.driver_override.as_deref().unwrap_or("(unset)")
-    ));
+    for line in driver_lines(obj.driver.as_deref(), obj.driver_override.as_deref()) {
+        ctx.line(line);
+    }
     ctx.line(format!(
         "  IOMMU group:      {}",
         obj.iommu_group.map_or("none".to_owned(), |g| g.to_string())
@@ -279,16 +270,18 @@ fn show_container(
         ctx.line("  objects:          none visible (objects appear only while a driver holds the container)");
     }
     for child in children {
-        ctx.line(format!(
-            "  object:           {} {}{}",
-            child.name,
-            child.driver.as_deref().unwrap_or("(no driver)"),
-            if child.net_interfaces.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", child.net_interfaces.join(", "))
-            }
-        ));
+        ctx.line(format!("  object:           {}", object_line(&child, " ")));
     }
     Ok(Exit::Success)
+}
+
+/// The `driver:` and `driver_override:` lines, alike for a PCI device and a DPAA2 container.
+fn driver_lines(driver: Option<&str>, driver_override: Option<&str>) -> [String; 2] {
+    [
+        format!("  driver:           {}", driver.unwrap_or("(none)")),
+        format!(
+            "  driver_override:  {}",
+            driver_override.unwrap_or("(unset)")
+        ),
+    ]
 }
