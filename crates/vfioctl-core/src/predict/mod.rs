@@ -12,6 +12,7 @@
 //! and the result says which facts each group rests on so that a person can check them.
 
 mod acs;
+mod aliases;
 mod compare;
 mod fact;
 pub mod quirks;
