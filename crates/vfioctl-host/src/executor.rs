@@ -296,7 +296,7 @@ impl Executor {
         if !dir.exists() {
             return Err(HostError::Read {
                 path: self.root.display_path(&dir),
-                source: io::Error::from(io::ErrorKind::NotFound),
+                source: io::Error::from_raw_os_error(rustix::io::Errno::NOENT.raw_os_error()),
             });
         }
         Ok(DeviceState {
@@ -424,17 +424,29 @@ impl Executor {
     }
 }
 
-/// The error and its causes in one line, each cause said once.
+/// The error and its causes in one line ("failed to read X: Permission denied"): vfioctl's one
+/// chain printer. Messages never repeat their source, so each cause is said once.
 pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
+        text.push_str(": ");
+        text.push_str(&os_words(cause));
         source = cause.source();
     }
     text
+}
+
+/// An I/O error in the operating system's words ("No such file or directory"), without Rust's
+/// "(os error 2)" or error-kind names.
+fn os_words(error: &(dyn std::error::Error + 'static)) -> String {
+    let text = error.to_string();
+    match error.downcast_ref::<io::Error>() {
+        Some(e) if e.raw_os_error().is_some() => text
+            .split(" (os error ")
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        _ => text,
+    }
 }

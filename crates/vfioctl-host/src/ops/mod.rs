@@ -3,6 +3,7 @@
 //! report or a typed error. Nothing here prints; the CLI renders the reports.
 
 pub mod bind;
+pub mod hooks;
 pub mod restore;
 pub mod run;
 pub mod vm;
@@ -97,7 +98,7 @@ pub enum OpError {
     #[error(transparent)]
     Host(#[from] HostError),
     /// The journal or the lock could not be used; nothing was changed.
-    #[error("{}; nothing was changed", chain(.0))]
+    #[error(transparent)]
     Journal(#[from] JournalError),
     /// Applying the plan failed.
     #[error(transparent)]
@@ -111,6 +112,9 @@ pub enum OpError {
     /// `run` could not start or finish the VM.
     #[error(transparent)]
     Run(#[from] run::RunError),
+    /// A hook could not read what the VM asks for.
+    #[error(transparent)]
+    Hook(#[from] hooks::HookInputError),
     /// Some devices could not be given back; the journal still lists them.
     #[error("giving back failed for {0}")]
     Incomplete(String),
@@ -139,6 +143,7 @@ impl OpError {
             Self::Run(run::RunError::CommandLine(_) | run::RunError::NoQemu(_)) => ErrorKind::Usage,
             Self::Run(run::RunError::GiveBack { source, .. }) => source.kind(),
             Self::Run(_) | Self::Incomplete(_) => ErrorKind::Failed,
+            Self::Hook(_) => ErrorKind::Usage,
             Self::Host(e) => host_kind(e),
             Self::Journal(e) => journal_kind(e),
             Self::Apply(ApplyError::Journal(e)) => journal_kind(e),
@@ -171,6 +176,7 @@ impl OpError {
             Self::NoUser { .. } => "name an existing user (the one that runs QEMU)".to_owned(),
             Self::VmFile(e) => e.remedy(),
             Self::Run(e) => return e.remedy(),
+            Self::Hook(e) => return e.remedy().map(str::to_owned),
             Self::Incomplete(_) => {
                 "fix the cause (see 'dmesg') and run 'vfioctl restore --all' again".to_owned()
             }
@@ -180,7 +186,9 @@ impl OpError {
     /// The error in one sentence, with what happened to the devices.
     pub fn sentence(&self) -> String {
         match self {
-            Self::Apply(ApplyError::Journal(j)) => format!("{}; nothing was changed", chain(j)),
+            Self::Journal(j) | Self::Apply(ApplyError::Journal(j)) => {
+                format!("{}; nothing was changed", chain(j))
+            }
             Self::Apply(ApplyError::Interrupted(devices)) => format!(
                 "a previous vfioctl run was interrupted while binding {}; nothing was changed",
                 vfioctl_core::comma_list(devices)

@@ -10,7 +10,7 @@ use serde_json::Value;
 use vfioctl_sim::topology;
 
 fn vfioctl(root: &Path) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("vfioctl"));
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("vfioctl-testbin"));
     cmd.arg("--root").arg(root);
     cmd
 }

@@ -454,7 +454,7 @@ fn changing_the_real_root_without_privileges_is_refused_with_exit_5() {
         eprintln!("skipped: needs root and setpriv to become an unprivileged user");
         return;
     }
-    let binary = env!("CARGO_BIN_EXE_vfioctl");
+    let binary = env!("CARGO_BIN_EXE_vfioctl-testbin");
     for args in [
         &["bind", "0000:00:01.0"][..],
         &["restore", "--all"][..],

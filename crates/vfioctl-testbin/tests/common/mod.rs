@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+pub mod shown;
+
 use assert_cmd::Command;
 use vfioctl_sim::{SimBuilder, SimTree};
 
@@ -54,7 +56,7 @@ pub fn override_of(root: &Path, address: &str) -> Option<String> {
 /// The vfioctl binary, pointed at `root`, with names from an empty pci.ids so output does not
 /// depend on the machine's database.
 pub fn vfioctl(root: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("vfioctl").expect("vfioctl binary");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vfioctl-testbin"));
     let empty = root.join("empty-pci.ids");
     if !empty.exists() {
         std::fs::write(&empty, "").expect("empty pci.ids");

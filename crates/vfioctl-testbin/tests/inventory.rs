@@ -156,7 +156,7 @@ fn bad_input_gets_one_sentence_and_exit_2() {
         assert!(stderr.starts_with("error: "), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
-    assert_cmd::Command::cargo_bin("vfioctl")
+    assert_cmd::Command::cargo_bin("vfioctl-testbin")
         .unwrap()
         .args(["--root", "/nonexistent", "list"])
         .assert()
@@ -247,7 +247,7 @@ fn real_sysfs_of_this_machine_reads_without_error() {
         return;
     }
     for cmd in ["list", "groups"] {
-        let out = assert_cmd::Command::cargo_bin("vfioctl")
+        let out = assert_cmd::Command::cargo_bin("vfioctl-testbin")
             .unwrap()
             .args([cmd, "--json"])
             .output()
