@@ -275,6 +275,10 @@ fn json_mode_errors_are_json_documents_on_stdout() {
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
         assert_eq!(doc["error"]["exit"], code, "{args:?}");
-        assert!(doc["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            doc["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
     }
 }
