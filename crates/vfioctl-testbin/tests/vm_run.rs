@@ -135,7 +135,7 @@ fn a_killed_run_is_given_back_by_restore_all() {
     assert_eq!(host.driver(WIFI).as_deref(), Some("vfio-pci"));
     let journal = host.journal();
     assert!(journal.contains(WIFI) && journal.contains(TPU), "{journal}");
-    assert!(journal.contains("\"owner\": \"ten64\""), "{journal}");
+    assert!(journal.contains("\"owner\": \"vm:ten64\""), "{journal}");
     // status sees a boot VM that is as configured; restore --all gives everything back.
     let status = host.run("exit:0", &["status"]);
     assert_eq!(status.status.code(), Some(0), "{}", text(&status.stdout));

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use vfioctl_host::apply::{Executor, Timeouts, WRITE_HELPER_OTHER_ERROR};
+use vfioctl_host::apply::WRITE_HELPER_OTHER_ERROR;
 use vfioctl_host::{HostRoot, Kernel, RealKernel};
 
 use crate::context::Context;
@@ -22,16 +22,6 @@ pub struct RealKernelSource;
 impl KernelSource for RealKernelSource {
     fn kernel(&self, _root: &HostRoot) -> Arc<dyn Kernel> {
         Arc::new(RealKernel)
-    }
-}
-
-/// An executor for the run's root, with unbinds done in a child process of this same binary
-/// (so a test binary's child serves the same kernel as its parent).
-pub fn executor(ctx: &Context, timeouts: Timeouts) -> Executor {
-    let executor = Executor::new(ctx.root.clone(), Arc::clone(&ctx.kernel), timeouts);
-    match std::env::current_exe() {
-        Ok(program) => executor.with_write_helper(program),
-        Err(_) => executor,
     }
 }
 
@@ -60,3 +50,13 @@ pub fn write_attr_helper(ctx: &Context, args: &crate::cli::WriteAttrArgs) -> Exi
 
 /// The errno the kernel gives for a write it will not take.
 const EINVAL: i32 = 22;
+
+/// The host the library's use cases act on: the run's root, its kernel, and unbinds in a child
+/// process of this same binary (so a test binary's child serves the same kernel as its parent).
+pub fn host(ctx: &Context) -> vfioctl_host::ops::Host {
+    let host = vfioctl_host::ops::Host::new(ctx.root.clone(), Arc::clone(&ctx.kernel));
+    match std::env::current_exe() {
+        Ok(program) => host.with_write_helper(program),
+        Err(_) => host,
+    }
+}
