@@ -22,7 +22,10 @@ fn ten64_renders() {
             "ten64_qemu_args_pci_and_dprc",
             "qemu-args --machine virt 0001:04:00.0 dprc.2",
         ),
-        ("ten64_qemu_args_default_machine", "qemu-args 0001:03:00.0 dprc.2"),
+        (
+            "ten64_qemu_args_default_machine",
+            "qemu-args 0001:03:00.0 dprc.2",
+        ),
         ("ten64_libvirt_xml", "libvirt-xml 0001:03:00.0"),
         ("ten64_libvirt_xml_only", "libvirt-xml --only 0001:04:00.0"),
     ] {
@@ -42,7 +45,10 @@ fn desktop_renders() {
             "desktop_qemu_args_by_id",
             "qemu-args --machine q35 8086:1533",
         ),
-        ("desktop_qemu_args_default_machine", "qemu-args 0000:01:00.0"),
+        (
+            "desktop_qemu_args_default_machine",
+            "qemu-args 0000:01:00.0",
+        ),
         ("desktop_libvirt_xml_gpu", "libvirt-xml 0000:01:00.0"),
     ] {
         insta::assert_snapshot!(name, shown(t.root(), line));
