@@ -261,3 +261,24 @@ fn check_asks_about_a_containers_group_like_a_pci_one() {
     assert_eq!(groups.len(), 2);
     assert!(groups.iter().any(|g| g["viable"] == true));
 }
+
+#[test]
+fn json_mode_errors_are_json_documents_on_stdout() {
+    let t = tree(topology::ten64_dpaa2());
+    for (args, code) in [
+        (vec!["--json", "bind"], 2),
+        (vec!["--json", "bind", "dprc.9"], 2),
+        (vec!["--json", "restore"], 2),
+    ] {
+        let out = vfioctl(t.root()).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+        assert_eq!(doc["error"]["exit"], code, "{args:?}");
+        assert!(
+            doc["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+}

@@ -29,6 +29,7 @@ pub struct Context {
     pci_ids: Option<std::path::PathBuf>,
     out: Vec<u8>,
     notes: Vec<String>,
+    printed: bool,
 }
 
 impl Context {
@@ -45,6 +46,7 @@ impl Context {
             pci_ids: global.pci_ids.clone(),
             out: Vec::new(),
             notes: Vec::new(),
+            printed: false,
         })
     }
 
@@ -66,8 +68,15 @@ impl Context {
         Ok(inventory)
     }
 
+    /// True when the command has put a document of its own on standard output (a refused or
+    /// failed bind prints its plan document, which carries the error).
+    pub fn printed_document(&self) -> bool {
+        self.printed
+    }
+
     /// Appends a line to standard output (written when the command ends).
     pub fn line(&mut self, text: impl AsRef<str>) {
+        self.printed = true;
         self.out.extend_from_slice(text.as_ref().as_bytes());
         self.out.push(b'\n');
     }

@@ -25,6 +25,17 @@ impl KernelSource for RealKernelSource {
     }
 }
 
+/// The host the library's use cases act on: the run's root and kernel, with unbinds done in a
+/// child process of this same binary (so a test binary's child serves the same kernel as its
+/// parent).
+pub fn host(ctx: &Context) -> vfioctl_host::ops::Host {
+    let host = vfioctl_host::ops::Host::new(ctx.root.clone(), Arc::clone(&ctx.kernel));
+    match std::env::current_exe() {
+        Ok(program) => host.with_write_helper(program),
+        Err(_) => host,
+    }
+}
+
 /// `vfioctl __write-attr`: one write, its errno as the exit status. Only sysfs paths are
 /// accepted, so the helper cannot be turned into a way to write arbitrary files as root.
 pub fn write_attr_helper(ctx: &Context, args: &crate::cli::WriteAttrArgs) -> Exit {
@@ -50,13 +61,3 @@ pub fn write_attr_helper(ctx: &Context, args: &crate::cli::WriteAttrArgs) -> Exi
 
 /// The errno the kernel gives for a write it will not take.
 const EINVAL: i32 = 22;
-
-/// The host the library's use cases act on: the run's root, its kernel, and unbinds in a child
-/// process of this same binary (so a test binary's child serves the same kernel as its parent).
-pub fn host(ctx: &Context) -> vfioctl_host::ops::Host {
-    let host = vfioctl_host::ops::Host::new(ctx.root.clone(), Arc::clone(&ctx.kernel));
-    match std::env::current_exe() {
-        Ok(program) => host.with_write_helper(program),
-        Err(_) => host,
-    }
-}

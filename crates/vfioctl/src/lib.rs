@@ -9,6 +9,7 @@ mod cmd;
 mod context;
 mod error;
 mod exit;
+mod json;
 mod kernel;
 mod names;
 
@@ -16,7 +17,7 @@ pub use kernel::{KernelSource, RealKernelSource};
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;
@@ -45,27 +46,55 @@ fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
     }
 }
 
-fn report(error: &CliError) -> Exit {
+/// Says what went wrong: one sentence and a hint on stderr and, for `--json`, an error document
+/// on stdout (scripts parse stdout), unless the command already printed its own document.
+fn report(error: &CliError, json: bool) -> Exit {
     eprintln!("error: {}", error.message);
     if let Some(hint) = &error.hint {
         eprintln!("hint: {hint}");
     }
+    if json {
+        println!("{}", error::json_document(error));
+    }
     error.exit
+}
+
+/// Parses the command line; a usage error under `--json` is a JSON error document too.
+fn parse() -> Result<Cli, ExitCode> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e) if e.use_stderr() && std::env::args_os().any(|a| a == "--json") => {
+            let message = e
+                .kind()
+                .as_str()
+                .map_or_else(|| "the command line is not valid".to_owned(), str::to_owned);
+            let error = CliError::new(Exit::Usage, message)
+                .hint("run 'vfioctl --help' (or 'vfioctl <command> --help')");
+            let _ = e.print();
+            println!("{}", error::json_document(&error));
+            Err(ExitCode::from(Exit::Usage as u8))
+        }
+        Err(e) => e.exit(),
+    }
 }
 
 /// Runs the command line of this process with the kernel `kernels` gives for its root, and
 /// returns the exit status.
 pub fn run(kernels: &dyn KernelSource) -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    let json = cli.global.json;
     // Documentation needs no host: it must build on a packaging machine without sysfs.
     if let Command::GenerateDocs(args) = &cli.command {
         return match cmd::docs::generate(&args.out) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => ExitCode::from(report(&e) as u8),
+            Err(e) => ExitCode::from(report(&e, json) as u8),
         };
     }
     let exit = match Context::new(&cli.global, kernels) {
-        Err(error) => report(&error),
+        Err(error) => report(&error, json),
         Ok(mut ctx) => {
             let result = dispatch(&mut ctx, &cli.command);
             // Output gathered before a failure (a partial plan, notes) is still shown.
@@ -75,7 +104,7 @@ pub fn run(kernels: &dyn KernelSource) -> ExitCode {
             }
             match result {
                 Ok(exit) => exit,
-                Err(error) => report(&error),
+                Err(error) => report(&error, json && !ctx.printed_document()),
             }
         }
     };
