@@ -10,8 +10,9 @@ use crate::cli::GroupsArgs;
 use crate::context::{Context, describe, resolve_device};
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::json::JSON_VERSION;
 
-use super::common::{IOMMU_OFF_NOTE, JSON_VERSION, align};
+use super::common::{IOMMU_OFF_NOTE, align};
 
 #[derive(Serialize)]
 pub(super) struct GroupMember<'a> {
