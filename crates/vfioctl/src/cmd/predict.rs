@@ -16,7 +16,7 @@ use crate::context::{Context, describe, resolve_device};
 use crate::error::CliError;
 use crate::exit::Exit;
 
-use super::inventory::JSON_VERSION;
+use crate::json::JSON_VERSION;
 
 /// The platform the prediction models, and the physical slots.
 fn platform(ctx: &Context, kernel: Option<&str>) -> Result<(Platform, Vec<SlotSite>), CliError> {
