@@ -21,6 +21,7 @@ pub mod ids;
 pub mod known;
 pub mod pciids;
 pub mod plan;
+pub mod predict;
 pub mod render;
 pub mod select;
 pub mod vm;

@@ -18,6 +18,7 @@ pub mod journal;
 mod journal_v1;
 pub mod kernel;
 pub mod ops;
+pub mod platform;
 pub mod read;
 pub mod root;
 pub mod transaction;
