@@ -12,6 +12,7 @@ pub mod apply;
 mod error;
 pub mod facts;
 pub mod fslmc;
+pub mod hostuse;
 pub mod journal;
 pub mod kernel;
 pub mod read;
