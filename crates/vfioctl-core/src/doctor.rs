@@ -508,6 +508,8 @@ pub fn run(facts: &DoctorFacts, inv: &Inventory, named: &[PciAddress]) -> Vec<Fi
     check_reset(&ctx, &mut out);
     check_groups(&ctx, &mut out);
     check_named(&ctx, &mut out);
+    check_platform(&ctx, &mut out);
+    check_skipped(inv, &mut out);
     check_risky(&ctx, &mut out);
     check_known(&ctx, &mut out);
     check_fsl_mc(&ctx, &mut out);
@@ -1219,9 +1221,14 @@ fn describe_uses(uses: &[HostUse]) -> String {
     let parts: Vec<String> = uses
         .iter()
         .map(|u| match u {
-            HostUse::Mount { block, mount_point } => format!("{block} is mounted on {mount_point}"),
-            HostUse::Network { interface, detail } => format!("{interface} {detail}"),
+            HostUse::Mount {
+                block, mount_point, ..
+            } => format!("{block} is mounted on {mount_point}"),
+            HostUse::Network {
+                interface, detail, ..
+            } => format!("{interface} {detail}"),
             HostUse::Console => "it carries the console".to_owned(),
+            other => other.describe(),
         })
         .collect();
     join(&parts)
@@ -1333,9 +1340,19 @@ fn check_groups(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 "give them to the same VM together ('vfioctl bind' takes the whole group)",
             ));
             for user in &endpoints {
-                let Some(uses) = ctx.facts.host_uses.get(user) else {
+                // Platform functions are refused by group, for the devices named (check_named).
+                let uses: Vec<HostUse> = ctx
+                    .facts
+                    .host_uses
+                    .get(user)
+                    .into_iter()
+                    .flatten()
+                    .filter(|u| !matches!(u, HostUse::Platform { .. }))
+                    .cloned()
+                    .collect();
+                if uses.is_empty() {
                     continue;
-                };
+                }
                 let others: Vec<PciAddress> =
                     endpoints.iter().filter(|a| *a != user).copied().collect();
                 out.push(Finding::new(
@@ -1346,7 +1363,7 @@ fn check_groups(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     format!(
                         "{user} backs the host ({}) and shares IOMMU group {group} with {}: none \
                          of them can go to a VM without taking it from the host",
-                        describe_uses(uses),
+                        describe_uses(&uses),
                         join(&others)
                     ),
                     format!(
@@ -1395,17 +1412,58 @@ fn check_named(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 "name the devices behind it instead ('vfioctl list --tree')",
             ));
         }
-        if let Some(uses) = ctx.facts.host_uses.get(address) {
+        let uses: Vec<HostUse> = ctx
+            .facts
+            .host_uses
+            .get(address)
+            .into_iter()
+            .flatten()
+            .filter(|u| !matches!(u, HostUse::Platform { .. }))
+            .cloned()
+            .collect();
+        if !uses.is_empty() {
             out.push(Finding::new(
                 "host-device",
                 Severity::Error,
                 Some(*address),
                 sys_dev(address, "driver"),
-                format!("{address} backs the host: {}", describe_uses(uses)),
+                format!("{address} backs the host: {}", describe_uses(&uses)),
                 "move the host's use of it elsewhere first ('vfioctl bind --force' overrides, at \
                  your own risk)",
             ));
         }
+    }
+}
+
+/// Devices the reader had to skip: every command ignores them, and the user should know.
+fn check_skipped(inv: &Inventory, out: &mut Vec<Finding>) {
+    for s in &inv.skipped {
+        out.push(Finding::new(
+            "device-unreadable",
+            Severity::Warning,
+            None,
+            s.path.clone(),
+            format!(
+                "PCI device {} was skipped: {}; vfioctl ignores it, as lspci does",
+                s.name, s.reason
+            ),
+            "if it is being hot-removed, wait and run again; otherwise the device or its driver \
+             is in a bad state (see dmesg)",
+        ));
+    }
+}
+
+/// The same refusal `bind` gives for a host-critical function or its group (one place decides).
+fn check_platform(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    for r in crate::safety::platform_refusals(ctx.inv, &ctx.facts.host_uses, ctx.named) {
+        out.push(Finding::new(
+            "group-host-critical",
+            Severity::Error,
+            Some(r.device),
+            sys_dev(&r.device, "iommu_group"),
+            r.text,
+            r.remedy,
+        ));
     }
 }
 
@@ -2140,6 +2198,7 @@ mod tests {
                 vec![HostUse::Mount {
                     block: "sda1".into(),
                     mount_point: "/".into(),
+                    via: Vec::new(),
                 }],
             );
         });
@@ -2308,6 +2367,8 @@ mod tests {
             vec![HostUse::Network {
                 interface: "eth0".into(),
                 detail: "carries the default route".into(),
+                via: Vec::new(),
+                essential: false,
             }],
         );
         let inv = inventory(devices);

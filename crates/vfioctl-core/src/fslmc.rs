@@ -197,7 +197,9 @@ pub fn plan_container_bind(
                     "{name} holds {} which backs the host: {}",
                     child.name,
                     match host_use {
-                        crate::plan::HostUse::Network { interface, detail } => {
+                        crate::plan::HostUse::Network {
+                            interface, detail, ..
+                        } => {
                             format!("interface {interface} {detail}")
                         }
                         other => format!("{other:?}"),

@@ -11,6 +11,7 @@
 
 pub mod address;
 pub mod config;
+pub mod critical;
 pub mod device;
 pub mod doctor;
 pub mod fslmc;
@@ -21,6 +22,8 @@ pub mod known;
 pub mod pciids;
 pub mod plan;
 pub mod render;
+pub mod safety;
+pub mod text;
 pub mod vm;
 
 pub use address::{AddressError, PciAddress, PciSelector, SelectorError};
@@ -36,5 +39,6 @@ pub fn comma_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> S
     }
     text
 }
-pub use device::{Inventory, PciDevice};
+pub use device::{Inventory, PciDevice, SkippedDevice};
 pub use ids::{ClassCode, VendorDevice};
+pub use text::{echoed, escape_controls};

@@ -18,40 +18,7 @@ pub const VFIO_PCI: &str = "vfio-pci";
 /// The module that provides it.
 pub const VFIO_PCI_MODULE: &str = "vfio-pci";
 
-/// How the host itself uses a device; any of these makes binding it take something away.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum HostUse {
-    /// A block device on it is mounted.
-    Mount {
-        /// Block device name.
-        block: String,
-        /// Where it is mounted.
-        mount_point: String,
-    },
-    /// A network interface on it is up with addresses, carries the default route, or is
-    /// enslaved to a bond or bridge.
-    Network {
-        /// Interface name.
-        interface: String,
-        /// What the host does with it, in words.
-        detail: String,
-    },
-    /// It is the boot VGA device and a console is bound to its framebuffer.
-    Console,
-}
-
-impl HostUse {
-    fn describe(&self) -> String {
-        match self {
-            Self::Mount { block, mount_point } => {
-                format!("{block} is mounted on {mount_point}")
-            }
-            Self::Network { interface, detail } => format!("interface {interface} {detail}"),
-            Self::Console => "it drives the boot console".to_owned(),
-        }
-    }
-}
+pub use crate::safety::HostUse;
 
 /// Options of a bind.
 #[derive(Debug, Clone, Default)]
@@ -107,6 +74,13 @@ pub enum RefusalKind {
     NeverViable,
     /// The host has no IOMMU, so vfio-pci cannot bind anything.
     NoIommu,
+    /// A device backs what the running host cannot lose (its root filesystem, the network
+    /// that carries it); `--force` does not override it.
+    HostEssential,
+    /// A host-critical function (host bridge, LPC bridge, SMBus, IOMMU) or its group.
+    PlatformFunction,
+    /// An SR-IOV PF whose VFs are in use: unbinding it would destroy them.
+    SriovVfsInUse,
 }
 
 /// A reason the plan may not go ahead.
@@ -373,34 +347,7 @@ pub fn plan_bind(
             )
         };
         if disposition == Disposition::Bind {
-            for host_use in host_uses.get(address).into_iter().flatten() {
-                let named_text = if named_set.contains(address) {
-                    String::new()
-                } else {
-                    " (it shares an IOMMU group with the device you named)".to_owned()
-                };
-                refusals.push(Refusal {
-                    kind: RefusalKind::HostCritical,
-                    device: *address,
-                    text: format!(
-                        "{address} backs the host: {}{named_text}",
-                        host_use.describe()
-                    ),
-                    remedy: match host_use {
-                        HostUse::Mount { .. } => {
-                            "unmount it first, or pass --force if you really mean to take it away"
-                        }
-                        HostUse::Network { .. } => {
-                            "move the host's network off it first, or pass --force"
-                        }
-                        HostUse::Console => {
-                            "move the console to another device first, or pass --force"
-                        }
-                    }
-                    .to_owned(),
-                    overridable: true,
-                });
-            }
+            warnings.extend(crate::safety::sriov_warning(dev));
             steps.extend(override_steps(dev, VFIO_PCI));
         }
         devices.push(PlannedDevice {
@@ -417,6 +364,14 @@ pub fn plan_bind(
         });
     }
 
+    let moving: Vec<PciAddress> = devices
+        .iter()
+        .filter(|d| d.disposition == Disposition::Bind)
+        .map(|d| d.address)
+        .collect();
+    refusals.extend(crate::safety::refusals(
+        inventory, host_uses, named, &moving,
+    ));
     for group in &groups {
         let members = inventory.groups.get(group).cloned().unwrap_or_default();
         let v = viability(inventory, &members);
@@ -430,8 +385,7 @@ pub fn plan_bind(
                     blocker.device, blocker.driver, blocker.driver
                 ),
                 remedy: format!(
-                    "unbind {} from {} (it then has no driver, which VFIO accepts), or pass --force \
-                     to bind the rest anyway",
+                    "unbind {} from {} (it then has no driver, which VFIO accepts)",
                     blocker.device, blocker.driver
                 ),
                 overridable: true,
@@ -631,7 +585,8 @@ mod tests {
             addr("0001:04:00.0"),
             vec![HostUse::Mount {
                 block: "nvme0n1p2".into(),
-                mount_point: "/".into(),
+                mount_point: "/srv".into(),
+                via: Vec::new(),
             }],
         )]);
         let plan = plan_bind(
@@ -642,7 +597,7 @@ mod tests {
             &BindOptions::default(),
         );
         assert_eq!(plan.refusals.len(), 1);
-        assert!(plan.refusals[0].text.contains("mounted on /"));
+        assert!(plan.refusals[0].text.contains("mounted on /srv"));
         assert!(plan.blocking_refusals(true).is_empty());
     }
 

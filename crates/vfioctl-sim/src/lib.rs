@@ -36,6 +36,7 @@
 pub mod cfgspace;
 pub mod fslmc;
 pub mod groups;
+pub mod hosts;
 pub mod kernel;
 pub mod snapshot;
 pub mod spec;

@@ -231,6 +231,7 @@ pub fn ten64() -> SimBuilder {
     .flr()
     .driver("nvme");
     nvme.block.push(BlockDev {
+        via: None,
         controller: "nvme0".to_owned(),
         disk: "nvme0n1".to_owned(),
         partitions: vec![
@@ -426,6 +427,7 @@ pub fn x86_desktop() -> SimBuilder {
     .flr()
     .driver("nvme");
     nvme.block.push(BlockDev {
+        via: None,
         controller: "nvme0".to_owned(),
         disk: "nvme0n1".to_owned(),
         partitions: vec![

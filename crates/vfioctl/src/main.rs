@@ -49,9 +49,9 @@ fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
 }
 
 fn report(error: &CliError) -> Exit {
-    eprintln!("error: {}", error.message);
+    eprintln!("error: {}", vfioctl_core::escape_controls(&error.message));
     if let Some(hint) = &error.hint {
-        eprintln!("hint: {hint}");
+        eprintln!("hint: {}", vfioctl_core::escape_controls(hint));
     }
     error.exit
 }

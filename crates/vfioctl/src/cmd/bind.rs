@@ -226,7 +226,7 @@ fn bind_pci(ctx: &mut Context, args: &BindArgs, names: &[String]) -> Result<Exit
             String::new()
         };
         let error = CliError::new(Exit::Refused, format!("refused: {}{more}", first.text))
-            .hint(first.remedy.clone());
+            .hint(crate::cmd::select::remedy_with_force(first));
         Err(error)
     } else if nothing_to_do {
         Ok("nothing_to_do")
@@ -332,10 +332,10 @@ pub fn apply_error(e: ApplyError) -> CliError {
         )
         .hint("run 'vfioctl recover' to give those devices back first"),
         ApplyError::Step { source, rollback } => {
-            let hint = step_hint(&source);
+            let (exit, hint) = crate::cmd::select::step_exit(&source, step_hint(&source));
             match rollback {
                 Rollback::Clean => CliError::new(
-                    Exit::Failed,
+                    exit,
                     format!("{}; every device was put back as it was", chain(&source)),
                 )
                 .hint(hint),

@@ -3,12 +3,13 @@
 use serde::Serialize;
 
 use vfioctl_core::groups::{GroupReason, Viability, explain_group, viability};
-use vfioctl_core::{Inventory, PciAddress, PciDevice, VendorDevice};
+use vfioctl_core::{Inventory, PciAddress, PciDevice};
 use vfioctl_host::read::Depth;
 use vfioctl_host::usage::{HostUsage, MountedBlock, NetUse};
 
 use crate::cli::{GroupsArgs, ListArgs, ShowArgs};
-use crate::context::{Context, describe, resolve_device};
+use crate::cmd::select::{IdFilter, resolve_for_reading};
+use crate::context::{Context, describe};
 use crate::error::CliError;
 use crate::exit::Exit;
 
@@ -63,24 +64,18 @@ fn listed<'a>(ctx: &'a Context, d: &'a PciDevice) -> ListedDevice<'a> {
 /// `vfioctl list`.
 pub fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError> {
     let inventory = ctx.inventory_at(Depth::Summary)?;
-    let slot = match &args.slot {
-        Some(text) => Some(resolve_device(ctx, &inventory, text)?.address),
-        None => None,
-    };
-    let id: Option<VendorDevice> =
-        match &args.id {
-            Some(text) => Some(text.parse().map_err(
-                |e: vfioctl_core::ids::VendorDeviceError| CliError::new(Exit::Usage, e.to_string()),
-            )?),
-            None => None,
-        };
-    let filtered = args.slot.is_some() || args.id.is_some() || args.driver.is_some();
+    let mut slots = Vec::new();
+    for text in &args.slot {
+        slots.push(resolve_for_reading(ctx, &inventory, text)?.address);
+    }
+    let id: Option<IdFilter> = args.id.as_deref().map(str::parse).transpose()?;
+    let filtered = !args.slot.is_empty() || args.id.is_some() || args.driver.is_some();
     let fslmc = vfioctl_host::fslmc::read_fslmc(&ctx.root)?;
     let selected: Vec<&PciDevice> = inventory
         .devices()
         .iter()
-        .filter(|d| slot.is_none_or(|s| d.address == s))
-        .filter(|d| id.is_none_or(|i| d.id == i))
+        .filter(|d| slots.is_empty() || slots.contains(&d.address))
+        .filter(|d| id.is_none_or(|i| i.matches(d)))
         .filter(|d| match args.driver.as_deref() {
             None => true,
             Some("none") => d.driver.is_none(),
@@ -137,7 +132,7 @@ pub fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError> {
     if !inventory.iommu_enabled {
         ctx.note(IOMMU_OFF_NOTE);
     }
-    if selected.is_empty() && (args.slot.is_some() || args.id.is_some() || args.driver.is_some()) {
+    if selected.is_empty() && filtered {
         ctx.note("no device matches the filter");
     }
     Ok(Exit::Success)
@@ -317,7 +312,7 @@ pub fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliError> {
                 ids.push(id);
                 continue;
             }
-            let dev = resolve_device(ctx, &inventory, text)?;
+            let dev = resolve_for_reading(ctx, &inventory, text)?;
             match dev.iommu_group {
                 Some(id) => ids.push(id),
                 None => {
@@ -452,7 +447,7 @@ pub fn show(ctx: &mut Context, args: &ShowArgs) -> Result<Exit, CliError> {
         return show_container(ctx, dprc);
     }
     let inventory = ctx.inventory()?;
-    let dev = resolve_device(ctx, &inventory, &args.device)?.clone();
+    let dev = resolve_for_reading(ctx, &inventory, &args.device)?.clone();
     let usage = HostUsage::read(&ctx.root)?;
     let dir = vfioctl_host::read::device_dir(&ctx.root, &dev.address)?;
     let mounts: Vec<MountedBlock> = usage.mounts_under(&dir).into_iter().cloned().collect();
