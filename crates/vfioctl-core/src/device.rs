@@ -165,6 +165,16 @@ pub struct SkippedDevice {
     pub reason: String,
 }
 
+impl SkippedDevice {
+    /// The warning every command gives about it.
+    pub fn warning(&self) -> String {
+        format!(
+            "warning: skipped PCI device {}: {} (commands about other devices are not affected)",
+            self.name, self.reason
+        )
+    }
+}
+
 /// Everything vfioctl knows about the host's PCI functions, sorted by address.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Inventory {

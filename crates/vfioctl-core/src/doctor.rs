@@ -1455,12 +1455,21 @@ fn check_skipped(inv: &Inventory, out: &mut Vec<Finding>) {
 
 /// The same refusal `bind` gives for a host-critical function or its group (one place decides).
 fn check_platform(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
-    for r in crate::safety::platform_refusals(ctx.inv, &ctx.facts.host_uses, ctx.named) {
+    let uses: crate::plan::HostUses = ctx
+        .facts
+        .host_uses
+        .iter()
+        .map(|(a, list)| ((*a).into(), list.clone()))
+        .collect();
+    for r in crate::safety::platform_refusals(ctx.inv, &uses, ctx.named) {
+        let Some(device) = r.device.pci() else {
+            continue;
+        };
         out.push(Finding::new(
             "group-host-critical",
             Severity::Error,
-            Some(r.device),
-            sys_dev(&r.device, "iommu_group"),
+            Some(device),
+            sys_dev(&device, "iommu_group"),
             r.text,
             r.remedy,
         ));

@@ -13,6 +13,7 @@ pub mod address;
 pub mod config;
 pub mod critical;
 pub mod device;
+pub mod devref;
 pub mod doctor;
 pub mod fslmc;
 pub mod groups;
@@ -23,6 +24,7 @@ pub mod pciids;
 pub mod plan;
 pub mod render;
 pub mod safety;
+pub mod select;
 pub mod text;
 pub mod vm;
 
@@ -40,5 +42,6 @@ pub fn comma_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> S
     text
 }
 pub use device::{Inventory, PciDevice, SkippedDevice};
+pub use devref::{Bus, DeviceRef, DriverName, FslMcName, GroupId, Owner};
 pub use ids::{ClassCode, VendorDevice};
 pub use text::{echoed, escape_controls};

@@ -6,13 +6,14 @@
 //! host-critical functions, each with the chain of devices that leads to it); this module turns
 //! them into refusals with the sentence the user reads.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
 use crate::address::PciAddress;
 use crate::device::{Inventory, PciDevice};
-use crate::plan::{Refusal, RefusalKind, VFIO_PCI};
+use crate::devref::DeviceRef;
+use crate::plan::{HostUses, Refusal, RefusalKind, VFIO_PCI};
 
 /// How the host itself uses a device; any of these makes binding it take something away.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -160,11 +161,13 @@ fn group_remedy(dev: &PciDevice) -> &'static str {
     }
 }
 
-fn platform_what(
-    uses: &BTreeMap<PciAddress, Vec<HostUse>>,
-    address: &PciAddress,
-) -> Option<String> {
-    uses.get(address)?.iter().find_map(|u| match u {
+fn uses_of<'a>(uses: &'a HostUses, address: &PciAddress) -> &'a [HostUse] {
+    uses.get(&DeviceRef::Pci(*address))
+        .map_or(&[], Vec::as_slice)
+}
+
+fn platform_what(uses: &HostUses, address: &PciAddress) -> Option<String> {
+    uses_of(uses, address).iter().find_map(|u| match u {
         HostUse::Platform { what } => Some(what.clone()),
         _ => None,
     })
@@ -180,7 +183,7 @@ fn platform_what(
 ///   them.
 pub fn refusals(
     inv: &Inventory,
-    uses: &BTreeMap<PciAddress, Vec<HostUse>>,
+    uses: &HostUses,
     named: &[PciAddress],
     moving: &[PciAddress],
 ) -> Vec<Refusal> {
@@ -191,7 +194,7 @@ pub fn refusals(
         let Some(dev) = inv.get(address) else {
             continue;
         };
-        for host_use in uses.get(address).into_iter().flatten() {
+        for host_use in uses_of(uses, address) {
             if matches!(host_use, HostUse::Platform { .. }) {
                 continue;
             }
@@ -206,7 +209,7 @@ pub fn refusals(
                 } else {
                     RefusalKind::HostCritical
                 },
-                device: *address,
+                device: (*address).into(),
                 text: format!("{} -> {}{shared}", named_device(dev), host_use.describe()),
                 remedy: host_use.remedy(),
                 overridable: !host_use.essential(),
@@ -218,11 +221,7 @@ pub fn refusals(
 }
 
 /// The named functions that are host-critical, and the groups of named devices that hold one.
-pub fn platform_refusals(
-    inv: &Inventory,
-    uses: &BTreeMap<PciAddress, Vec<HostUse>>,
-    named: &[PciAddress],
-) -> Vec<Refusal> {
+pub fn platform_refusals(inv: &Inventory, uses: &HostUses, named: &[PciAddress]) -> Vec<Refusal> {
     let mut out = Vec::new();
     let mut groups_done = BTreeSet::new();
     for address in named {
@@ -232,7 +231,7 @@ pub fn platform_refusals(
         if let Some(what) = platform_what(uses, address) {
             out.push(Refusal {
                 kind: RefusalKind::PlatformFunction,
-                device: *address,
+                device: (*address).into(),
                 text: format!("{address} is the {what} the host needs; it never leaves the host"),
                 remedy: "name another device (see 'vfioctl groups' for what each group holds)"
                     .to_owned(),
@@ -262,7 +261,7 @@ pub fn platform_refusals(
             .collect();
         out.push(Refusal {
             kind: RefusalKind::PlatformFunction,
-            device: *address,
+            device: (*address).into(),
             text: format!(
                 "group {group} holds the {} the host needs; {} cannot go to a VM on this board",
                 and_list(&critical),
@@ -285,11 +284,7 @@ fn and_list(items: &[String]) -> String {
 
 /// A PF whose VFs are bound to something other than their default state (vfio-pci, an override,
 /// or a use of the host) cannot be unbound: its driver destroys every VF on the way out.
-fn sriov_refusal(
-    inv: &Inventory,
-    uses: &BTreeMap<PciAddress, Vec<HostUse>>,
-    pf: &PciDevice,
-) -> Option<Refusal> {
+fn sriov_refusal(inv: &Inventory, uses: &HostUses, pf: &PciDevice) -> Option<Refusal> {
     if pf.virtfns.is_empty() || pf.driver.is_none() {
         return None;
     }
@@ -303,9 +298,7 @@ fn sriov_refusal(
             } else if let Some(o) = &vf.driver_override {
                 Some(format!("has driver_override {o}"))
             } else {
-                uses.get(&vf.address)
-                    .and_then(|u| u.first())
-                    .map(HostUse::describe)
+                uses_of(uses, &vf.address).first().map(HostUse::describe)
             }?;
             Some(format!("{} {holder}", vf.address))
         })
@@ -315,7 +308,7 @@ fn sriov_refusal(
     }
     Some(Refusal {
         kind: RefusalKind::SriovVfsInUse,
-        device: pf.address,
+        device: pf.address.into(),
         text: format!(
             "{} is an SR-IOV PF: unbinding it destroys its {} VFs, and {}",
             named_device(pf),

@@ -1,5 +1,7 @@
 use std::collections::BTreeMap;
 
+use crate::plan::HostUses;
+
 use super::*;
 use crate::config::{ConfigInfo, PcieType};
 use crate::device::tests::addr;
@@ -19,7 +21,7 @@ fn func(a: &str, class: u32, driver: Option<&str>, group: u32) -> PciDevice {
 }
 
 /// An Intel desktop's chipset: LPC, audio and SMBus share group 13.
-fn chipset() -> (Inventory, BTreeMap<PciAddress, Vec<HostUse>>) {
+fn chipset() -> (Inventory, HostUses) {
     let members = ["0000:00:1f.0", "0000:00:1f.3", "0000:00:1f.4"];
     let inv = Inventory::new(
         vec![
@@ -39,10 +41,10 @@ fn chipset() -> (Inventory, BTreeMap<PciAddress, Vec<HostUse>>) {
             what: what.to_owned(),
         }]
     };
-    let uses = BTreeMap::from([
-        (addr("0000:00:00.0"), platform("host bridge")),
-        (addr(members[0]), platform("LPC bridge")),
-        (addr(members[2]), platform("SMBus")),
+    let uses = HostUses::from([
+        (addr("0000:00:00.0").into(), platform("host bridge")),
+        (addr(members[0]).into(), platform("LPC bridge")),
+        (addr(members[2]).into(), platform("SMBus")),
     ]);
     (inv, uses)
 }
@@ -86,13 +88,18 @@ fn the_root_filesystem_is_not_overridable_but_a_data_disk_is() {
         via: vec!["usb 2-1".into(), "sda".into()],
     };
     let a = addr("0000:00:14.0");
-    let root = refusals(&inv, &BTreeMap::from([(a, vec![mount("/")])]), &[a], &[a]);
+    let root = refusals(
+        &inv,
+        &HostUses::from([(a.into(), vec![mount("/")])]),
+        &[a],
+        &[a],
+    );
     assert_eq!(root[0].kind, RefusalKind::HostEssential);
     assert!(!root[0].overridable);
     insta::assert_snapshot!(root[0].text);
     let data = refusals(
         &inv,
-        &BTreeMap::from([(a, vec![mount("/srv")])]),
+        &HostUses::from([(a.into(), vec![mount("/srv")])]),
         &[a],
         &[a],
     );
@@ -109,12 +116,12 @@ fn a_pf_with_a_vf_on_vfio_is_refused_naming_the_vf() {
     let mut vf1 = func("0000:01:10.2", 0x020000, Some("igbvf"), 3);
     vf1.physfn = Some(pf.address);
     let inv = Inventory::new(vec![pf.clone(), vf0, vf1.clone()], true, BTreeMap::new());
-    let out = refusals(&inv, &BTreeMap::new(), &[pf.address], &[pf.address]);
+    let out = refusals(&inv, &HostUses::new(), &[pf.address], &[pf.address]);
     assert_eq!(out[0].kind, RefusalKind::SriovVfsInUse);
     insta::assert_snapshot!(out[0].text);
     assert!(!out[0].text.contains("0000:01:10.2"));
 
     let free = Inventory::new(vec![pf.clone(), vf1], true, BTreeMap::new());
-    assert!(refusals(&free, &BTreeMap::new(), &[pf.address], &[pf.address]).is_empty());
+    assert!(refusals(&free, &HostUses::new(), &[pf.address], &[pf.address]).is_empty());
     assert!(sriov_warning(&pf).unwrap().contains("removes its 2 VFs"));
 }

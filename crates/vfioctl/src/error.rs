@@ -52,6 +52,31 @@ pub fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+impl CliError {
+    /// The CLI's error for a use case's: its sentence, its remedy, and the exit code of its
+    /// kind.
+    pub fn from_op(error: &vfioctl_host::ops::OpError) -> Self {
+        use vfioctl_host::ops::ErrorKind;
+        let exit = match error.kind() {
+            ErrorKind::Failed => Exit::Failed,
+            ErrorKind::Usage => Exit::Usage,
+            ErrorKind::Refused => Exit::Refused,
+            ErrorKind::Privileges => Exit::Privileges,
+        };
+        Self {
+            message: error.sentence(),
+            hint: error.remedy(),
+            exit,
+        }
+    }
+}
+
+impl From<vfioctl_host::ops::OpError> for CliError {
+    fn from(error: vfioctl_host::ops::OpError) -> Self {
+        Self::from_op(&error)
+    }
+}
+
 impl From<HostError> for CliError {
     fn from(error: HostError) -> Self {
         let exit = match &error {
@@ -68,6 +93,12 @@ impl From<HostError> for CliError {
             hint: error.remedy(),
             exit,
         }
+    }
+}
+
+impl From<vfioctl_core::select::SelectError> for CliError {
+    fn from(error: vfioctl_core::select::SelectError) -> Self {
+        Self::new(Exit::Usage, error.to_string()).hint(error.remedy())
     }
 }
 

@@ -11,10 +11,7 @@ use crate::exit::Exit;
 /// Says on standard error which devices the reader skipped, and why.
 pub fn note_skipped(ctx: &mut Context, inventory: &Inventory) {
     for s in &inventory.skipped {
-        ctx.note(format!(
-            "warning: skipped PCI device {}: {} (commands about other devices are not affected)",
-            s.name, s.reason
-        ));
+        ctx.note(s.warning());
     }
 }
 
@@ -27,32 +24,6 @@ pub fn remedy_with_force(refusal: &Refusal) -> String {
         )
     } else {
         refusal.remedy.clone()
-    }
-}
-
-/// The exit code and hint of a failed step: a write the kernel refused for lack of privilege
-/// (EACCES, EPERM) is exit 5 with the hint to run as root, whatever else the step's hint says.
-pub fn step_exit(error: &vfioctl_host::apply::StepError, hint: String) -> (Exit, String) {
-    use vfioctl_host::apply::StepError;
-    let denied = |e: &std::io::Error| {
-        e.kind() == std::io::ErrorKind::PermissionDenied
-            || e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error())
-    };
-    match error {
-        StepError::Write { source, .. } if denied(source) => (
-            Exit::Privileges,
-            "run vfioctl as root (sudo vfioctl ...): the kernel refused the write for lack of \
-             privilege"
-                .to_owned(),
-        ),
-        StepError::Host(
-            vfioctl_host::HostError::Write { source, .. }
-            | vfioctl_host::HostError::Read { source, .. },
-        ) if denied(source) => (
-            Exit::Privileges,
-            "run vfioctl as root (sudo vfioctl ...)".to_owned(),
-        ),
-        _ => (Exit::Failed, hint),
     }
 }
 
