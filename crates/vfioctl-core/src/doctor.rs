@@ -1428,8 +1428,13 @@ fn check_named(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 Some(*address),
                 sys_dev(address, "driver"),
                 format!("{address} backs the host: {}", describe_uses(&uses)),
-                "move the host's use of it elsewhere first ('vfioctl bind --force' overrides, at \
-                 your own risk)",
+                if uses.iter().any(HostUse::essential) {
+                    "the running host cannot lose it (its root filesystem, or the network that \
+                     carries it): pass another device, or boot the host from elsewhere"
+                } else {
+                    "move the host's use of it elsewhere first ('vfioctl bind --force' overrides, \
+                     at your own risk)"
+                },
             ));
         }
     }

@@ -296,7 +296,7 @@ impl Executor {
         if !dir.exists() {
             return Err(HostError::Read {
                 path: self.root.display_path(&dir),
-                source: io::Error::from(io::ErrorKind::NotFound),
+                source: io::Error::from_raw_os_error(rustix::io::Errno::NOENT.raw_os_error()),
             });
         }
         Ok(DeviceState {

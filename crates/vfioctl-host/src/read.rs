@@ -271,9 +271,25 @@ pub fn read_device_at(
     // Only network (0x02) and wireless (0x0d) controllers back network interfaces, and only
     // while a driver holds them.
     if matches!(dev.class.base(), 0x02 | 0x0d) && dev.driver.is_some() {
-        dev.net_interfaces = dir_names(&dir.join("net"));
+        dev.net_interfaces = interfaces_of(dir, dev.id.vendor);
     }
     Ok(dev)
+}
+
+/// Red Hat's vendor ID, which virtio PCI functions carry.
+const VIRTIO_VENDOR: u16 = 0x1af4;
+
+/// The network interfaces a function backs: `net/*`, and for a virtio function those of its
+/// virtio device (`virtio2/net/eth0`), which is how a virtio-net NIC shows its interface.
+fn interfaces_of(dir: &Path, vendor: u16) -> Vec<String> {
+    let mut names = dir_names(&dir.join("net"));
+    if vendor != VIRTIO_VENDOR {
+        return names;
+    }
+    for sub in dir_names(dir).iter().filter(|n| n.starts_with("virtio")) {
+        names.extend(dir_names(&dir.join(sub).join("net")));
+    }
+    names
 }
 
 fn parent_address(dir: &Path) -> Option<PciAddress> {
@@ -314,7 +330,7 @@ pub fn read_device(address: PciAddress, dir: &Path) -> Result<PciDevice, HostErr
     dev.reset_method = read_attr(&dir.join("reset_method"))?
         .map(|t| t.split_whitespace().map(str::to_owned).collect());
     dev.boot_vga = small_int::<u8>(dir, "boot_vga")? == Some(1);
-    dev.net_interfaces = dir_names(&dir.join("net"));
+    dev.net_interfaces = interfaces_of(dir, dev.id.vendor);
     dev.physfn = link_address(dir, "physfn")?;
     dev.sriov_numvfs = small_int(dir, "sriov_numvfs")?;
     // virtfnN links exist for N below sriov_numvfs; reading them by number avoids listing the

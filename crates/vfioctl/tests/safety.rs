@@ -72,6 +72,9 @@ fn a_virtio_net_carrying_the_default_route_is_refused_through_its_chain() {
     let before = kernel_state(&t);
     let err = stderr_of(root, &["bind", "0000:00:02.0"], 3);
     insta::assert_snapshot!(error_lines(&err, root));
+    // Named by its interface, which lives one level down, it is the same device.
+    let by_name = stderr_of(root, &["bind", "eth0"], 3);
+    assert!(by_name.contains("0000:00:02.0 (virtio-pci)"), "{by_name}");
     assert_same(&before, &kernel_state(&t), "refused bind");
     // The other NICs are untouched by the refusal and still bind.
     let plan = json(root, &["bind", "0000:01:00.0", "--dry-run"], 0);
