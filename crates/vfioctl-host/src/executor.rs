@@ -125,6 +125,7 @@ impl StepError {
 }
 
 /// Executes steps against a kernel under a root.
+#[derive(Clone)]
 pub struct Executor {
     root: HostRoot,
     kernel: Arc<dyn Kernel>,
@@ -153,6 +154,13 @@ impl Executor {
     #[must_use]
     pub fn with_write_helper(mut self, program: PathBuf) -> Self {
         self.write_helper = Some(program);
+        self
+    }
+
+    /// The same executor with other timeouts.
+    #[must_use]
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
         self
     }
 
@@ -424,17 +432,29 @@ impl Executor {
     }
 }
 
-/// The error and its causes in one line, each cause said once.
+/// The error and its causes in one line ("failed to read X: Permission denied"): vfioctl's one
+/// chain printer. Messages never repeat their source, so each cause is said once.
 pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
+        text.push_str(": ");
+        text.push_str(&os_words(cause));
         source = cause.source();
     }
     text
+}
+
+/// An I/O error in the operating system's words ("No such file or directory"), without Rust's
+/// "(os error 2)" or error-kind names.
+fn os_words(error: &(dyn std::error::Error + 'static)) -> String {
+    let text = error.to_string();
+    match error.downcast_ref::<io::Error>() {
+        Some(e) if e.raw_os_error().is_some() => text
+            .split(" (os error ")
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        _ => text,
+    }
 }

@@ -24,7 +24,7 @@ pub enum ApplyError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     /// A step failed; what was done has been rolled back (see `rollback`).
-    #[error("{source}")]
+    #[error("the plan could not be carried out")]
     Step {
         /// The step that failed.
         source: StepError,

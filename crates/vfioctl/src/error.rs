@@ -40,17 +40,7 @@ impl fmt::Display for CliError {
     }
 }
 
-/// Joins an error and its sources into one sentence ("failed to read X: permission denied").
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use vfioctl_host::executor::chain;
 
 impl CliError {
     /// The CLI's error for a use case's: its sentence, its remedy, and the exit code of its
@@ -114,4 +104,17 @@ impl From<vfioctl_core::SelectorError> for CliError {
         };
         Self::new(Exit::Usage, error.to_string()).hint(hint)
     }
+}
+
+/// The `--json` error document: `{"version": 1, "error": {"message", "hint", "exit"}}`.
+pub fn json_document(error: &CliError) -> String {
+    serde_json::json!({
+        "version": crate::cmd::inventory::JSON_VERSION,
+        "error": {
+            "message": error.message,
+            "hint": error.hint,
+            "exit": error.exit as u8,
+        }
+    })
+    .to_string()
 }

@@ -3,6 +3,7 @@
 //! report or a typed error. Nothing here prints; the CLI renders the reports.
 
 pub mod bind;
+pub mod hooks;
 pub mod restore;
 pub mod run;
 pub mod vm;
@@ -25,49 +26,42 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// The host the use cases act on: a root and the kernel behind it.
 pub struct Host {
-    root: HostRoot,
-    kernel: Arc<dyn Kernel>,
-    write_helper: Option<PathBuf>,
+    executor: Executor,
 }
 
 impl Host {
     /// A host.
     pub fn new(root: HostRoot, kernel: Arc<dyn Kernel>) -> Self {
         Self {
-            root,
-            kernel,
-            write_helper: None,
+            executor: Executor::new(root, kernel, Timeouts::default()),
         }
     }
 
     /// Unbinds run in child processes of `program` (see [`Executor::with_write_helper`]).
     #[must_use]
-    pub fn with_write_helper(mut self, program: PathBuf) -> Self {
-        self.write_helper = Some(program);
-        self
+    pub fn with_write_helper(self, program: PathBuf) -> Self {
+        Self {
+            executor: self.executor.with_write_helper(program),
+        }
     }
 
     /// The root.
     pub fn root(&self) -> &HostRoot {
-        &self.root
+        self.executor.root()
     }
 
     /// An executor with these timeouts.
     pub fn executor(&self, timeouts: Timeouts) -> Executor {
-        let executor = Executor::new(self.root.clone(), Arc::clone(&self.kernel), timeouts);
-        match &self.write_helper {
-            Some(program) => executor.with_write_helper(program.clone()),
-            None => executor,
-        }
+        self.executor.clone().with_timeouts(timeouts)
     }
 
     /// The vfio drivers that are registered already.
     pub fn loaded_vfio_drivers(&self) -> Vec<Bus> {
         let mut loaded = Vec::new();
-        if crate::apply::vfio_pci_loaded(&self.root) {
+        if crate::apply::vfio_pci_loaded(self.root()) {
             loaded.push(Bus::Pci);
         }
-        if crate::fslmc::vfio_fslmc_loaded(&self.root) {
+        if crate::fslmc::vfio_fslmc_loaded(self.root()) {
             loaded.push(Bus::FslMc);
         }
         loaded
@@ -97,7 +91,7 @@ pub enum OpError {
     #[error(transparent)]
     Host(#[from] HostError),
     /// The journal or the lock could not be used; nothing was changed.
-    #[error("{}; nothing was changed", chain(.0))]
+    #[error(transparent)]
     Journal(#[from] JournalError),
     /// Applying the plan failed.
     #[error(transparent)]
@@ -111,6 +105,9 @@ pub enum OpError {
     /// `run` could not start or finish the VM.
     #[error(transparent)]
     Run(#[from] run::RunError),
+    /// A hook could not read what the VM asks for.
+    #[error(transparent)]
+    Hook(#[from] hooks::HookInputError),
     /// Some devices could not be given back; the journal still lists them.
     #[error("giving back failed for {0}")]
     Incomplete(String),
@@ -139,6 +136,7 @@ impl OpError {
             Self::Run(run::RunError::CommandLine(_) | run::RunError::NoQemu(_)) => ErrorKind::Usage,
             Self::Run(run::RunError::GiveBack { source, .. }) => source.kind(),
             Self::Run(_) | Self::Incomplete(_) => ErrorKind::Failed,
+            Self::Hook(_) => ErrorKind::Usage,
             Self::Host(e) => host_kind(e),
             Self::Journal(e) => journal_kind(e),
             Self::Apply(ApplyError::Journal(e)) => journal_kind(e),
@@ -171,6 +169,7 @@ impl OpError {
             Self::NoUser { .. } => "name an existing user (the one that runs QEMU)".to_owned(),
             Self::VmFile(e) => e.remedy(),
             Self::Run(e) => return e.remedy(),
+            Self::Hook(e) => return e.remedy().map(str::to_owned),
             Self::Incomplete(_) => {
                 "fix the cause (see 'dmesg') and run 'vfioctl restore --all' again".to_owned()
             }
@@ -180,7 +179,9 @@ impl OpError {
     /// The error in one sentence, with what happened to the devices.
     pub fn sentence(&self) -> String {
         match self {
-            Self::Apply(ApplyError::Journal(j)) => format!("{}; nothing was changed", chain(j)),
+            Self::Journal(j) | Self::Apply(ApplyError::Journal(j)) => {
+                format!("{}; nothing was changed", chain(j))
+            }
             Self::Apply(ApplyError::Interrupted(devices)) => format!(
                 "a previous vfioctl run was interrupted while binding {}; nothing was changed",
                 vfioctl_core::comma_list(devices)

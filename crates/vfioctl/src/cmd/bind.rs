@@ -217,7 +217,7 @@ pub fn bind(ctx: &mut Context, args: &BindArgs) -> Result<Exit, CliError> {
         user,
         timeouts: timeouts(args.timeout),
     };
-    let report = vfioctl_host::ops::bind::bind(&crate::kernel::host(&ctx.root), &request)?;
+    let report = vfioctl_host::ops::bind::bind(&crate::kernel::host(ctx), &request)?;
     render_bind(ctx, &report, args.dry_run)
 }
 
@@ -228,12 +228,10 @@ pub(crate) fn render_bind(
     dry_run: bool,
 ) -> Result<Exit, CliError> {
     let plan = &report.plan;
-    let result: Result<&'static str, CliError> = match &report.outcome {
-        BindOutcome::Refused => Err(refused_error(plan, report.forced)),
-        BindOutcome::NothingToDo => Ok("nothing_to_do"),
-        BindOutcome::Planned => Ok("planned"),
-        BindOutcome::Bound => Ok("bound"),
-        BindOutcome::Failed(e) => Err(CliError::from_op(e)),
+    let error = match &report.outcome {
+        BindOutcome::Refused => Some(refused_error(plan, report.forced)),
+        BindOutcome::Failed(e) => Some(CliError::from_op(e)),
+        BindOutcome::NothingToDo | BindOutcome::Planned | BindOutcome::Bound => None,
     };
     if ctx.json {
         let doc = PlanDoc {
@@ -245,28 +243,33 @@ pub(crate) fn render_bind(
             refusals: &plan.refusals,
             warnings: &plan.warnings,
             groups: &plan.groups,
-            result: match &result {
-                Ok(r) => r,
-                Err(e) if e.exit == Exit::Refused => "refused",
-                Err(_) => "failed",
+            result: match &report.outcome {
+                BindOutcome::Refused => "refused",
+                BindOutcome::Failed(_) => "failed",
+                BindOutcome::NothingToDo => "nothing_to_do",
+                BindOutcome::Planned => "planned",
+                BindOutcome::Bound => "bound",
             },
-            error: result.as_ref().err().map(|e| e.message.clone()),
+            error: error.as_ref().map(|e| e.message.clone()),
         };
         let text = to_json(&doc)?;
         ctx.line(text);
     } else {
         render_plan(ctx, plan, dry_run);
         render_refusals(ctx, plan, report.forced);
-        match &result {
-            Ok("nothing_to_do") => {
+        match &report.outcome {
+            BindOutcome::NothingToDo => {
                 ctx.line("Nothing to do: every device is already on its vfio driver.");
             }
-            Ok("planned") => ctx.line("Dry run: nothing was changed."),
-            Ok(_) => render_bound(ctx, plan),
-            Err(_) => {}
+            BindOutcome::Planned => ctx.line("Dry run: nothing was changed."),
+            BindOutcome::Bound => render_bound(ctx, plan),
+            BindOutcome::Refused | BindOutcome::Failed(_) => {}
         }
     }
-    result.map(|_| Exit::Success)
+    match error {
+        Some(e) => Err(e),
+        None => Ok(Exit::Success),
+    }
 }
 
 fn render_bound(ctx: &mut Context, plan: &Plan) {
@@ -350,7 +353,7 @@ fn run_restore(
         dry_run,
         timeouts: timeouts(timeout),
     };
-    let report = vfioctl_host::ops::restore::restore(&crate::kernel::host(&ctx.root), &request)?;
+    let report = vfioctl_host::ops::restore::restore(&crate::kernel::host(ctx), &request)?;
     render_restore(ctx, &report, dry_run)
 }
 
