@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod around;
 mod error;
 pub mod executor;
 pub mod facts;

@@ -9,6 +9,7 @@ mod cmd;
 mod context;
 mod error;
 mod exit;
+mod json;
 mod kernel;
 mod names;
 

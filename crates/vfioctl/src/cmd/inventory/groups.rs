@@ -11,8 +11,9 @@ use crate::cmd::select::resolve_for_reading;
 use crate::context::{Context, describe};
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::json::JSON_VERSION;
 
-use super::common::{IOMMU_OFF_NOTE, JSON_VERSION, align};
+use super::common::{IOMMU_OFF_NOTE, align};
 
 #[derive(Serialize)]
 pub(super) struct GroupMember<'a> {

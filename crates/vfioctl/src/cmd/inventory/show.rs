@@ -10,8 +10,9 @@ use crate::cmd::select::resolve_for_reading;
 use crate::context::{Context, describe};
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::json::JSON_VERSION;
 
-use super::common::{IOMMU_OFF_NOTE, JSON_VERSION, object_line};
+use super::common::{IOMMU_OFF_NOTE, object_line};
 use super::groups::{GroupDoc, group_docs, viability_line};
 use super::list::{ListedDevice, listed};
 
