@@ -1,4 +1,5 @@
-//! Helpers shared by the CLI tests: simulated hosts and running the real binary on them.
+//! Helpers shared by the CLI tests: simulated hosts, and running the test binary (vfioctl's entry
+//! point with the simulated kernel) on them.
 #![allow(dead_code)]
 
 use std::path::Path;

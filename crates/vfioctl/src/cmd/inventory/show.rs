@@ -21,7 +21,7 @@ pub fn show(ctx: &mut Context, args: &ShowArgs) -> Result<Exit, CliError> {
     if let Ok(dprc) = args.device.parse::<vfioctl_core::fslmc::DprcName>() {
         return show_container(ctx, dprc);
     }
-    let inventory = ctx.inventory()?;
+    let inventory = ctx.inventory_around(std::slice::from_ref(&args.device))?;
     let dev = resolve_for_reading(ctx, &inventory, &args.device)?.clone();
     let usage = HostUsage::read(&ctx.root)?;
     let dir = vfioctl_host::read::device_dir(&ctx.root, &dev.address)?;
