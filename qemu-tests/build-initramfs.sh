@@ -6,7 +6,8 @@
 #   modroot  directory holding lib/modules/<kver> (an unpacked linux-image .deb)
 #   busybox  a static busybox for the guest architecture
 #   src:dst  extra files; dst is the absolute path inside the guest (e.g. bin/vfioctl)
-# env: MODULES      modules to include (default: vfio-pci and its deps, e1000e, e1000)
+# env: MODULES      modules to include (default: vfio-pci and its deps, e1000e, e1000, and
+#                   what the host-safety case loads itself: virtio-net, xHCI, usb-storage, vfat)
 #      INIT         the /init script (default: init.sh beside this script)
 #      NESTED_QEMU  a host qemu-system-x86_64 to pack, at the same path, with its ldd closure,
 #                   Debian's TCG accel module and the SeaBIOS blobs (only the x86_64-nested case
@@ -20,7 +21,7 @@ if [ $# -lt 4 ]; then
 fi
 out=$1 modroot=$2 kver=$3 busybox=$4
 shift 4
-MODULES=${MODULES:-"vfio vfio_iommu_type1 vfio_pci e1000e e1000"}
+MODULES=${MODULES:-"vfio vfio_iommu_type1 vfio_pci e1000e e1000 virtio_pci virtio_net xhci_pci usb_storage sd_mod vfat nls_cp437 nls_ascii"}
 INIT=${INIT:-$here/init.sh}
 NESTED_QEMU=${NESTED_QEMU:-}
 

@@ -11,6 +11,7 @@
 
 pub mod address;
 pub mod config;
+pub mod critical;
 pub mod device;
 pub mod devref;
 pub mod doctor;
@@ -23,7 +24,9 @@ pub mod pciids;
 pub mod plan;
 pub mod predict;
 pub mod render;
+pub mod safety;
 pub mod select;
+pub mod text;
 pub mod vm;
 
 pub use address::{AddressError, PciAddress, PciSelector, SelectorError};
@@ -39,6 +42,7 @@ pub fn comma_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> S
     }
     text
 }
-pub use device::{Inventory, PciDevice};
+pub use device::{Inventory, PciDevice, SkippedDevice};
 pub use devref::{Bus, DeviceRef, DriverName, FslMcName, GroupId, Owner};
 pub use ids::{ClassCode, VendorDevice};
+pub use text::{echoed, escape_controls};

@@ -14,6 +14,7 @@ mod error;
 pub mod executor;
 pub mod facts;
 pub mod fslmc;
+pub mod hostuse;
 pub mod journal;
 mod journal_v1;
 pub mod kernel;

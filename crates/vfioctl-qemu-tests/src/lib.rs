@@ -207,6 +207,23 @@ pub const TOPOLOGIES: &[Topology] = &[
             "e1000e,bus=rp1,addr=0.1,romfile=",
         ],
     },
+    // Host safety: the guest's own network is a virtio-net behind the IOMMU (iommu_platform=on),
+    // and an xHCI carries a usb-storage disk (a read-only FAT view of a small host directory).
+    Topology {
+        name: "hostsafety",
+        devices: &[
+            "-netdev",
+            "user,id=n0,restrict=on",
+            "-device",
+            "virtio-net-pci,netdev=n0,iommu_platform=on,disable-legacy=on,addr=0x2,romfile=",
+            "-device",
+            "qemu-xhci,id=xhci,addr=0x4",
+            "-drive",
+            "if=none,id=usbdisk,file=fat:/etc/skel,format=raw,readonly=on",
+            "-device",
+            "usb-storage,bus=xhci.0,drive=usbdisk",
+        ],
+    },
 ];
 
 /// Looks a topology up by name.
@@ -270,6 +287,8 @@ pub const CASES: &[Case] = &[
     Case::plain(Arch::X86_64, "switch"),
     Case::plain(Arch::X86_64, "pcibridge"),
     Case::plain(Arch::X86_64, "multifn"),
+    // Refusals on a real kernel: the guest's own virtio-net, a mounted USB disk, the LPC group.
+    Case::plain(Arch::X86_64, "hostsafety"),
     // `vfioctl run` with a real qemu-system-x86_64 inside the guest: SIGTERM forwarding and the
     // give-back, then SIGKILL of vfioctl and `recover` from the journal.
     Case {

@@ -38,6 +38,7 @@ pub mod cfgspace;
 pub mod fslmc;
 pub mod groups;
 mod host;
+pub mod hosts;
 pub mod kernel;
 pub mod lspci;
 pub mod snapshot;

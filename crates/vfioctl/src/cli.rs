@@ -143,7 +143,7 @@ pub struct ApplyArgs {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Seconds to wait for a driver to let go of a device before giving up.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -165,7 +165,7 @@ pub struct RunArgs {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Seconds to wait for a driver to let go of a device before giving up.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -182,11 +182,12 @@ pub struct RecoverArgs {
 /// `vfioctl list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only the device at this address (DDDD:BB:DD.F, or BB:DD.F for domain 0).
+    /// Only the device at this address (DDDD:BB:DD.F, or BB:DD.F for domain 0); repeat for
+    /// more.
     #[arg(short = 's', long = "slot", value_name = "ADDRESS")]
-    pub slot: Option<String>,
-    /// Only devices with this vendor:device ID (e.g. 10de:2684).
-    #[arg(short = 'd', long = "id", value_name = "VENDOR:DEVICE")]
+    pub slot: Vec<String>,
+    /// Only devices with these IDs, as lspci -d takes them: 10de, 10de:*, 10de:2684, :2684.
+    #[arg(short = 'd', long = "id", value_name = "VENDOR[:DEVICE]")]
     pub id: Option<String>,
     /// Only devices bound to this driver ("none" for devices without one).
     #[arg(long, value_name = "NAME")]
@@ -249,7 +250,7 @@ pub struct BindArgs {
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
     /// Seconds to wait for a driver to let go of a device before giving up.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
     /// Record who the devices were bound for (a VM name) in the journal.
     #[arg(long, value_name = "NAME", hide = true)]
@@ -269,7 +270,7 @@ pub struct RestoreArgs {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Seconds to wait for a driver to let go of a device before giving up.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
 }
 

@@ -50,9 +50,9 @@ fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
 /// Says what went wrong: one sentence and a hint on stderr and, for `--json`, an error document
 /// on stdout (scripts parse stdout), unless the command already printed its own document.
 fn report(error: &CliError, json: bool) -> Exit {
-    eprintln!("error: {}", error.message);
+    eprintln!("error: {}", vfioctl_core::escape_controls(&error.message));
     if let Some(hint) = &error.hint {
-        eprintln!("hint: {hint}");
+        eprintln!("hint: {}", vfioctl_core::escape_controls(hint));
     }
     if json {
         println!("{}", error::json_document(error));

@@ -44,6 +44,8 @@
 //! | `device-no-group` | error | a device has no IOMMU group while the IOMMU is on |
 //! | `device-is-bridge` | error | a named device is a bridge |
 //! | `host-device` | error | a named device backs the host (disk, network, console) |
+//! | `group-host-critical` | error | a named device is, or shares its group with, a function the platform needs |
+//! | `device-unreadable` | warning | a device's sysfs files are unreadable or garbage; it was skipped |
 //! | `acs-override` | warning | `pcie_acs_override=` on the command line |
 //! | `vfio-pci-ids` | warning | `vfio-pci.ids=` or `options vfio-pci ids=` |
 //! | `driverctl-override` | warning | a file in `/etc/driverctl.d` |
@@ -70,6 +72,7 @@ mod known;
 mod modules;
 mod overrides;
 mod parse;
+mod safety;
 #[cfg(test)]
 mod testkit;
 
@@ -106,6 +109,8 @@ pub fn run(facts: &DoctorFacts, inv: &Inventory, named: &[PciAddress]) -> Vec<Fi
     devices::check_reset(&ctx, &mut out);
     groups::check_groups(&ctx, &mut out);
     groups::check_named(&ctx, &mut out);
+    safety::check_platform(&ctx, &mut out);
+    safety::check_skipped(inv, &mut out);
     overrides::check_risky(&ctx, &mut out);
     known::check_known(&ctx, &mut out);
     fslmc::check_fsl_mc(&ctx, &mut out);
@@ -205,6 +210,8 @@ mod tests {
             vec![HostUse::Network {
                 interface: "eth0".into(),
                 detail: "carries the default route".into(),
+                via: Vec::new(),
+                essential: false,
             }],
         );
         let inv = inventory(devices);

@@ -128,23 +128,7 @@ pub(super) fn plan_pci(
         let (disposition, why) = disposition(dev, &named_set, options);
         let state = pci_state(dev);
         if disposition == Disposition::Bind {
-            for host_use in input.host_uses.get(&device).into_iter().flatten() {
-                let named_text = if named_set.contains(address) {
-                    ""
-                } else {
-                    " (it shares an IOMMU group with the device you named)"
-                };
-                plan.refusals.push(Refusal {
-                    kind: RefusalKind::HostCritical,
-                    device: device.clone(),
-                    text: format!(
-                        "{address} backs the host: {}{named_text}",
-                        host_use.describe()
-                    ),
-                    remedy: host_use.remedy().to_owned(),
-                    overridable: true,
-                });
-            }
+            plan.warnings.extend(crate::safety::sriov_warning(dev));
             plan.steps.extend(override_steps(&device, &state, &vfio));
         }
         planned.push(PlannedDevice {
@@ -161,6 +145,17 @@ pub(super) fn plan_pci(
         });
     }
 
+    let moving: Vec<PciAddress> = planned
+        .iter()
+        .filter(|d| d.disposition == Disposition::Bind)
+        .filter_map(|d| d.device.pci())
+        .collect();
+    plan.refusals.extend(crate::safety::refusals(
+        inventory,
+        input.host_uses,
+        named,
+        &moving,
+    ));
     for group in &groups {
         let members = inventory.groups.get(group).cloned().unwrap_or_default();
         for blocker in viability(inventory, &members)
@@ -224,8 +219,7 @@ fn never_viable(group: u32, device: &PciAddress, driver: &str) -> Refusal {
              no DMA"
         ),
         remedy: format!(
-            "unbind {device} from {driver} (it then has no driver, which VFIO accepts), or pass \
-             --force to bind the rest anyway"
+            "unbind {device} from {driver} (it then has no driver, which VFIO accepts)"
         ),
         overridable: true,
     }

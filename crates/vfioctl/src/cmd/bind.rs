@@ -192,7 +192,7 @@ pub(crate) fn refused_error(plan: &Plan, force: bool) -> CliError {
         n => format!(" (and {} more refusal(s) above)", n - 1),
     };
     CliError::new(Exit::Refused, format!("refused: {}{more}", first.text))
-        .hint(first.remedy.clone())
+        .hint(crate::cmd::select::remedy_with_force(first))
 }
 
 /// `vfioctl bind`: PCI functions and DPAA2 containers, in one plan and one transaction.

@@ -7,4 +7,5 @@ pub mod hook;
 pub mod inventory;
 pub mod predict;
 pub mod render;
+pub mod select;
 pub mod vm;

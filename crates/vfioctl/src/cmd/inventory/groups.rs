@@ -7,7 +7,8 @@ use vfioctl_core::{Inventory, PciAddress};
 use vfioctl_host::read::Depth;
 
 use crate::cli::GroupsArgs;
-use crate::context::{Context, describe, resolve_device};
+use crate::cmd::select::resolve_for_reading;
+use crate::context::{Context, describe};
 use crate::error::CliError;
 use crate::exit::Exit;
 use crate::json::JSON_VERSION;
@@ -83,7 +84,7 @@ pub fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliError> {
                 ids.push(id);
                 continue;
             }
-            let dev = resolve_device(ctx, &inventory, text)?;
+            let dev = resolve_for_reading(ctx, &inventory, text)?;
             match dev.iommu_group {
                 Some(id) => ids.push(id),
                 None => {
