@@ -49,6 +49,7 @@
 //! | `known-devices-invalid` | error | `/etc/vfioctl/devices.toml` does not parse |
 //! | `fsl-mc-vfio-missing` | error | DPAA2 host without a vfio-fsl-mc driver |
 //! | `fsl-mc-irq-cfg` | info | DPAA2 host: containers for VMs need `DPRC_CFG_OPT_IRQ_CFG_ALLOWED` |
+//! | `boot-framebuffer`, `vtconsole-bound`, `stale-module-name`, `pci-stub-leftover` | | early boot: see `crate::boot::checks` |
 //!
 //! Kernel references: `drivers/vfio/vfio_iommu_type1.c` (`allow_unsafe_interrupts`, isolated
 //! MSI), `drivers/vfio/pci/vfio_pci.c` (`disable_idle_d3`, `ids`), `drivers/iommu/intel/iommu.h`
@@ -382,6 +383,8 @@ pub struct DoctorFacts {
     pub known_problems: Vec<(String, String)>,
     /// DPAA2, when `/sys/bus/fsl-mc` exists.
     pub fsl_mc: Option<FslMcFacts>,
+    /// Early boot: framebuffers, consoles, module configs (checks in `crate::boot::checks`).
+    pub boot: crate::boot::checks::BootFacts,
 }
 
 /// The VFIO modules every PCI passthrough needs, canonical names.
@@ -511,6 +514,12 @@ pub fn run(facts: &DoctorFacts, inv: &Inventory, named: &[PciAddress]) -> Vec<Fi
     check_risky(&ctx, &mut out);
     check_known(&ctx, &mut out);
     check_fsl_mc(&ctx, &mut out);
+    out.extend(crate::boot::checks::run(
+        &facts.boot,
+        facts.cmdline.as_deref(),
+        facts.kernel_release.as_deref(),
+        |a| ctx.in_scope(a),
+    ));
     out.sort_by_key(|f| f.severity);
     out
 }
@@ -1779,6 +1788,7 @@ mod tests {
             known: KnownDevices::parse(TABLE, "<built-in>").unwrap(),
             known_problems: Vec::new(),
             fsl_mc: None,
+            boot: Default::default(),
         };
         (facts, devices)
     }
