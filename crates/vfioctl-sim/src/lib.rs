@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod boot;
 pub mod cfgspace;
 pub mod fslmc;
 pub mod groups;
@@ -42,6 +43,7 @@ pub mod spec;
 pub mod state;
 pub mod topology;
 mod tree;
+pub mod udev;
 
 pub use kernel::{SimKernel, SimModuleError};
 pub use snapshot::{Entry, Snapshot, snapshot};

@@ -36,6 +36,7 @@ fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
         Command::Apply(args) => cmd::vm::apply(ctx, args),
         Command::Status(args) => cmd::vm::status(ctx, args),
         Command::Run(args) => cmd::vm::run(ctx, args),
+        Command::Boot(args) => cmd::boot::boot(ctx, args),
         Command::Recover(args) => cmd::bind::restore(
             ctx,
             &cli::RestoreArgs {

@@ -79,3 +79,28 @@ pub fn device_bars(
         })
         .collect()
 }
+
+/// For `bind`: a sentence for each device among `devices` whose BAR holds the boot framebuffer
+/// (what is wrong, then what to do), so that the user hears it before vfio-pci fails to open it.
+pub fn framebuffer_warnings(
+    root: &HostRoot,
+    devices: impl IntoIterator<Item = vfioctl_core::PciAddress>,
+) -> Vec<String> {
+    let fbs = read(root, "proc/iomem")
+        .map(|t| framebuffers(&parse_iomem(&t)))
+        .unwrap_or_default();
+    if fbs.is_empty() {
+        return Vec::new();
+    }
+    let bars = devices
+        .into_iter()
+        .filter_map(|a| {
+            let text = std::fs::read_to_string(root.pci_device(&a).join("resource")).ok()?;
+            Some((a, parse_resource(&text)))
+        })
+        .collect();
+    vfioctl_core::boot::checks::framebuffer_conflicts(&fbs, &bars)
+        .iter()
+        .map(|c| format!("{}; {}", c.message(), c.remedy()))
+        .collect()
+}

@@ -217,6 +217,11 @@ fn bind_pci(ctx: &mut Context, args: &BindArgs, names: &[String]) -> Result<Exit
     );
     let blocking: Vec<&Refusal> = plan.blocking_refusals(args.force);
     let nothing_to_do = plan.to_bind().next().is_none();
+    let fb = vfioctl_host::boot::facts::framebuffer_warnings(
+        &ctx.root,
+        plan.to_bind().map(|d| d.address),
+    );
+    fb.into_iter().for_each(|w| ctx.note(w));
 
     let result: Result<&'static str, CliError> = if !blocking.is_empty() {
         let first = blocking[0];
