@@ -37,15 +37,7 @@ fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
         Command::Status(args) => cmd::vm::status(ctx, args),
         Command::Run(args) => cmd::vm::run(ctx, args),
         Command::Boot(args) => cmd::boot::boot(ctx, args),
-        Command::Recover(args) => cmd::bind::restore(
-            ctx,
-            &cli::RestoreArgs {
-                devices: Vec::new(),
-                all: true,
-                dry_run: args.dry_run,
-                timeout: None,
-            },
-        ),
+        Command::Recover(args) => cmd::bind::recover(ctx, args),
     }
 }
 

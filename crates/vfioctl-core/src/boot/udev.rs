@@ -8,7 +8,10 @@
 //!   walks the rules and runs `RUN{builtin}+="kmod load $env{MODALIAS}"` (80-drivers.rules) only
 //!   after the last rule, so the override is set before the host driver's module is loaded by
 //!   this event. A device whose identity does not match is left alone: a new card in the slot or
-//!   renumbered buses never hand the wrong device to vfio-pci.
+//!   renumbered buses never hand the wrong device to vfio-pci. The line then asks the kernel to
+//!   probe the device (`drivers_probe`): when vfio-pci is already loaded (dracut loads forced
+//!   drivers before udev starts) nothing else would, and a device without a driver for its
+//!   override is left alone by it.
 //! - `bind`: when a host driver bound a device whose override is already vfio-pci (the kernel
 //!   probes a hot-added device or a new VF itself, before udev sees its `add`, when the host
 //!   driver is already loaded), the driver's name is kept in the udev database as
@@ -62,7 +65,8 @@ pub fn render_rule(devices: &[BootDevice]) -> String {
             text,
             "\n# VM {}: {} must be {}\n\
              {kernel}, IMPORT{{db}}=\"{HOST_DRIVER_KEY}\"\n\
-             ACTION==\"add\", {kernel}, {identity}, ATTR{{driver_override}}=\"{VFIO_PCI}\"\n\
+             ACTION==\"add\", {kernel}, {identity}, ATTR{{driver_override}}=\"{VFIO_PCI}\", \
+             ATTR{{subsystem/drivers_probe}}=\"$kernel\"\n\
              ACTION==\"bind\", {kernel}, ENV{{DRIVER}}!=\"{VFIO_PCI}\", \
              ATTR{{driver_override}}==\"{VFIO_PCI}\", ENV{{{HOST_DRIVER_KEY}}}=\"$env{{DRIVER}}\", \
              ATTR{{driver/unbind}}=\"$kernel\", ATTR{{subsystem/drivers_probe}}=\"$kernel\"\n",

@@ -4,7 +4,6 @@ pub mod boot;
 pub mod check;
 pub mod docs;
 pub mod doctor;
-pub mod fslmc;
 pub mod hook;
 pub mod inventory;
 pub mod render;
