@@ -66,6 +66,9 @@ echo >$SYS/$NIC1/driver_override
 echo 1 >$SYS/$NIC1/remove
 echo 1 >/sys/bus/pci/rescan
 udevadm settle --timeout=30
+dmesg | grep -E "e1000e 0000:01|vfio" || true
+udevadm info /sys/bus/pci/devices/$NIC1 || true
+ls -l /run/udev/data/ || true
 step "the re-added $NIC1 ends on vfio-pci" gc driver $NIC1 vfio-pci
 step "boot status names e1000e as having bound it first" boot_status_has '"host_driver": "e1000e"'
 step "boot status exits 4 after a host driver touched it" gc exit 4 -- vfioctl boot status

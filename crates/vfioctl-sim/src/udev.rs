@@ -1,6 +1,6 @@
 //! A small udev for the simulated kernel: reads rule files (`udev(7)` syntax) and runs them for a
 //! PCI device's `add` and `bind` events, as `systemd-udevd` does. Only the keys vfioctl's rules
-//! use are known (`ACTION`, `SUBSYSTEM`, `KERNEL`, `ATTR{}`, `ENV{}`, `IMPORT{db}`, `GOTO`,
+//! use are known (`ACTION`, `SUBSYSTEM`, `KERNEL`, `DRIVER`, `ATTR{}`, `ENV{}`, `IMPORT{db}`, `GOTO`,
 //! `LABEL`); any other key is an error, so a rule the simulator cannot model never passes
 //! silently.
 //!
@@ -81,8 +81,10 @@ fn parse_line(line: &str) -> io::Result<Vec<Token>> {
         rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
         let known = matches!(
             (key.as_str(), op),
-            ("ACTION" | "SUBSYSTEM" | "KERNEL", Op::Match | Op::Nomatch)
-                | ("ATTR" | "ENV", _)
+            (
+                "ACTION" | "SUBSYSTEM" | "KERNEL" | "DRIVER",
+                Op::Match | Op::Nomatch
+            ) | ("ATTR" | "ENV", _)
                 | ("IMPORT" | "GOTO" | "LABEL", Op::Assign)
         );
         if !known || (key == "IMPORT" && attr.as_deref() != Some("db")) {
@@ -171,6 +173,10 @@ pub(crate) struct Event<'a> {
 fn substitute(value: &str, event: &Event<'_>) -> String {
     let mut out = value.replace("$kernel", &event.address.to_string());
     out = out.replace("%k", &event.address.to_string());
+    out = out.replace(
+        "$driver",
+        event.env.get("DRIVER").map_or("", String::as_str),
+    );
     while let Some(start) = out.find("$env{") {
         let Some(len) = out[start..].find('}') else {
             break;
@@ -221,6 +227,7 @@ pub(crate) fn run(
                 ("ACTION", _) => Some(event.action.to_owned()),
                 ("SUBSYSTEM", _) => Some("pci".to_owned()),
                 ("KERNEL", _) => Some(event.address.to_string()),
+                ("DRIVER", _) => event.env.get("DRIVER").cloned(),
                 ("ENV", Some(k)) => event.env.get(k).cloned(),
                 ("ATTR", Some(a)) => {
                     fs::read_to_string(root.join(attr_path(root, event.address, a)))

@@ -67,8 +67,8 @@ pub fn render_rule(devices: &[BootDevice]) -> String {
              {kernel}, IMPORT{{db}}=\"{HOST_DRIVER_KEY}\"\n\
              ACTION==\"add\", {kernel}, {identity}, ATTR{{driver_override}}=\"{VFIO_PCI}\", \
              ATTR{{subsystem/drivers_probe}}=\"$kernel\"\n\
-             ACTION==\"bind\", {kernel}, ENV{{DRIVER}}!=\"{VFIO_PCI}\", \
-             ATTR{{driver_override}}==\"{VFIO_PCI}\", ENV{{{HOST_DRIVER_KEY}}}=\"$env{{DRIVER}}\", \
+             ACTION==\"bind\", {kernel}, DRIVER!=\"{VFIO_PCI}\", \
+             ATTR{{driver_override}}==\"{VFIO_PCI}\", ENV{{{HOST_DRIVER_KEY}}}=\"$driver\", \
              ATTR{{driver/unbind}}=\"$kernel\", ATTR{{subsystem/drivers_probe}}=\"$kernel\"\n",
             d.vm,
             d.address,
