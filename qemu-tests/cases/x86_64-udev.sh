@@ -59,24 +59,33 @@ step "$NIC2 has no override" gc override $NIC2 none
 step "boot status exits 0" gc exit 0 -- vfioctl boot status
 step "boot status: no host driver bound $NIC1" boot_status_has '"host_driver": null'
 
-# A hot-add while e1000e is loaded: the kernel probes before udev sees the device; the rule's
-# bind line moves it and records the host driver.
+# A hot-add while e1000e is loaded. The kernel sends the add uevent when it scans the device and
+# probes drivers a moment later, after assigning resources; whoever comes first, the device must
+# end on vfio-pci: either udev set the override before the probe (e1000e never bound it), or
+# e1000e bound it, and the rule's bind line moved it and recorded e1000e.
 echo $NIC1 >/sys/bus/pci/drivers/vfio-pci/unbind
 echo >$SYS/$NIC1/driver_override
 echo 1 >$SYS/$NIC1/remove
+dmesg -c >/dev/null
 echo 1 >/sys/bus/pci/rescan
 udevadm settle --timeout=30
-dmesg | grep -E "e1000e 0000:01|vfio" || true
-udevadm info /sys/bus/pci/devices/$NIC1 || true
-ls -l /run/udev/data/ || true
 step "the re-added $NIC1 ends on vfio-pci" gc driver $NIC1 vfio-pci
-step "boot status names e1000e as having bound it first" boot_status_has '"host_driver": "e1000e"'
-step "boot status exits 4 after a host driver touched it" gc exit 4 -- vfioctl boot status
+if no_e1000e_probe_of $NIC1; then
+  echo "udev set the override before the kernel probed $NIC1"
+  step "boot status: no host driver bound the re-added $NIC1" boot_status_has '"host_driver": null'
+  step "boot status exits 0" gc exit 0 -- vfioctl boot status
+else
+  echo "e1000e probed $NIC1 before udev set the override"
+  step "boot status names e1000e as having bound it first" boot_status_has '"host_driver": "e1000e"'
+  step "boot status exits 4 after a host driver touched it" gc exit 4 -- vfioctl boot status
+fi
 
 # Identity drift: the definition expects another device at the address.
 define 8086:10d4
 step "boot install for the drifted definition exits 0" gc exit 0 -- vfioctl boot install --initramfs none
-udevadm control --reload
+# udevd also notices changed rule files by itself; the reload only hurries it.
+udevadm control --reload || true
+step "systemd-udevd is still running" pidof systemd-udevd
 cold_add
 step "the drifted $NIC1 is left on e1000e" gc driver $NIC1 e1000e
 step "$NIC1 got no override" gc override $NIC1 none

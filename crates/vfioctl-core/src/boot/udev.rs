@@ -68,7 +68,7 @@ pub fn render_rule(devices: &[BootDevice]) -> String {
              ACTION==\"add\", {kernel}, {identity}, ATTR{{driver_override}}=\"{VFIO_PCI}\", \
              ATTR{{subsystem/drivers_probe}}=\"$kernel\"\n\
              ACTION==\"bind\", {kernel}, DRIVER!=\"{VFIO_PCI}\", \
-             ATTR{{driver_override}}==\"{VFIO_PCI}\", ENV{{{HOST_DRIVER_KEY}}}=\"$driver\", \
+             ATTR{{driver_override}}==\"{VFIO_PCI}\", ENV{{{HOST_DRIVER_KEY}}}=\"$env{{DRIVER}}\", \
              ATTR{{driver/unbind}}=\"$kernel\", ATTR{{subsystem/drivers_probe}}=\"$kernel\"\n",
             d.vm,
             d.address,
