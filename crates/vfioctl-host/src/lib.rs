@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod around;
 pub mod boot;
 mod error;
 pub mod executor;

@@ -20,41 +20,16 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::spec::{ContainerSpec, FslMcSpec};
 use crate::state::{Errno, KernelState};
-use crate::tree::{put, rel_symlink, remove_dir_if_exists, remove_if_exists};
+use crate::tree::files::{
+    group_of, put, rel_symlink, remove_dir_if_exists, remove_if_exists, resolve_link,
+};
 
 /// The bus directory.
 const BUS: &str = "sys/bus/fsl-mc";
 /// The vfio driver's name.
 pub const VFIO_FSL_MC: &str = "vfio-fsl-mc";
-
-/// One DPAA2 container (DPRC) and the objects the MC firmware has put in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContainerSpec {
-    /// Name (`dprc.2`).
-    pub name: String,
-    /// The container holding it; `None` for the root container.
-    pub parent: Option<String>,
-    /// Objects inside (`dpni.1`, `dpio.1`, ...), child containers excluded.
-    pub objects: Vec<String>,
-    /// The driver holding the container at boot (`fsl_mc_dprc` for the host's, `None` for a
-    /// restool-made one).
-    pub driver: Option<String>,
-    /// Plugged containers match their driver's table; an unplugged one (as restool creates it)
-    /// binds only through `driver_override`.
-    pub plugged: bool,
-}
-
-/// The fsl-mc bus of a host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FslMcSpec {
-    /// The MC's platform device directory, relative to the root.
-    pub base: String,
-    /// Every container.
-    pub containers: Vec<ContainerSpec>,
-}
 
 /// The driver an object type gets without an override, and the module providing it.
 pub fn default_driver(object: &str) -> Option<(&'static str, &'static str)> {
@@ -174,22 +149,8 @@ pub(crate) fn driver_dir(root: &Path, driver: &str) -> io::Result<()> {
 }
 
 fn object_dir(root: &Path, name: &str) -> io::Result<PathBuf> {
-    let link = PathBuf::from(BUS).join("devices").join(name);
-    let target = fs::read_link(root.join(&link)).map_err(|_| Errno::Enodev.error())?;
-    let mut parts: Vec<std::ffi::OsString> = link
-        .parent()
-        .map(|p| p.iter().map(|c| c.to_owned()).collect())
-        .unwrap_or_default();
-    for c in target.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                parts.pop();
-            }
-            std::path::Component::Normal(n) => parts.push(n.to_owned()),
-            _ => {}
-        }
-    }
-    Ok(parts.iter().collect())
+    resolve_link(root, &PathBuf::from(BUS).join("devices").join(name))
+        .map_err(|_| Errno::Enodev.error())
 }
 
 fn uevent(name: &str, driver: Option<&str>) -> String {
@@ -240,15 +201,6 @@ fn bound_driver(root: &Path, dir: &Path) -> Option<String> {
             .to_string_lossy()
             .into_owned(),
     )
-}
-
-fn group_of(root: &Path, dir: &Path) -> Option<u32> {
-    fs::read_link(root.join(dir).join("iommu_group"))
-        .ok()?
-        .file_name()?
-        .to_str()?
-        .parse()
-        .ok()
 }
 
 fn next_group(root: &Path) -> u32 {

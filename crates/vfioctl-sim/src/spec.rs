@@ -470,3 +470,29 @@ impl HostSpec {
         }
     }
 }
+
+/// One DPAA2 container (DPRC) and the objects the MC firmware has put in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// Name (`dprc.2`).
+    pub name: String,
+    /// The container holding it; `None` for the root container.
+    pub parent: Option<String>,
+    /// Objects inside (`dpni.1`, `dpio.1`, ...), child containers excluded.
+    pub objects: Vec<String>,
+    /// The driver holding the container at boot (`fsl_mc_dprc` for the host's, `None` for a
+    /// restool-made one).
+    pub driver: Option<String>,
+    /// Plugged containers match their driver's table; an unplugged one (as restool creates it)
+    /// binds only through `driver_override`.
+    pub plugged: bool,
+}
+
+/// The fsl-mc bus of a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FslMcSpec {
+    /// The MC's platform device directory, relative to the root.
+    pub base: String,
+    /// Every container.
+    pub containers: Vec<ContainerSpec>,
+}

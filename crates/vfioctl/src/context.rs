@@ -1,19 +1,23 @@
 //! What every command needs: the root, names, output settings.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use vfioctl_core::{Inventory, PciDevice};
-use vfioctl_host::HostRoot;
+use vfioctl_host::{HostRoot, Kernel};
 
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::kernel::KernelSource;
 use crate::names::Names;
 
 /// Shared state of one vfioctl run.
 pub struct Context {
     /// The root the host layer works under.
     pub root: HostRoot,
+    /// The kernel that serves the root: every change goes through it.
+    pub kernel: Arc<dyn Kernel>,
     /// `--json`.
     pub json: bool,
     /// `--quiet`.
@@ -25,13 +29,15 @@ pub struct Context {
     pci_ids: Option<std::path::PathBuf>,
     out: Vec<u8>,
     notes: Vec<String>,
+    printed: bool,
 }
 
 impl Context {
-    /// Opens the root given on the command line.
-    pub fn new(global: &GlobalArgs) -> Result<Self, CliError> {
+    /// Opens the root given on the command line, served by the kernel `kernels` gives for it.
+    pub fn new(global: &GlobalArgs, kernels: &dyn KernelSource) -> Result<Self, CliError> {
         let root = HostRoot::open(&global.root)?;
         Ok(Self {
+            kernel: kernels.kernel(&root),
             root,
             json: global.json,
             quiet: global.quiet,
@@ -40,6 +46,7 @@ impl Context {
             pci_ids: global.pci_ids.clone(),
             out: Vec::new(),
             notes: Vec::new(),
+            printed: false,
         })
     }
 
@@ -48,21 +55,56 @@ impl Context {
         self.inventory_at(vfioctl_host::read::Depth::Full)
     }
 
+    /// Reads what a command about `names` needs: only those functions, their groups and the
+    /// bridges above them when every name is an address of this host; everything otherwise
+    /// (an ID or an interface name needs every device, and a wrong address is reported by the
+    /// selection as it would be on the whole inventory).
+    pub fn inventory_around(&mut self, names: &[String]) -> Result<Inventory, CliError> {
+        let all = vfioctl_host::around::addresses(&self.root);
+        let mut seeds = Vec::new();
+        for name in names {
+            match name
+                .parse::<vfioctl_core::PciSelector>()
+                .ok()
+                .and_then(|s| s.resolve(all.iter()).ok())
+            {
+                Some(address) => seeds.push(address),
+                None => return self.inventory(),
+            }
+        }
+        let inventory =
+            vfioctl_host::around::read_around(&self.root, &seeds, vfioctl_host::read::Depth::Full)?;
+        self.load_names(&inventory)?;
+        Ok(inventory)
+    }
+
+    fn load_names(&mut self, inventory: &Inventory) -> Result<(), CliError> {
+        self.names = Names::load(&self.root, self.pci_ids.as_deref(), inventory).map_err(|e| {
+            CliError::new(Exit::Usage, e)
+                .hint("pass --pci-ids a readable pci.ids file, or leave it out")
+        })?;
+        Ok(())
+    }
+
     /// Reads the inventory at `depth`, and the names its devices need.
     pub fn inventory_at(
         &mut self,
         depth: vfioctl_host::read::Depth,
     ) -> Result<Inventory, CliError> {
         let inventory = vfioctl_host::read::read_inventory_at(&self.root, depth)?;
-        self.names = Names::load(&self.root, self.pci_ids.as_deref(), &inventory).map_err(|e| {
-            CliError::new(Exit::Usage, e)
-                .hint("pass --pci-ids a readable pci.ids file, or leave it out")
-        })?;
+        self.load_names(&inventory)?;
         Ok(inventory)
+    }
+
+    /// True when the command has put a document of its own on standard output (a refused or
+    /// failed bind prints its plan document, which carries the error).
+    pub fn printed_document(&self) -> bool {
+        self.printed
     }
 
     /// Appends a line to standard output (written when the command ends).
     pub fn line(&mut self, text: impl AsRef<str>) {
+        self.printed = true;
         self.out.extend_from_slice(text.as_ref().as_bytes());
         self.out.push(b'\n');
     }

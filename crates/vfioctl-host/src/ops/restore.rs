@@ -266,7 +266,11 @@ pub fn restore(host: &Host, request: &RestoreRequest) -> Result<RestoreReport, O
         Some(Lock::acquire(host.root(), LOCK_WAIT)?)
     };
     let mut journal = Journal::load(host.root())?;
-    let state = HostState::read(host)?;
+    let state = match &request.targets {
+        RestoreTargets::Named(names) => HostState::read_for(host, names)?,
+        // The journal alone says what to give back; each device's state is read as it goes.
+        RestoreTargets::All => HostState::default(),
+    };
     let ordered = targets(&journal, &state, &request.targets)?;
     let executor = host.executor(request.timeouts);
     let mut report = RestoreReport::default();
