@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod boot;
 pub mod config;
 pub mod critical;
 pub mod device;

@@ -295,6 +295,7 @@ pub fn gather(
     let usage = HostUsage::read(root)?;
     facts.host_uses = crate::apply::host_uses(root, inventory, &usage);
 
+    facts.boot = crate::boot::facts::gather(root, inventory);
     facts.known = match KnownDevices::parse(default_known, "<built-in>") {
         Ok(t) => t,
         Err(e) => {

@@ -10,6 +10,7 @@
 
 pub mod apply;
 pub mod around;
+pub mod boot;
 mod error;
 pub mod executor;
 pub mod facts;

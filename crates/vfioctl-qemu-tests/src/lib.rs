@@ -244,6 +244,10 @@ pub struct Case {
     /// initramfs, so the case can run `vfioctl run` with a real QEMU inside the guest. Such a
     /// case gets more guest memory and time: see [`Case::memory_mb`] and [`Case::min_timeout`].
     pub nested_qemu: bool,
+    /// Packs Debian's `systemd-udevd` (from `VFIOCTL_QEMU_UDEV_ROOT`, default
+    /// `/var/tmp/vfioctl-initramfs/root`, made by `packaging/test-initramfs.sh --prepare`), so the
+    /// case can run vfioctl's boot rule in the real udev.
+    pub udev: bool,
 }
 
 impl Case {
@@ -254,6 +258,7 @@ impl Case {
             name: topology,
             topology,
             nested_qemu: false,
+            udev: false,
         }
     }
 
@@ -296,6 +301,15 @@ pub const CASES: &[Case] = &[
         name: "nested",
         topology: "rootports",
         nested_qemu: true,
+        udev: false,
+    },
+    // `vfioctl boot install`'s rule run by the real systemd-udevd: devices added afresh.
+    Case {
+        arch: Arch::X86_64,
+        name: "udev",
+        topology: "rootports",
+        nested_qemu: false,
+        udev: true,
     },
     Case::plain(Arch::Aarch64, "switch"),
     Case::plain(Arch::Aarch64, "pcibridge"),
@@ -554,6 +568,20 @@ pub fn prepare_case(
     let mut pack = Command::new("bash");
     if case.nested_qemu && !opts.smoke {
         pack.env("NESTED_QEMU", nested_qemu_binary(case.arch)?);
+    }
+    if case.udev && !opts.smoke {
+        let root = std::env::var_os("VFIOCTL_QEMU_UDEV_ROOT").map_or_else(
+            || PathBuf::from("/var/tmp/vfioctl-initramfs/root"),
+            PathBuf::from,
+        );
+        if !root.join("usr/bin/udevadm").exists() {
+            return err(format!(
+                "case {}: no Debian udev in {} (run packaging/test-initramfs.sh --prepare)",
+                case.id(),
+                root.display()
+            ));
+        }
+        pack.env("GUEST_UDEV_ROOT", root);
     }
     let out = pack
         .arg(qemu_tests.join("build-initramfs.sh"))

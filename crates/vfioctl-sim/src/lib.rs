@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod boot;
 pub mod cfgspace;
 pub mod fslmc;
 pub mod groups;
@@ -46,6 +47,7 @@ pub mod spec;
 pub mod state;
 pub mod topology;
 mod tree;
+pub mod udev;
 
 pub use kernel::{SimKernel, SimModuleError};
 pub use snapshot::{Entry, Snapshot, snapshot};

@@ -91,6 +91,57 @@ pub enum Command {
     /// Every root port, switch downstream port and physical slot: would a card placed there get
     /// an IOMMU group of its own, and if not, which bridge breaks isolation.
     Slots(SlotsArgs),
+    /// Early binding: a udev rule and initramfs files that take the devices of boot VMs for
+    /// vfio-pci before any host driver probes them (install, remove, status).
+    Boot(BootArgs),
+}
+
+/// `vfioctl boot`.
+#[derive(Debug, Args)]
+pub struct BootArgs {
+    #[command(subcommand)]
+    pub command: BootCommand,
+}
+
+/// `vfioctl boot ...`.
+#[derive(Debug, Subcommand)]
+pub enum BootCommand {
+    /// Write the udev rule (address and identity of every device of a VM with boot = true), put
+    /// it and the vfio modules into the initramfs, and regenerate the initramfs.
+    Install(BootInstallArgs),
+    /// Remove every file `boot install` wrote, and regenerate the initramfs.
+    Remove(BootRemoveArgs),
+    /// For each boot device: on vfio-pci or not, whether a host driver bound it this boot,
+    /// whether its identity drifted; and whether the rule matches the definitions.
+    Status(StatusArgs),
+}
+
+/// `vfioctl boot install`.
+#[derive(Debug, Args)]
+pub struct BootInstallArgs {
+    /// Print every file and command, and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// The initramfs generator: auto (the one installed), initramfs-tools, dracut, mkinitcpio,
+    /// or none (only the udev rule).
+    #[arg(long, value_name = "GENERATOR", default_value = "auto")]
+    pub initramfs: vfioctl_core::boot::initramfs::GeneratorChoice,
+    /// Do not regenerate the initramfs; print the command instead.
+    #[arg(long)]
+    pub no_regenerate: bool,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// `vfioctl boot remove`.
+#[derive(Debug, Args)]
+pub struct BootRemoveArgs {
+    /// Print what would be removed, and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Do not regenerate the initramfs; print the command instead.
+    #[arg(long)]
+    pub no_regenerate: bool,
 }
 
 /// Where VM definitions are read from.

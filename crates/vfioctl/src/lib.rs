@@ -43,6 +43,7 @@ fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
         Command::Status(args) => cmd::vm::status(ctx, args),
         Command::Run(args) => cmd::vm::run(ctx, args),
         Command::Slots(args) => cmd::predict::slots(ctx, args),
+        Command::Boot(args) => cmd::boot::boot(ctx, args),
         Command::Recover(args) => cmd::bind::recover(ctx, args),
     }
 }

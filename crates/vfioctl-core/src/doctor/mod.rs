@@ -55,6 +55,7 @@
 //! | `known-devices-invalid` | error | `/etc/vfioctl/devices.toml` does not parse |
 //! | `fsl-mc-vfio-missing` | error | DPAA2 host without a vfio-fsl-mc driver |
 //! | `fsl-mc-irq-cfg` | info | DPAA2 host: containers for VMs need `DPRC_CFG_OPT_IRQ_CFG_ALLOWED` |
+//! | `boot-framebuffer`, `vtconsole-bound`, `stale-module-name`, `pci-stub-leftover` | | early boot: see `crate::boot::checks` |
 //!
 //! Kernel references: `drivers/vfio/vfio_iommu_type1.c` (`allow_unsafe_interrupts`, isolated
 //! MSI), `drivers/vfio/pci/vfio_pci.c` (`disable_idle_d3`, `ids`), `drivers/iommu/intel/iommu.h`
@@ -114,6 +115,13 @@ pub fn run(facts: &DoctorFacts, inv: &Inventory, named: &[PciAddress]) -> Vec<Fi
     overrides::check_risky(&ctx, &mut out);
     known::check_known(&ctx, &mut out);
     fslmc::check_fsl_mc(&ctx, &mut out);
+    let (cmdline, release) = (facts.cmdline.as_deref(), facts.kernel_release.as_deref());
+    out.extend(crate::boot::checks::run(
+        &facts.boot,
+        cmdline,
+        release,
+        |a| ctx.in_scope(a),
+    ));
     out.sort_by_key(|f| f.severity);
     out
 }

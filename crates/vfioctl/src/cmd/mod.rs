@@ -1,5 +1,6 @@
 //! One module per family of commands.
 pub mod bind;
+pub mod boot;
 pub mod check;
 pub mod docs;
 pub mod doctor;
