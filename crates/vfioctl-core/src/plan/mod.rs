@@ -160,6 +160,8 @@ pub enum RefusalKind {
     NeverViable,
     /// The host has no IOMMU, so vfio-pci cannot bind anything.
     NoIommu,
+    /// Another owner holds the device (see [`crate::ownership`]).
+    Held,
 }
 
 /// A reason the plan may not go ahead.

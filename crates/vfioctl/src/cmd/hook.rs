@@ -35,9 +35,11 @@ pub fn hook(ctx: &mut Context, args: &HookArgs) -> Result<Exit, CliError> {
                     .read_to_string(&mut xml)
                     .map(|_| xml)
             },
-            timeouts(None),
+            timeouts(args.timeout),
         )?,
-        HookTarget::Proxmox { vmid, phase } => hooks::proxmox(&host, vmid, phase, timeouts(None))?,
+        HookTarget::Proxmox { vmid, phase } => {
+            hooks::proxmox(&host, vmid, phase, timeouts(args.timeout))?
+        }
     };
     match action {
         HookAction::Ignored => Ok(Exit::Success),
