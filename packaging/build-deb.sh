@@ -11,7 +11,13 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 arch=$(dpkg --print-architecture)
 target_dir=${CARGO_TARGET_DIR:-target}
 
-cargo build --release --locked -p vfioctl
+# The plain release binary of crates/vfioctl: the simulated kernel lives only in the test-only
+# vfioctl-testbin, so the package can never change behaviour under a marked `--root` tree.
+cargo build --release --locked -p vfioctl --bin vfioctl
+if grep -qF '.vfioctl-sim/kernel.json' "$target_dir/release/vfioctl"; then
+  echo "error: $target_dir/release/vfioctl holds the test simulator's marker; package the binary of crates/vfioctl" >&2
+  exit 1
+fi
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 pkg="$stage/vfioctl_${version}_${arch}"

@@ -125,6 +125,7 @@ impl StepError {
 }
 
 /// Executes steps against a kernel under a root.
+#[derive(Clone)]
 pub struct Executor {
     root: HostRoot,
     kernel: Arc<dyn Kernel>,
@@ -153,6 +154,13 @@ impl Executor {
     #[must_use]
     pub fn with_write_helper(mut self, program: PathBuf) -> Self {
         self.write_helper = Some(program);
+        self
+    }
+
+    /// The same executor with other timeouts.
+    #[must_use]
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
         self
     }
 

@@ -29,7 +29,26 @@ struct V1Entry<O> {
     owner: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// An entry's original state, whichever bus it came from.
+type Original = (
+    DeviceRef,
+    Option<DriverName>,
+    Option<DriverName>,
+    Option<u32>,
+);
+
+impl<O> V1Entry<O> {
+    fn with_original<P>(self, original: P) -> V1Entry<P> {
+        V1Entry {
+            original,
+            state: self.state,
+            since: self.since,
+            owner: self.owner,
+        }
+    }
+}
+
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct V1Pci {
     address: PciAddress,
@@ -38,7 +57,7 @@ struct V1Pci {
     iommu_group: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct V1Object {
     object: String,
@@ -75,32 +94,36 @@ fn entry(
 /// Parses a format-1 journal into this format.
 pub(crate) fn parse(text: &str) -> Result<Journal, String> {
     let v1: V1Journal = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let mut entries = Vec::new();
-    for e in v1.entries {
-        let o = e.original;
-        entries.push(entry(
-            o.address.into(),
-            o.driver,
-            o.driver_override,
-            o.iommu_group,
-            e.state,
-            e.since,
-            e.owner.as_deref(),
-        ));
-    }
-    for e in v1.fsl_mc {
-        let o = e.original;
+    let pci = v1.entries.into_iter().map(|e| {
+        let V1Pci {
+            address,
+            driver,
+            driver_override,
+            iommu_group,
+        } = e.original.clone();
+        Ok(e.with_original((address.into(), driver, driver_override, iommu_group)))
+    });
+    let containers = v1.fsl_mc.into_iter().map(|e| {
+        let o = e.original.clone();
         let device: DeviceRef = o.object.parse().map_err(|err| format!("{err}"))?;
-        entries.push(entry(
-            device,
-            o.driver,
-            o.driver_override,
-            o.iommu_group,
-            e.state,
-            e.since,
-            e.owner.as_deref(),
-        ));
-    }
+        Ok(e.with_original((device, o.driver, o.driver_override, o.iommu_group)))
+    });
+    let entries = pci
+        .chain(containers)
+        .map(|e: Result<V1Entry<Original>, String>| {
+            let e = e?;
+            let (device, driver, driver_override, iommu_group) = e.original;
+            Ok(entry(
+                device,
+                driver,
+                driver_override,
+                iommu_group,
+                e.state,
+                e.since,
+                e.owner.as_deref(),
+            ))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     Ok(Journal {
         version: JOURNAL_VERSION,
         entries,

@@ -105,3 +105,16 @@ impl From<vfioctl_core::SelectorError> for CliError {
         Self::new(Exit::Usage, error.to_string()).hint(hint)
     }
 }
+
+/// The `--json` error document: `{"version": 1, "error": {"message", "hint", "exit"}}`.
+pub fn json_document(error: &CliError) -> String {
+    serde_json::json!({
+        "version": crate::cmd::inventory::JSON_VERSION,
+        "error": {
+            "message": error.message,
+            "hint": error.hint,
+            "exit": error.exit as u8,
+        }
+    })
+    .to_string()
+}

@@ -26,49 +26,42 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// The host the use cases act on: a root and the kernel behind it.
 pub struct Host {
-    root: HostRoot,
-    kernel: Arc<dyn Kernel>,
-    write_helper: Option<PathBuf>,
+    executor: Executor,
 }
 
 impl Host {
     /// A host.
     pub fn new(root: HostRoot, kernel: Arc<dyn Kernel>) -> Self {
         Self {
-            root,
-            kernel,
-            write_helper: None,
+            executor: Executor::new(root, kernel, Timeouts::default()),
         }
     }
 
     /// Unbinds run in child processes of `program` (see [`Executor::with_write_helper`]).
     #[must_use]
-    pub fn with_write_helper(mut self, program: PathBuf) -> Self {
-        self.write_helper = Some(program);
-        self
+    pub fn with_write_helper(self, program: PathBuf) -> Self {
+        Self {
+            executor: self.executor.with_write_helper(program),
+        }
     }
 
     /// The root.
     pub fn root(&self) -> &HostRoot {
-        &self.root
+        self.executor.root()
     }
 
     /// An executor with these timeouts.
     pub fn executor(&self, timeouts: Timeouts) -> Executor {
-        let executor = Executor::new(self.root.clone(), Arc::clone(&self.kernel), timeouts);
-        match &self.write_helper {
-            Some(program) => executor.with_write_helper(program.clone()),
-            None => executor,
-        }
+        self.executor.clone().with_timeouts(timeouts)
     }
 
     /// The vfio drivers that are registered already.
     pub fn loaded_vfio_drivers(&self) -> Vec<Bus> {
         let mut loaded = Vec::new();
-        if crate::apply::vfio_pci_loaded(&self.root) {
+        if crate::apply::vfio_pci_loaded(self.root()) {
             loaded.push(Bus::Pci);
         }
-        if crate::fslmc::vfio_fslmc_loaded(&self.root) {
+        if crate::fslmc::vfio_fslmc_loaded(self.root()) {
             loaded.push(Bus::FslMc);
         }
         loaded

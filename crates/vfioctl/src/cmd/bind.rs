@@ -219,7 +219,7 @@ pub fn bind(ctx: &mut Context, args: &BindArgs) -> Result<Exit, CliError> {
         user,
         timeouts: timeouts(args.timeout),
     };
-    let report = vfioctl_host::ops::bind::bind(&crate::kernel::host(&ctx.root), &request)?;
+    let report = vfioctl_host::ops::bind::bind(&crate::kernel::host(ctx), &request)?;
     render_bind(ctx, &report, args.dry_run)
 }
 
@@ -364,7 +364,7 @@ fn run_restore(
         dry_run,
         timeouts: timeouts(timeout),
     };
-    let report = vfioctl_host::ops::restore::restore(&crate::kernel::host(&ctx.root), &request)?;
+    let report = vfioctl_host::ops::restore::restore(&crate::kernel::host(ctx), &request)?;
     render_restore(ctx, &report, dry_run)
 }
 

@@ -16,7 +16,7 @@ const MAX_XML: u64 = 16 * 1024 * 1024;
 
 /// `vfioctl hook`.
 pub fn hook(ctx: &mut Context, args: &HookArgs) -> Result<Exit, CliError> {
-    let host = crate::kernel::host(&ctx.root);
+    let host = crate::kernel::host(ctx);
     let action = match &args.target {
         HookTarget::Libvirt {
             domain,

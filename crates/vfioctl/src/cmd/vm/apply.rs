@@ -21,7 +21,7 @@ pub fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliError> {
         dry_run: args.dry_run,
         timeouts: timeouts(args.timeout),
     };
-    let report = vfioctl_host::ops::vm::apply(&crate::kernel::host(&ctx.root), &request)?;
+    let report = vfioctl_host::ops::vm::apply(&crate::kernel::host(ctx), &request)?;
     let any = |outcome| report.vms.iter().any(|v| v.result == outcome);
     let exit = if any(VmOutcome::Failed) {
         Exit::Failed
@@ -57,9 +57,16 @@ pub fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliError> {
     }
     for r in &report.vms {
         let devices = vfioctl_core::comma_list(&r.devices);
+        let mut drivers: Vec<String> = r
+            .devices
+            .iter()
+            .map(|d| d.bus().vfio_driver().to_string())
+            .collect();
+        drivers.dedup();
+        let drivers = drivers.join(" and ");
         let what = match r.result {
-            VmOutcome::Bound => format!("bound {devices} to vfio"),
-            VmOutcome::Planned => format!("would bind {devices} to vfio"),
+            VmOutcome::Bound => format!("bound {devices} to {drivers}"),
+            VmOutcome::Planned => format!("would bind {devices} to {drivers}"),
             VmOutcome::AlreadyBound => "already bound; nothing to do".to_owned(),
             VmOutcome::Refused => "refused".to_owned(),
             VmOutcome::Failed => "failed".to_owned(),

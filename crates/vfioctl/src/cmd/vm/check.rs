@@ -80,7 +80,7 @@ fn check_qemu(vm: &VmFile, problems: &mut Vec<Finding>) -> Option<QemuReport> {
 
 pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliError> {
     let vm = load(ctx, &args.config, &args.name)?;
-    let host = crate::kernel::host(&ctx.root);
+    let host = crate::kernel::host(ctx);
     let state = HostState::read(&host)?;
     let inventory = &state.pci;
     let pre = preflight(&host, &state, &vm)?;

@@ -42,7 +42,7 @@ pub(super) fn pasteable(argv: &[String]) -> Vec<String> {
 
 pub(super) fn qemu_args(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliError> {
     let vm = load(ctx, &args.config, &args.name)?;
-    let host = crate::kernel::host(&ctx.root);
+    let host = crate::kernel::host(ctx);
     let state = HostState::read(&host)?;
     let pre = preflight(&host, &state, &vm)?;
     let argv = render_command(&vm, &state, &pre).map_err(|e| CliError::from_op(&e.into()))?;

@@ -32,7 +32,7 @@ fn exit_with(ctx: &mut Context, code: i32) -> ! {
 pub fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
     require_privileges(ctx, args.dry_run)?;
     let vm = load(ctx, &args.config, &args.name)?;
-    let host = crate::kernel::host(&ctx.root);
+    let host = crate::kernel::host(ctx);
     let prepared = prepare(&host, &vm, args.dry_run)?;
     for w in &prepared.preflight.warnings {
         ctx.note(w.clone());
