@@ -117,6 +117,7 @@ pub struct Prepared {
     /// The QEMU binary found for `argv[0]`.
     pub program: PathBuf,
     user: Option<(u32, u32)>,
+    credentials: Option<super::identity::Credentials>,
     signals: Option<Signals>,
     lock: Option<Lock>,
     name: vfioctl_core::vm::VmName,
@@ -175,11 +176,18 @@ pub fn prepare(host: &Host, vm: &VmFile, dry_run: bool) -> Result<Prepared, OpEr
     let argv = render_command(vm, &state, &pre)?;
     let program = vms::find_program(&argv[0]).ok_or_else(|| RunError::NoQemu(argv[0].clone()))?;
     let user = user_ids(host, &vm.definition)?;
+    let credentials = vm
+        .definition
+        .user
+        .as_deref()
+        .map(|u| super::identity::credentials(host.root(), u))
+        .transpose()?;
     Ok(Prepared {
         preflight: pre,
         argv,
         program,
         user,
+        credentials,
         signals,
         lock,
         name: vm.name.clone(),
@@ -335,10 +343,13 @@ pub fn supervise(
         return Ok(128 + signal);
     }
     events(RunEvent::Starting(prepared.argv.clone()));
-    let mut child = match Command::new(&prepared.program)
-        .args(&prepared.argv[1..])
-        .spawn()
-    {
+    let mut command = Command::new(&prepared.program);
+    command.args(&prepared.argv[1..]);
+    // After the group nodes were handed to the user (bind_vm): QEMU opens them as that user.
+    if let Some(credentials) = &prepared.credentials {
+        super::identity::run_as(&mut command, credentials);
+    }
+    let mut child = match command.spawn() {
         Ok(child) => child,
         Err(source) => {
             let gave_back = give_back(host, &owner, &bound, timeouts)

@@ -44,6 +44,15 @@ pub fn hook(ctx: &mut Context, args: &HookArgs) -> Result<Exit, CliError> {
     match action {
         HookAction::Ignored => Ok(Exit::Success),
         HookAction::Bound(report) => render_bind(ctx, &report, false),
-        HookAction::Restored(report) => render_restore(ctx, &report, false),
+        HookAction::Restored(report) => {
+            // The hook scripts run with --quiet, which drops notes; a device left to its holder
+            // is worth one sentence in libvirt's or Proxmox's log all the same.
+            if ctx.quiet {
+                for why in report.left() {
+                    eprintln!("vfioctl: {why}");
+                }
+            }
+            render_restore(ctx, &report, false)
+        }
     }
 }
