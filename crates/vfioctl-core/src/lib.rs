@@ -22,6 +22,7 @@ pub mod known;
 pub mod ownership;
 pub mod pciids;
 pub mod plan;
+pub mod predict;
 pub mod pve;
 pub mod render;
 pub mod select;

@@ -54,7 +54,7 @@ pub fn root_arch(root: &HostRoot) -> Arch {
 }
 
 /// The architecture: from `/proc/cpuinfo`, else the IOMMU's kind, else (on `/`) this build's.
-fn arch(root: &HostRoot, units: &[String]) -> Result<Arch, HostError> {
+pub(crate) fn arch(root: &HostRoot, units: &[String]) -> Result<Arch, HostError> {
     if let Some(cpuinfo) = text(root, "proc/cpuinfo")? {
         if cpuinfo.contains("CPU implementer") {
             return Ok(Arch::Aarch64);

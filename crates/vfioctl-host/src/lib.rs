@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod around;
 mod error;
 pub mod executor;
 pub mod facts;
@@ -18,6 +19,7 @@ mod journal_v1;
 pub mod kernel;
 pub mod ops;
 pub mod owners;
+pub mod platform;
 pub mod read;
 pub mod root;
 pub mod transaction;

@@ -20,10 +20,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::spec::{ContainerSpec, FslMcSpec};
 use crate::state::{Errno, KernelState};
-use crate::tree::{
+use crate::tree::files::{
     group_of, put, rel_symlink, remove_dir_if_exists, remove_if_exists, resolve_link,
 };
 
@@ -31,32 +30,6 @@ use crate::tree::{
 const BUS: &str = "sys/bus/fsl-mc";
 /// The vfio driver's name.
 pub const VFIO_FSL_MC: &str = "vfio-fsl-mc";
-
-/// One DPAA2 container (DPRC) and the objects the MC firmware has put in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContainerSpec {
-    /// Name (`dprc.2`).
-    pub name: String,
-    /// The container holding it; `None` for the root container.
-    pub parent: Option<String>,
-    /// Objects inside (`dpni.1`, `dpio.1`, ...), child containers excluded.
-    pub objects: Vec<String>,
-    /// The driver holding the container at boot (`fsl_mc_dprc` for the host's, `None` for a
-    /// restool-made one).
-    pub driver: Option<String>,
-    /// Plugged containers match their driver's table; an unplugged one (as restool creates it)
-    /// binds only through `driver_override`.
-    pub plugged: bool,
-}
-
-/// The fsl-mc bus of a host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FslMcSpec {
-    /// The MC's platform device directory, relative to the root.
-    pub base: String,
-    /// Every container.
-    pub containers: Vec<ContainerSpec>,
-}
 
 /// The driver an object type gets without an override, and the module providing it.
 pub fn default_driver(object: &str) -> Option<(&'static str, &'static str)> {

@@ -25,6 +25,8 @@ pub enum PciKind {
     Endpoint,
     /// Root-complex integrated endpoint (port type 9).
     RcEndpoint,
+    /// Root-complex event collector (port type 10).
+    RcEventCollector,
     /// PCIe root port (type 1 header, port type 4).
     RootPort,
     /// Switch upstream port (type 1 header, port type 5).
@@ -62,6 +64,7 @@ impl PciKind {
             Self::Downstream => Some(0x6),
             Self::PcieToPciBridge => Some(0x7),
             Self::RcEndpoint => Some(0x9),
+            Self::RcEventCollector => Some(0xa),
             Self::PciFunction | Self::PciBridge => None,
         }
     }
@@ -469,4 +472,30 @@ impl HostSpec {
             "\n"
         }
     }
+}
+
+/// One DPAA2 container (DPRC) and the objects the MC firmware has put in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// Name (`dprc.2`).
+    pub name: String,
+    /// The container holding it; `None` for the root container.
+    pub parent: Option<String>,
+    /// Objects inside (`dpni.1`, `dpio.1`, ...), child containers excluded.
+    pub objects: Vec<String>,
+    /// The driver holding the container at boot (`fsl_mc_dprc` for the host's, `None` for a
+    /// restool-made one).
+    pub driver: Option<String>,
+    /// Plugged containers match their driver's table; an unplugged one (as restool creates it)
+    /// binds only through `driver_override`.
+    pub plugged: bool,
+}
+
+/// The fsl-mc bus of a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FslMcSpec {
+    /// The MC's platform device directory, relative to the root.
+    pub base: String,
+    /// Every container.
+    pub containers: Vec<ContainerSpec>,
 }

@@ -137,7 +137,7 @@ pub struct KernelState {
     pub crash_after_write: Option<u64>,
     /// The fsl-mc (DPAA2) bus, on hosts that have one.
     #[serde(default)]
-    pub fsl_mc: Option<crate::fslmc::FslMcSpec>,
+    pub fsl_mc: Option<crate::spec::FslMcSpec>,
 }
 
 impl KernelState {

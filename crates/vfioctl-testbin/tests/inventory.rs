@@ -1,4 +1,4 @@
-//! `list`, `groups` and `show` of the real binary on simulated kernels.
+//! `list`, `groups` and `show` of the test binary (vfioctl's entry point) on simulated kernels.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod common;

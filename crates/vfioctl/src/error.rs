@@ -109,7 +109,7 @@ impl From<vfioctl_core::SelectorError> for CliError {
 /// The `--json` error document: `{"version": 1, "error": {"message", "hint", "exit"}}`.
 pub fn json_document(error: &CliError) -> String {
     serde_json::json!({
-        "version": crate::cmd::inventory::JSON_VERSION,
+        "version": crate::json::JSON_VERSION,
         "error": {
             "message": error.message,
             "hint": error.hint,

@@ -9,6 +9,7 @@ mod cmd;
 mod context;
 mod error;
 mod exit;
+mod json;
 mod kernel;
 mod names;
 
@@ -41,6 +42,7 @@ fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
         Command::Apply(args) => cmd::vm::apply(ctx, args),
         Command::Status(args) => cmd::vm::status(ctx, args),
         Command::Run(args) => cmd::vm::run(ctx, args),
+        Command::Slots(args) => cmd::predict::slots(ctx, args),
         Command::Recover(args) => cmd::bind::recover(ctx, args),
     }
 }

@@ -116,11 +116,8 @@ pub(super) fn plan_pci(
         }
     }
 
-    if !input.loaded.contains(&Bus::Pci) {
-        plan.steps.push(Step::LoadModule {
-            module: super::VFIO_PCI_MODULE.to_owned(),
-        });
-    }
+    // The module is loaded only when something will bind to it.
+    let load_at = plan.steps.len();
     let vfio = Bus::Pci.vfio_driver();
     let mut planned = Vec::new();
     for address in &covered {
@@ -182,8 +179,13 @@ pub(super) fn plan_pci(
                 .map(|d| d.device.to_string())
                 .collect();
             if !left.is_empty() {
+                let verb = if left.len() == 1 {
+                    "leaves its"
+                } else {
+                    "leave their"
+                };
                 plan.warnings.push(format!(
-                    "IOMMU group {group} stays unusable by a VM until {} also leave their host \
+                    "IOMMU group {group} stays unusable by a VM until {} also {verb} host \
                      drivers",
                     left.join(", ")
                 ));
@@ -197,6 +199,16 @@ pub(super) fn plan_pci(
                 group: GroupId(*group),
             });
         }
+    }
+    if !input.loaded.contains(&Bus::Pci)
+        && planned.iter().any(|d| d.disposition == Disposition::Bind)
+    {
+        plan.steps.insert(
+            load_at,
+            Step::LoadModule {
+                module: super::VFIO_PCI_MODULE.to_owned(),
+            },
+        );
     }
     plan.devices.extend(planned);
     plan.groups.extend(groups.into_iter().map(GroupId));

@@ -74,6 +74,37 @@ impl HostState {
             fslmc: crate::fslmc::read_fslmc(host.root())?,
         })
     }
+
+    /// Reads what a command about `names` needs: when they are all addresses and containers,
+    /// only those functions, their groups and the bridges above them; names that need every
+    /// device to resolve (IDs, interfaces, an address that is not there) read everything.
+    pub fn read_for(host: &Host, names: &[String]) -> Result<Self, OpError> {
+        let root = host.root();
+        let mut seeds = Vec::new();
+        let mut all: Option<Vec<vfioctl_core::PciAddress>> = None;
+        for name in names {
+            if name.parse::<FslMcName>().is_ok() {
+                continue;
+            }
+            let Ok(selector) = name.parse::<vfioctl_core::PciSelector>() else {
+                return Self::read(host);
+            };
+            let list = all.get_or_insert_with(|| crate::around::addresses(root));
+            match selector.resolve(list.iter()) {
+                Ok(address) => seeds.push(address),
+                Err(_) => return Self::read(host),
+            }
+        }
+        Self::around(host, &seeds)
+    }
+
+    /// Reads `seeds`, their groups and the bridges above them, and the fsl-mc bus.
+    pub fn around(host: &Host, seeds: &[vfioctl_core::PciAddress]) -> Result<Self, OpError> {
+        Ok(Self {
+            pci: crate::around::read_around(host.root(), seeds, Depth::Full)?,
+            fslmc: crate::fslmc::read_fslmc(host.root())?,
+        })
+    }
 }
 
 /// How the host uses its devices on both buses, for the planner's refusals.
@@ -171,7 +202,7 @@ pub fn bind(host: &Host, request: &BindRequest) -> Result<BindReport, OpError> {
             return Err(crate::transaction::ApplyError::Interrupted(interrupted).into());
         }
     }
-    let state = HostState::read(host)?;
+    let state = HostState::read_for(host, &request.names)?;
     let devices = vfioctl_core::select::select(&state.pci, &state.fslmc, &request.names)?;
     let mut plan = plan(host, &state, &devices, &request.options)?;
     claim(host, &journal, &mut plan, &request.owner);

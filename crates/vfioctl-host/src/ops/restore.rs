@@ -372,7 +372,13 @@ pub fn restore(host: &Host, request: &RestoreRequest) -> Result<RestoreReport, O
         Some(Lock::acquire(host.root(), LOCK_WAIT)?)
     };
     let mut journal = Journal::load(host.root())?;
-    let state = HostState::read(host)?;
+    let state = match &request.targets {
+        RestoreTargets::Named(names) | RestoreTargets::Owned(names) if !names.is_empty() => {
+            HostState::read_for(host, names)?
+        }
+        // The journal alone says what to give back; each device's state is read as it goes.
+        _ => HostState::default(),
+    };
     let ordered = targets(
         &journal,
         &state,

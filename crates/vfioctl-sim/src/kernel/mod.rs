@@ -31,7 +31,7 @@ use vfioctl_core::PciAddress;
 
 use crate::spec::IdMatch;
 use crate::state::{Errno, Fault, FaultAction, KernelState, SIM_DIR};
-use crate::tree::put;
+use crate::tree::{SimTree, put};
 
 /// Why a module could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -321,5 +321,12 @@ impl SimKernel {
     pub fn write_raw(&self, rel: &Path, content: &[u8]) -> io::Result<()> {
         let rel = self.relative(rel)?;
         put(&self.root, rel, content)
+    }
+}
+
+impl SimTree {
+    /// The simulated kernel serving this tree.
+    pub fn kernel(&self) -> io::Result<SimKernel> {
+        SimKernel::open(self.root())
     }
 }

@@ -33,7 +33,7 @@ pub struct SimBuilder {
     /// vfio no-IOMMU mode.
     pub noiommu: bool,
     /// The fsl-mc (DPAA2) bus, if the host has one.
-    pub fsl_mc: Option<crate::fslmc::FslMcSpec>,
+    pub fsl_mc: Option<crate::spec::FslMcSpec>,
 }
 
 /// A tree written into a temporary directory that is removed on drop.
@@ -46,11 +46,6 @@ impl SimTree {
     /// The root directory (pass it as vfioctl's `--root`).
     pub fn root(&self) -> &Path {
         self.dir.path()
-    }
-
-    /// The simulated kernel serving this tree.
-    pub fn kernel(&self) -> io::Result<crate::SimKernel> {
-        crate::SimKernel::open(self.root())
     }
 
     /// Keeps the directory on disk (for debugging a failed test) and returns its path.

@@ -10,14 +10,13 @@
 
 mod attrs;
 mod build;
-mod files;
+pub(crate) mod files;
 mod live;
 mod writer;
 
 pub(crate) use build::addr;
 pub use build::{SimBuilder, SimTree};
 pub(crate) use files::{
-    device_dir, group_of, put, read_hex, rel_symlink, remove_dir_if_exists, remove_if_exists,
-    resolve_link,
+    device_dir, group_of, put, read_hex, remove_dir_if_exists, remove_if_exists,
 };
 pub(crate) use live::{attach, detach, module_present, write_routes};

@@ -5,5 +5,6 @@ pub mod docs;
 pub mod doctor;
 pub mod hook;
 pub mod inventory;
+pub mod predict;
 pub mod render;
 pub mod vm;

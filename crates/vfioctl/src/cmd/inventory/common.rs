@@ -1,9 +1,6 @@
-//! What the reading commands share: the JSON version, the IOMMU-off note and table layout.
+//! What the reading commands share: the IOMMU-off note and table layout.
 
 use vfioctl_core::fslmc::FslMcObject;
-
-/// Version of every JSON document vfioctl prints.
-pub const JSON_VERSION: u32 = 1;
 
 /// Said by every reading command on a host without IOMMU groups.
 pub(super) const IOMMU_OFF_NOTE: &str = "the IOMMU is off on this host: no device has an IOMMU group, so \

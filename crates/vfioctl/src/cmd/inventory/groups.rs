@@ -10,8 +10,9 @@ use crate::cli::GroupsArgs;
 use crate::context::{Context, describe, resolve_device};
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::json::JSON_VERSION;
 
-use super::common::{IOMMU_OFF_NOTE, JSON_VERSION, align};
+use super::common::{IOMMU_OFF_NOTE, align};
 
 #[derive(Serialize)]
 pub(super) struct GroupMember<'a> {
@@ -62,6 +63,9 @@ pub(super) fn group_docs<'a>(inventory: &'a Inventory, ids: &[u32]) -> Vec<Group
 
 /// `vfioctl groups`.
 pub fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliError> {
+    if args.predict {
+        return crate::cmd::predict::groups(ctx, args);
+    }
     let inventory = ctx.inventory_at(Depth::Summary)?;
     let mut ids: Vec<u32> = Vec::new();
     if args.filter.is_empty() {

@@ -9,8 +9,9 @@ use crate::cli::ListArgs;
 use crate::context::{Context, describe, resolve_device};
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::json::JSON_VERSION;
 
-use super::common::{IOMMU_OFF_NOTE, JSON_VERSION, align, object_line};
+use super::common::{IOMMU_OFF_NOTE, align, object_line};
 
 #[derive(Serialize)]
 pub(super) struct ListedDevice<'a> {

@@ -9,8 +9,9 @@ use crate::cli::ShowArgs;
 use crate::context::{Context, describe, resolve_device};
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::json::JSON_VERSION;
 
-use super::common::{IOMMU_OFF_NOTE, JSON_VERSION, object_line};
+use super::common::{IOMMU_OFF_NOTE, object_line};
 use super::groups::{GroupDoc, group_docs, viability_line};
 use super::list::{ListedDevice, listed};
 
@@ -19,7 +20,7 @@ pub fn show(ctx: &mut Context, args: &ShowArgs) -> Result<Exit, CliError> {
     if let Ok(dprc) = args.device.parse::<vfioctl_core::fslmc::DprcName>() {
         return show_container(ctx, dprc);
     }
-    let inventory = ctx.inventory()?;
+    let inventory = ctx.inventory_around(std::slice::from_ref(&args.device))?;
     let dev = resolve_device(ctx, &inventory, &args.device)?.clone();
     let usage = HostUsage::read(&ctx.root)?;
     let dir = vfioctl_host::read::device_dir(&ctx.root, &dev.address)?;

@@ -1,0 +1,64 @@
+//! Reading only what a question about a few devices needs: those functions, every member of
+//! their IOMMU groups, and the bridges above them. `show`, a bind plan and its dry run then cost
+//! the same on a host with 16 functions as on one with thousands of SR-IOV functions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use vfioctl_core::{Inventory, PciAddress};
+
+use crate::read::{Depth, device_dir, dir_names, read_device_at};
+use crate::{HostError, HostRoot};
+
+/// Every PCI address on the host, from one directory listing (no per-device reads).
+pub fn addresses(root: &HostRoot) -> Vec<PciAddress> {
+    let mut all: Vec<PciAddress> = dir_names(&root.join("sys/bus/pci/devices"))
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    all.sort_unstable();
+    all
+}
+
+/// The members of IOMMU group `group`, as the kernel lists them.
+fn group_members(root: &HostRoot, group: u32) -> Vec<PciAddress> {
+    let mut members: Vec<PciAddress> =
+        dir_names(&root.join(format!("sys/kernel/iommu_groups/{group}/devices")))
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+    members.sort_unstable();
+    members
+}
+
+/// Reads `seeds`, the members of their groups and their upstream bridges, at `depth`: an
+/// inventory that answers every question about those devices that the whole one would.
+pub fn read_around(
+    root: &HostRoot,
+    seeds: &[PciAddress],
+    depth: Depth,
+) -> Result<Inventory, HostError> {
+    let mut queue: Vec<PciAddress> = seeds.to_vec();
+    let mut seen: BTreeSet<PciAddress> = BTreeSet::new();
+    let mut devices = Vec::new();
+    let mut groups: BTreeMap<u32, Vec<PciAddress>> = BTreeMap::new();
+    while let Some(address) = queue.pop() {
+        if !seen.insert(address) {
+            continue;
+        }
+        let dir = device_dir(root, &address)?;
+        let dev = read_device_at(address, &dir, depth)?;
+        if let Some(parent) = dev.parent {
+            queue.push(parent);
+        }
+        if let Some(group) = dev.iommu_group
+            && !groups.contains_key(&group)
+        {
+            let members = group_members(root, group);
+            queue.extend(members.iter().copied());
+            groups.insert(group, members);
+        }
+        devices.push(dev);
+    }
+    let iommu_enabled = !groups.is_empty() || !dir_names(&root.join("sys/class/iommu")).is_empty();
+    Ok(Inventory::new(devices, iommu_enabled, groups))
+}
