@@ -24,8 +24,11 @@ fn number(text: &str) -> Option<u32> {
     }
 }
 
-/// The PCI host devices of a libvirt domain (`<hostdev mode='subsystem' type='pci'>` with a
-/// `<source><address domain= bus= slot= function=/>`), in document order.
+/// The PCI host devices of a libvirt domain (`<hostdev mode='subsystem' type='pci'>` and
+/// `<interface type='hostdev'>`, with a `<source><address domain= bus= slot= function=/>`), in
+/// document order, `managed` or not: libvirt leaves a managed device that is on vfio-pci already
+/// where it is, so binding it first and giving it back after libvirt's release is the same either
+/// way. Mediated devices (`type='mdev'`) are left alone: their parent stays on its driver.
 pub fn libvirt_pci_hostdevs(xml: &str) -> Result<Vec<PciAddress>, HookError> {
     let mut reader = Reader::from_str(xml);
     let mut found = Vec::new();
@@ -50,9 +53,14 @@ pub fn libvirt_pci_hostdevs(xml: &str) -> Result<Vec<PciAddress>, HookError> {
                         })
                 };
                 match e.name().as_ref() {
+                    // `type='mdev'` and `type='usb'` hostdevs are not PCI functions to bind.
                     "hostdev" if !empty => {
                         in_pci_hostdev = attr("type").as_deref() == Some("pci")
                             && attr("mode").as_deref() != Some("capabilities");
+                    }
+                    // An SR-IOV VF given as a network interface: a PCI hostdev by another name.
+                    "interface" if !empty => {
+                        in_pci_hostdev = attr("type").as_deref() == Some("hostdev");
                     }
                     "source" if in_pci_hostdev && !empty => in_source = true,
                     "address" if in_pci_hostdev && in_source => {
@@ -81,7 +89,7 @@ pub fn libvirt_pci_hostdevs(xml: &str) -> Result<Vec<PciAddress>, HookError> {
                 }
             }
             Event::End(ref e) => match e.name().as_ref() {
-                "hostdev" => {
+                "hostdev" | "interface" => {
                     in_pci_hostdev = false;
                     in_source = false;
                 }
@@ -100,8 +108,16 @@ pub fn libvirt_pci_hostdevs(xml: &str) -> Result<Vec<PciAddress>, HookError> {
 pub enum ProxmoxDevice {
     /// A function or a whole slot as Proxmox writes it (`0000:01:00.0`, `01:00.0`, `01:00`).
     Host(String),
-    /// A cluster resource mapping (`mapping=name`), resolved by Proxmox, not here.
+    /// A cluster resource mapping (`mapping=name`), resolved from `/etc/pve/mapping/pci.cfg`.
     Mapping(String),
+    /// An entry vfioctl leaves to Proxmox: a mediated device (`mdev=`) is created on the parent,
+    /// which stays on its driver, and `driver=keep` asks for the device's own driver.
+    LeftAlone {
+        /// The `hostpciN` key.
+        key: String,
+        /// Why, in words.
+        why: &'static str,
+    },
 }
 
 /// The `hostpciN` devices of a Proxmox VE VM configuration (`/etc/pve/qemu-server/<vmid>.conf`),
@@ -122,6 +138,8 @@ pub fn proxmox_hostpci(conf: &str) -> Vec<ProxmoxDevice> {
         if !is_hostpci {
             continue;
         }
+        let mut found = Vec::new();
+        let mut left_alone = None;
         for (i, option) in value.trim().split(',').enumerate() {
             let (name, val) = match option.split_once('=') {
                 Some((n, v)) => (n.trim(), v.trim()),
@@ -130,14 +148,29 @@ pub fn proxmox_hostpci(conf: &str) -> Vec<ProxmoxDevice> {
                 None => continue,
             };
             match name {
-                "host" => devices.extend(
+                "host" => found.extend(
                     val.split(';')
                         .filter(|s| !s.is_empty())
                         .map(|s| ProxmoxDevice::Host(s.to_owned())),
                 ),
-                "mapping" => devices.push(ProxmoxDevice::Mapping(val.to_owned())),
+                "mapping" => found.push(ProxmoxDevice::Mapping(val.to_owned())),
+                "mdev" => {
+                    left_alone = Some(
+                        "a mediated device: its parent stays on its own driver, which creates it",
+                    );
+                }
+                "driver" if val == "keep" => {
+                    left_alone = Some("driver=keep: the device stays on its own driver");
+                }
                 _ => {}
             }
+        }
+        match left_alone {
+            Some(why) => devices.push(ProxmoxDevice::LeftAlone {
+                key: key.to_owned(),
+                why,
+            }),
+            None => devices.extend(found),
         }
     }
     devices
@@ -165,6 +198,23 @@ mod tests {
     <interface type='network'><source network='default'/><address type='pci' domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></interface>
   </devices>
 </domain>"#;
+
+    #[test]
+    fn reads_hostdev_interfaces_and_leaves_mdevs() {
+        let xml = "<domain><devices><interface type='hostdev' managed='yes'><mac address='52:54:00:6d:90:02'/><source><address type='pci' domain='0x0000' bus='0x04' slot='0x00' function='0x0'/></source></interface><hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='c2177883-f1bb-47f0-914d-32a22e3a8804'/></source></hostdev><interface type='network'><source network='default'/></interface></devices></domain>";
+        let found = libvirt_pci_hostdevs(xml).unwrap();
+        let text: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["0000:04:00.0"]);
+    }
+
+    #[test]
+    fn proxmox_mdev_and_driver_keep_are_left_alone() {
+        let conf = "hostpci0: 0000:01:00.0,mdev=nvidia-63\nhostpci1: 02:00.0,driver=keep\nhostpci2: 03:00.0\n";
+        let devices = proxmox_hostpci(conf);
+        assert!(matches!(&devices[0], ProxmoxDevice::LeftAlone { key, .. } if key == "hostpci0"));
+        assert!(matches!(&devices[1], ProxmoxDevice::LeftAlone { key, .. } if key == "hostpci1"));
+        assert_eq!(devices[2], ProxmoxDevice::Host("03:00.0".into()));
+    }
 
     #[test]
     fn reads_pci_hostdev_sources_only() {

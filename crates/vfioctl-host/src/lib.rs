@@ -20,6 +20,7 @@ pub mod journal;
 mod journal_v1;
 pub mod kernel;
 pub mod ops;
+pub mod owners;
 pub mod platform;
 pub mod read;
 pub mod root;

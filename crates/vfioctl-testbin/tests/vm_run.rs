@@ -207,3 +207,35 @@ fn run_of_a_dpaa2_vm_binds_the_container_and_gives_it_back() {
     );
     assert!(!host.journal().contains("dprc.2"), "{}", host.journal());
 }
+
+#[test]
+fn run_starts_qemu_as_the_vms_user_with_its_groups() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // Dropping to another user needs root; CI runs as root.
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("skipped: starting QEMU as another user needs root");
+        return;
+    }
+    let host = Host::ten64();
+    fs::write(
+        host.root().join("etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\nqemu:x:64055:64055::/:/bin/false\n",
+    )
+    .unwrap();
+    fs::write(
+        host.root().join("etc/group"),
+        "kvm:x:992:qemu\nqemu:x:64055:\n",
+    )
+    .unwrap();
+    fs::set_permissions(host.qemu_dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    host.define(
+        "ten64",
+        &TEN64_VM.replace("version = 1\n", "version = 1\nuser = \"qemu\"\n"),
+    );
+    let out = host.run("exit:0", &["run", "ten64"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // What the stand-in wrote, it wrote as the VM's user.
+    let meta = fs::metadata(host.qemu_dir.path().join("argv")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (64055, 64055));
+    host.assert_given_back();
+}

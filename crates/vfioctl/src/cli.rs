@@ -228,6 +228,12 @@ pub struct RecoverArgs {
     /// Print what would be done, and change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Seconds to wait for an unbind still stuck in the kernel (and for a driver to let go).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Give back even devices whose QEMU is still running.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `vfioctl list`.
@@ -317,6 +323,9 @@ pub struct RestoreArgs {
     /// Give back every device vfioctl bound.
     #[arg(long, conflicts_with = "devices")]
     pub all: bool,
+    /// Give back even devices whose QEMU is still running.
+    #[arg(long)]
+    pub force: bool,
     /// Print what would be done, and change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -378,6 +387,9 @@ pub struct GenerateDocsArgs {
 /// `vfioctl hook`.
 #[derive(Debug, Args)]
 pub struct HookArgs {
+    /// Seconds to wait for a driver to let go of a device before giving up (default 10).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
     #[command(subcommand)]
     pub target: HookTarget,
 }

@@ -123,6 +123,8 @@ pub enum RefusalKind {
     PlatformFunction,
     /// An SR-IOV PF whose VFs are in use: unbinding it would destroy them.
     SriovVfsInUse,
+    /// Another owner holds the device (see [`crate::ownership`]).
+    Held,
 }
 
 /// A reason the plan may not go ahead.

@@ -3,7 +3,10 @@
 
 use vfioctl_core::SkippedDevice;
 use vfioctl_core::fslmc::FslMcInventory;
-use vfioctl_core::plan::{BindInput, BindOptions, HostUses, Plan, plan_bind};
+use vfioctl_core::ownership::{Holder, claim_refusals};
+use vfioctl_core::plan::{
+    BindInput, BindOptions, DeviceState, Disposition, HostUses, Plan, RefusalKind, plan_bind,
+};
 use vfioctl_core::{DeviceRef, FslMcName, GroupId, Inventory, Owner};
 
 use super::{Host, LOCK_WAIT, OpError};
@@ -144,6 +147,47 @@ pub fn plan(
     Ok(plan)
 }
 
+/// Adds to `plan` a refusal for each device another owner holds (see
+/// [`vfioctl_core::ownership`]), and a warning for each it shares with its holder.
+pub fn claim(host: &Host, journal: &Journal, plan: &mut Plan, claimant: &Owner) {
+    let held: Vec<(DeviceRef, Holder)> = plan
+        .devices
+        .iter()
+        // A container's objects go with it; its own entry is the one that counts.
+        .filter(|d| d.disposition != Disposition::InContainer)
+        .map(|d| {
+            let state = DeviceState {
+                driver: d.current_driver.clone(),
+                driver_override: d.current_override.clone(),
+            };
+            let holder = crate::owners::holder(host.root(), journal, &d.device, Some(&state));
+            (d.device.clone(), holder)
+        })
+        .collect();
+    let (refusals, notes) = claim_refusals(claimant, &held);
+    plan.refusals.extend(refusals);
+    plan.warnings.extend(notes);
+}
+
+/// Makes `claimant` the owner of the entries of devices in `plan` whose holder's refusal
+/// `--force` overrode (their QEMU is gone).
+fn take_over(journal: &mut Journal, plan: &Plan, claimant: &Owner) {
+    for refusal in plan
+        .refusals
+        .iter()
+        .filter(|r| r.kind == RefusalKind::Held && r.overridable)
+    {
+        if let Some(entry) = journal
+            .entries
+            .iter_mut()
+            .find(|e| e.original.device == refusal.device)
+        {
+            entry.owner = claimant.clone();
+            entry.qemu_pid = None;
+        }
+    }
+}
+
 /// Binds what `request` names: one plan under one lock, one journal transaction.
 pub fn bind(host: &Host, request: &BindRequest) -> Result<BindReport, OpError> {
     // Plan under the lock: the state the plan is built from must not change before it is applied.
@@ -152,8 +196,8 @@ pub fn bind(host: &Host, request: &BindRequest) -> Result<BindReport, OpError> {
     } else {
         Some(Lock::acquire(host.root(), LOCK_WAIT)?)
     };
+    let journal = Journal::load(host.root())?;
     if !request.dry_run {
-        let journal = Journal::load(host.root())?;
         let interrupted: Vec<DeviceRef> = journal
             .interrupted()
             .map(|e| e.original.device.clone())
@@ -164,10 +208,16 @@ pub fn bind(host: &Host, request: &BindRequest) -> Result<BindReport, OpError> {
     }
     let state = HostState::read_for(host, &request.names)?;
     let devices = vfioctl_core::select::select(&state.pci, &state.fslmc, &request.names)?;
-    let plan = plan(host, &state, &devices, &request.options)?;
+    let mut plan = plan(host, &state, &devices, &request.options)?;
+    claim(host, &journal, &mut plan, &request.owner);
     let outcome = if !plan.blocking_refusals(request.options.force).is_empty() {
         BindOutcome::Refused
     } else if plan.to_bind().next().is_none() {
+        if !request.dry_run && request.options.force {
+            let mut journal = journal;
+            take_over(&mut journal, &plan, &request.owner);
+            journal.save(host.root())?;
+        }
         BindOutcome::NothingToDo
     } else if request.dry_run {
         BindOutcome::Planned
@@ -187,6 +237,9 @@ pub fn bind(host: &Host, request: &BindRequest) -> Result<BindReport, OpError> {
 fn carry_out(host: &Host, plan: &Plan, request: &BindRequest) -> Result<(), OpError> {
     let executor = host.executor(request.timeouts);
     let mut journal = Journal::load(host.root())?;
+    if request.options.force {
+        take_over(&mut journal, plan, &request.owner);
+    }
     executor.apply(plan, &mut journal, &request.owner)?;
     if let Some((uid, gid)) = request.user {
         give_groups(host, &plan.vfio_groups(), uid, gid)?;

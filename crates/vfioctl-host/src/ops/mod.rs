@@ -4,6 +4,7 @@
 
 pub mod bind;
 pub mod hooks;
+pub mod identity;
 pub mod restore;
 pub mod run;
 pub mod vm;

@@ -2,9 +2,11 @@
 //! alike, in reverse binding order.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
+use vfioctl_core::ownership::{GiveBack, give_back};
 use vfioctl_core::plan::restore_steps;
-use vfioctl_core::{DeviceRef, DriverName, GroupId};
+use vfioctl_core::{DeviceRef, DriverName, GroupId, Owner};
 
 use super::bind::HostState;
 use super::{Host, LOCK_WAIT, OpError};
@@ -20,6 +22,9 @@ pub enum RestoreTargets {
     /// The named devices, and the journaled members of their IOMMU groups (they were bound
     /// together, so they go back together).
     Named(Vec<String>),
+    /// Every entry of the owner the restore is on behalf of, whatever its configuration says
+    /// now, and the named devices (those it does not own are only reported on).
+    Owned(Vec<String>),
 }
 
 /// What to restore, and how.
@@ -27,6 +32,11 @@ pub enum RestoreTargets {
 pub struct RestoreRequest {
     /// Which devices.
     pub targets: RestoreTargets,
+    /// Whose devices these are (a hook's domain or VM, the VM `run` started): only its own
+    /// entries are given back. `None` for the user's own explicit request.
+    pub on_behalf: Option<Owner>,
+    /// Give back even devices whose QEMU is alive.
+    pub force: bool,
     /// Say what would be done, change nothing.
     pub dry_run: bool,
     /// How long steps may wait.
@@ -64,6 +74,17 @@ pub enum RestoreResult {
     NotOnVfio,
     /// A container vfioctl did not bind: nothing to do.
     NotInJournal,
+    /// Someone else holds it; left as it is (the sentence says who).
+    Left(String),
+    /// A live QEMU holds it; refused (the sentence says which).
+    Refused(String),
+    /// A write helper is still stuck in the kernel on it: the entry stays until it returns.
+    Stuck {
+        /// The helper's pid.
+        pid: u32,
+        /// The attribute it writes.
+        path: String,
+    },
     /// Its sysfs could not be read.
     Unreadable(String),
     /// Giving it back failed.
@@ -73,7 +94,10 @@ pub enum RestoreResult {
 impl RestoreResult {
     /// True when this device was not given back as asked.
     pub fn is_failure(&self) -> bool {
-        matches!(self, Self::Unreadable(_) | Self::Failed(_))
+        matches!(
+            self,
+            Self::Unreadable(_) | Self::Failed(_) | Self::Stuck { .. }
+        )
     }
 
     /// The result in words.
@@ -93,6 +117,11 @@ impl RestoreResult {
             Self::NotInJournal => {
                 "not in the journal: vfioctl did not bind it; nothing to do".to_owned()
             }
+            Self::Left(why) | Self::Refused(why) => why.clone(),
+            Self::Stuck { pid, path } => format!(
+                "write helper pid {pid} is still stuck in the kernel writing {path}; the journal \
+                 keeps the entry"
+            ),
             Self::Unreadable(why) => format!("cannot read it: {why}"),
             Self::Failed(why) => format!("failed: {why}"),
         }
@@ -126,6 +155,21 @@ impl RestoreReport {
     pub fn failed(&self) -> bool {
         self.devices.iter().any(|d| d.result.is_failure())
     }
+
+    /// True when some device was refused because a live QEMU holds it.
+    pub fn refused(&self) -> bool {
+        self.devices
+            .iter()
+            .any(|d| matches!(d.result, RestoreResult::Refused(_)))
+    }
+
+    /// The devices left as they were because someone else holds them, each with its sentence.
+    pub fn left(&self) -> impl Iterator<Item = &str> {
+        self.devices.iter().filter_map(|d| match &d.result {
+            RestoreResult::Left(why) => Some(why.as_str()),
+            _ => None,
+        })
+    }
 }
 
 /// The devices a restore acts on, in reverse binding order, then the named ones the journal
@@ -134,6 +178,7 @@ fn targets(
     journal: &Journal,
     state: &HostState,
     targets: &RestoreTargets,
+    on_behalf: Option<&Owner>,
 ) -> Result<Vec<DeviceRef>, OpError> {
     let wanted: BTreeSet<DeviceRef> = match targets {
         RestoreTargets::All => journal
@@ -141,31 +186,20 @@ fn targets(
             .iter()
             .map(|e| e.original.device.clone())
             .collect(),
-        RestoreTargets::Named(names) => {
-            let mut wanted = BTreeSet::new();
-            for device in vfioctl_core::select::select(&state.pci, &state.fslmc, names)? {
-                if let DeviceRef::Pci(address) = &device {
-                    let group = state
-                        .pci
-                        .get(address)
-                        .and_then(|d| d.iommu_group)
-                        .map(GroupId);
-                    wanted.extend(
-                        journal
-                            .entries
-                            .iter()
-                            .filter(|e| {
-                                group.is_some()
-                                    && e.original.device.pci().is_some()
-                                    && e.original.iommu_group == group
-                            })
-                            .map(|e| e.original.device.clone()),
-                    );
-                }
-                wanted.insert(device);
-            }
+        RestoreTargets::Owned(names) => {
+            // The configuration may name devices that are gone by now: they are only reported
+            // on, and the owner's entries go back whatever it says.
+            let mut wanted = named(journal, state, names).unwrap_or_default();
+            wanted.extend(
+                journal
+                    .entries
+                    .iter()
+                    .filter(|e| Some(&e.owner) == on_behalf)
+                    .map(|e| e.original.device.clone()),
+            );
             wanted
         }
+        RestoreTargets::Named(names) => named(journal, state, names)?,
     };
     let mut ordered: Vec<DeviceRef> = journal
         .entries
@@ -176,6 +210,40 @@ fn targets(
         .collect();
     ordered.extend(wanted.into_iter().filter(|d| journal.entry(d).is_none()));
     Ok(ordered)
+}
+
+/// The named devices and the journaled members of their groups.
+fn named(
+    journal: &Journal,
+    state: &HostState,
+    names: &[String],
+) -> Result<BTreeSet<DeviceRef>, OpError> {
+    let mut wanted = BTreeSet::new();
+    if names.is_empty() {
+        return Ok(wanted);
+    }
+    for device in vfioctl_core::select::select(&state.pci, &state.fslmc, names)? {
+        if let DeviceRef::Pci(address) = &device {
+            let group = state
+                .pci
+                .get(address)
+                .and_then(|d| d.iommu_group)
+                .map(GroupId);
+            wanted.extend(
+                journal
+                    .entries
+                    .iter()
+                    .filter(|e| {
+                        group.is_some()
+                            && e.original.device.pci().is_some()
+                            && e.original.iommu_group == group
+                    })
+                    .map(|e| e.original.device.clone()),
+            );
+        }
+        wanted.insert(device);
+    }
+    Ok(wanted)
 }
 
 fn from_journal(
@@ -258,6 +326,44 @@ fn without_journal(
     done(Source::Default, None, result)
 }
 
+/// Why a device is not to be given back now (someone else holds it, a live QEMU uses it, a
+/// write helper is still stuck on it), or `None` when it is.
+fn decide(
+    executor: &Executor,
+    journal: &Journal,
+    device: &DeviceRef,
+    request: &RestoreRequest,
+) -> Option<RestoreResult> {
+    let root = executor.root();
+    let state = executor.device_state(device).ok();
+    let holder = crate::owners::holder(root, journal, device, state.as_ref());
+    match give_back(request.on_behalf.as_ref(), device, &holder, request.force) {
+        GiveBack::Leave(why) => return Some(RestoreResult::Left(why)),
+        GiveBack::Refuse(why) => return Some(RestoreResult::Refused(why)),
+        GiveBack::Restore => {}
+    }
+    crate::owners::live_helpers(root, journal, device)
+        .first()
+        .map(|h| RestoreResult::Stuck {
+            pid: h.pid,
+            path: h.path.clone(),
+        })
+}
+
+/// Waits up to `wait` for the write helpers of `devices` to return: a device must not be
+/// touched while an unbind of it is still in the kernel, or it ends on no driver when the
+/// unbind finally returns.
+fn await_helpers(root: &crate::HostRoot, journal: &Journal, devices: &[DeviceRef], wait: Duration) {
+    let deadline = Instant::now() + wait;
+    while devices
+        .iter()
+        .any(|d| !crate::owners::live_helpers(root, journal, d).is_empty())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Gives devices back: from the journal where it knows them, else to the bus's default driver.
 pub fn restore(host: &Host, request: &RestoreRequest) -> Result<RestoreReport, OpError> {
     let _lock = if request.dry_run {
@@ -267,17 +373,39 @@ pub fn restore(host: &Host, request: &RestoreRequest) -> Result<RestoreReport, O
     };
     let mut journal = Journal::load(host.root())?;
     let state = match &request.targets {
-        RestoreTargets::Named(names) => HostState::read_for(host, names)?,
+        RestoreTargets::Named(names) | RestoreTargets::Owned(names) if !names.is_empty() => {
+            HostState::read_for(host, names)?
+        }
         // The journal alone says what to give back; each device's state is read as it goes.
-        RestoreTargets::All => HostState::default(),
+        _ => HostState::default(),
     };
-    let ordered = targets(&journal, &state, &request.targets)?;
+    let ordered = targets(
+        &journal,
+        &state,
+        &request.targets,
+        request.on_behalf.as_ref(),
+    )?;
     let executor = host.executor(request.timeouts);
+    if !request.dry_run {
+        await_helpers(host.root(), &journal, &ordered, request.timeouts.unbind);
+        crate::owners::forget_dead_helpers(host.root(), &mut journal);
+    }
     let mut report = RestoreReport::default();
     for device in ordered {
-        let handled = match journal.entry(&device).cloned() {
-            Some(entry) => from_journal(&executor, &entry, &mut journal, request.dry_run),
-            None => without_journal(&executor, device, &mut journal, request.dry_run),
+        let handled = match decide(&executor, &journal, &device, request) {
+            Some(result) => RestoredDevice {
+                from_driver: executor.device_state(&device).ok().and_then(|s| s.driver),
+                to_driver: journal
+                    .entry(&device)
+                    .and_then(|e| e.original.state.driver.clone()),
+                source: Source::None,
+                device,
+                result,
+            },
+            None => match journal.entry(&device).cloned() {
+                Some(entry) => from_journal(&executor, &entry, &mut journal, request.dry_run),
+                None => without_journal(&executor, device, &mut journal, request.dry_run),
+            },
         };
         report.devices.push(handled);
     }

@@ -117,6 +117,7 @@ pub struct Prepared {
     /// The QEMU binary found for `argv[0]`.
     pub program: PathBuf,
     user: Option<(u32, u32)>,
+    credentials: Option<super::identity::Credentials>,
     signals: Option<Signals>,
     lock: Option<Lock>,
     name: vfioctl_core::vm::VmName,
@@ -175,11 +176,18 @@ pub fn prepare(host: &Host, vm: &VmFile, dry_run: bool) -> Result<Prepared, OpEr
     let argv = render_command(vm, &state, &pre)?;
     let program = vms::find_program(&argv[0]).ok_or_else(|| RunError::NoQemu(argv[0].clone()))?;
     let user = user_ids(host, &vm.definition)?;
+    let credentials = vm
+        .definition
+        .user
+        .as_deref()
+        .map(|u| super::identity::credentials(host.root(), u))
+        .transpose()?;
     Ok(Prepared {
         preflight: pre,
         argv,
         program,
         user,
+        credentials,
         signals,
         lock,
         name: vm.name.clone(),
@@ -264,7 +272,12 @@ fn wait_forwarding(
     Ok((status, forwarded))
 }
 
-fn give_back(host: &Host, bound: &[DeviceRef], timeouts: Timeouts) -> Result<(), OpError> {
+fn give_back(
+    host: &Host,
+    owner: &Owner,
+    bound: &[DeviceRef],
+    timeouts: Timeouts,
+) -> Result<(), OpError> {
     if bound.is_empty() {
         return Ok(());
     }
@@ -272,6 +285,8 @@ fn give_back(host: &Host, bound: &[DeviceRef], timeouts: Timeouts) -> Result<(),
         host,
         &RestoreRequest {
             targets: RestoreTargets::Named(bound.iter().map(ToString::to_string).collect()),
+            on_behalf: Some(owner.clone()),
+            force: false,
             dry_run: false,
             timeouts,
         },
@@ -310,6 +325,7 @@ pub fn supervise(
     events: &mut dyn FnMut(RunEvent),
 ) -> Result<i32, OpError> {
     let plan = &prepared.preflight.plan;
+    let owner = Owner::Vm(prepared.name.to_string());
     bind_vm(host, &prepared.name, plan, prepared.user, timeouts)?;
     let bound: Vec<DeviceRef> = plan.to_bind().map(|d| d.device.clone()).collect();
     // Other vfioctl commands may run while the VM does; the journal keeps what we bound.
@@ -323,17 +339,20 @@ pub fn supervise(
     // Asked to stop while binding: give the devices back without starting QEMU.
     if let Some(signal) = signals.pending().next() {
         events(RunEvent::SignalBeforeStart(signal));
-        give_back(host, &bound, timeouts)?;
+        give_back(host, &owner, &bound, timeouts)?;
         return Ok(128 + signal);
     }
     events(RunEvent::Starting(prepared.argv.clone()));
-    let mut child = match Command::new(&prepared.program)
-        .args(&prepared.argv[1..])
-        .spawn()
-    {
+    let mut command = Command::new(&prepared.program);
+    command.args(&prepared.argv[1..]);
+    // After the group nodes were handed to the user (bind_vm): QEMU opens them as that user.
+    if let Some(credentials) = &prepared.credentials {
+        super::identity::run_as(&mut command, credentials);
+    }
+    let mut child = match command.spawn() {
         Ok(child) => child,
         Err(source) => {
-            let gave_back = give_back(host, &bound, timeouts)
+            let gave_back = give_back(host, &owner, &bound, timeouts)
                 .err()
                 .map(|e| e.sentence());
             return Err(RunError::Start {
@@ -344,7 +363,6 @@ pub fn supervise(
             .into());
         }
     };
-    let owner = Owner::Vm(prepared.name.to_string());
     record_qemu(host, &owner, &bound, Some(child.id()));
     let (status, forwarded) =
         wait_forwarding(&mut child, signals).map_err(|source| RunError::Lost {
@@ -356,7 +374,7 @@ pub fn supervise(
     let code = exit_code(status);
     events(RunEvent::Exited { code, forwarded });
     record_qemu(host, &owner, &bound, None);
-    give_back(host, &bound, timeouts).map_err(|source| RunError::GiveBack {
+    give_back(host, &owner, &bound, timeouts).map_err(|source| RunError::GiveBack {
         code,
         source: Box::new(source),
     })?;

@@ -12,7 +12,7 @@ use vfioctl_core::vm::{
 };
 use vfioctl_core::{DeviceRef, DriverName, GroupId, Owner};
 
-use super::bind::{HostState, give_groups, plan};
+use super::bind::{HostState, claim, give_groups, plan};
 use super::{Host, LOCK_WAIT, OpError, lookup_user};
 use crate::executor::{Timeouts, chain};
 use crate::journal::{Journal, Lock};
@@ -172,7 +172,9 @@ pub fn preflight(host: &Host, state: &HostState, vm: &VmFile) -> Result<Prefligh
             }
         }
     }
-    let plan = plan(host, state, &named, &BindOptions::default())?;
+    let mut plan = plan(host, state, &named, &BindOptions::default())?;
+    let journal = Journal::load(host.root())?;
+    claim(host, &journal, &mut plan, &Owner::Vm(vm.name.to_string()));
     let blocking = plan.blocking_refusals(false);
     let refused_by_plan = !blocking.is_empty();
     refusals.extend(blocking.into_iter().map(|r| Finding {

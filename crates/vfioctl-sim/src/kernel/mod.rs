@@ -177,6 +177,22 @@ impl SimKernel {
         Ok(out)
     }
 
+    /// Sleeps as a write stuck in the kernel does, and shows the writer in the tree's
+    /// `proc/<pid>` meanwhile (its real command line), as the real `/proc` shows a process in
+    /// `D` state: that is how vfioctl tells an unbind still in flight from one that is over.
+    fn blocked(&self, how_long: Duration) -> io::Result<()> {
+        let dir = self.root.join(format!("proc/{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let cmdline = std::fs::read("/proc/self/cmdline").unwrap_or_default();
+        std::fs::write(dir.join("cmdline"), cmdline)?;
+        std::fs::write(
+            dir.join("stat"),
+            format!("{} (vfioctl) D 1\n", std::process::id()),
+        )?;
+        std::thread::sleep(how_long);
+        std::fs::remove_dir_all(&dir)
+    }
+
     /// Writes `value` to the attribute at `path`, with the kernel's semantics.
     pub fn write(&self, path: &Path, value: &str) -> io::Result<()> {
         let rel = self.relative(path)?;
@@ -208,7 +224,7 @@ impl SimKernel {
         for f in &faults {
             match &f.action {
                 // Outside the lock: a hanging remove() holds only its own device.
-                FaultAction::Block { millis } => std::thread::sleep(Duration::from_millis(*millis)),
+                FaultAction::Block { millis } => self.blocked(Duration::from_millis(*millis))?,
                 FaultAction::Fail(e) => return Err(errno(*e)),
                 FaultAction::ProbeNoBind => flags.probe_no_bind = true,
                 FaultAction::NoVfioNode => flags.no_vfio_node = true,

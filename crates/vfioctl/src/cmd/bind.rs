@@ -8,7 +8,9 @@ use vfioctl_core::plan::{BindOptions, Disposition, Plan, PlannedDevice, Refusal,
 use vfioctl_core::{Bus, DeviceRef, DriverName, GroupId, Owner, PciAddress};
 use vfioctl_host::apply::Timeouts;
 use vfioctl_host::ops::bind::{BindOutcome, BindReport, BindRequest};
-use vfioctl_host::ops::restore::{RestoreReport, RestoreRequest, RestoreTargets, Source};
+use vfioctl_host::ops::restore::{
+    RestoreReport, RestoreRequest, RestoreResult, RestoreTargets, Source,
+};
 
 use crate::cli::{BindArgs, RecoverArgs, RestoreArgs};
 use crate::cmd::inventory::JSON_VERSION;
@@ -338,23 +340,32 @@ pub fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> 
     } else {
         RestoreTargets::Named(args.devices.clone())
     };
-    run_restore(ctx, targets, args.dry_run, args.timeout)
+    run_restore(ctx, targets, args.dry_run, args.force, args.timeout)
 }
 
 /// `vfioctl recover`: give back everything the journal holds.
 pub fn recover(ctx: &mut Context, args: &RecoverArgs) -> Result<Exit, CliError> {
     require_privileges(ctx, args.dry_run)?;
-    run_restore(ctx, RestoreTargets::All, args.dry_run, None)
+    run_restore(
+        ctx,
+        RestoreTargets::All,
+        args.dry_run,
+        args.force,
+        args.timeout,
+    )
 }
 
 fn run_restore(
     ctx: &mut Context,
     targets: RestoreTargets,
     dry_run: bool,
+    force: bool,
     timeout: Option<u64>,
 ) -> Result<Exit, CliError> {
     let request = RestoreRequest {
         targets,
+        on_behalf: None,
+        force,
         dry_run,
         timeouts: timeouts(timeout),
     };
@@ -369,6 +380,9 @@ pub(crate) fn render_restore(
     dry_run: bool,
 ) -> Result<Exit, CliError> {
     let failed = report.failed();
+    for why in report.left() {
+        ctx.note(why.to_owned());
+    }
     if ctx.json {
         #[derive(Serialize)]
         struct Doc<'a> {
@@ -398,6 +412,8 @@ pub(crate) fn render_restore(
             devices,
             result: if failed {
                 "failed"
+            } else if report.refused() {
+                "refused"
             } else if report.devices.is_empty() {
                 "nothing_to_do"
             } else {
@@ -409,7 +425,11 @@ pub(crate) fn render_restore(
         if report.devices.is_empty() {
             ctx.line("Nothing to restore: the journal is empty.");
         }
-        for d in &report.devices {
+        for d in report
+            .devices
+            .iter()
+            .filter(|d| !matches!(d.result, RestoreResult::Left(_)))
+        {
             let fallback = if d.source == Source::Journal {
                 "(no driver)"
             } else {
@@ -428,6 +448,17 @@ pub(crate) fn render_restore(
         if dry_run {
             ctx.line("Dry run: nothing was changed.");
         }
+    }
+    if let Some(why) = report.devices.iter().find_map(|d| match &d.result {
+        RestoreResult::Refused(why) => Some(why),
+        _ => None,
+    }) {
+        return Err(
+            CliError::new(Exit::Refused, format!("refused: {why}")).hint(
+                "stop the VM (its QEMU) first; 'vfioctl restore --force' gives the devices back \
+             from under it",
+            ),
+        );
     }
     if failed {
         return Err(CliError::new(

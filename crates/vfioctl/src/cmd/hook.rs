@@ -35,13 +35,24 @@ pub fn hook(ctx: &mut Context, args: &HookArgs) -> Result<Exit, CliError> {
                     .read_to_string(&mut xml)
                     .map(|_| xml)
             },
-            timeouts(None),
+            timeouts(args.timeout),
         )?,
-        HookTarget::Proxmox { vmid, phase } => hooks::proxmox(&host, vmid, phase, timeouts(None))?,
+        HookTarget::Proxmox { vmid, phase } => {
+            hooks::proxmox(&host, vmid, phase, timeouts(args.timeout))?
+        }
     };
     match action {
         HookAction::Ignored => Ok(Exit::Success),
         HookAction::Bound(report) => render_bind(ctx, &report, false),
-        HookAction::Restored(report) => render_restore(ctx, &report, false),
+        HookAction::Restored(report) => {
+            // The hook scripts run with --quiet, which drops notes; a device left to its holder
+            // is worth one sentence in libvirt's or Proxmox's log all the same.
+            if ctx.quiet {
+                for why in report.left() {
+                    eprintln!("vfioctl: {why}");
+                }
+            }
+            render_restore(ctx, &report, false)
+        }
     }
 }

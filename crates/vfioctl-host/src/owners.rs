@@ -1,0 +1,175 @@
+//! Who holds each device: the journal's owners, and the processes (QEMU, write helpers) that are
+//! alive under the root's `/proc`.
+//!
+//! A QEMU is found by the pid `vfioctl run` recorded in the journal, or by the pid file its
+//! manager keeps: libvirt's `/run/libvirt/qemu/<domain>.pid`, Proxmox VE's
+//! `/run/qemu-server/<vmid>.pid`. A pid only counts while `/proc/<pid>` exists and is not a
+//! zombie; a write helper only while its command line is still vfioctl's `__write-attr` for the
+//! same path, since the kernel reuses pids.
+
+use vfioctl_core::ownership::Holder;
+use vfioctl_core::plan::DeviceState;
+use vfioctl_core::{DeviceRef, Owner};
+
+use crate::HostRoot;
+use crate::journal::{Journal, JournalEntry, WriteHelper};
+use crate::transaction::held_by_vfio;
+
+/// The command line of a live process under the root, `None` when there is none (or only a
+/// zombie, which holds no device any more).
+pub fn process_cmdline(root: &HostRoot, pid: u32) -> Option<Vec<String>> {
+    if pid == 0 {
+        return None;
+    }
+    let dir = root.join(format!("proc/{pid}"));
+    if let Ok(stat) = std::fs::read_to_string(dir.join("stat")) {
+        // The state follows the parenthesised command name, which may itself hold spaces.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        if state == Some("Z") || state == Some("X") {
+            return None;
+        }
+    }
+    let raw = std::fs::read(dir.join("cmdline")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
+}
+
+/// True when `pid` is alive under the root.
+pub fn alive(root: &HostRoot, pid: u32) -> bool {
+    process_cmdline(root, pid).is_some()
+}
+
+/// True when the helper is still in flight: its pid is alive and is still vfioctl's
+/// `__write-attr` writing the same attribute.
+pub fn helper_alive(root: &HostRoot, helper: &WriteHelper) -> bool {
+    process_cmdline(root, helper.pid)
+        .is_some_and(|argv| argv.iter().any(|a| a == "__write-attr") && argv.contains(&helper.path))
+}
+
+fn pid_file(root: &HostRoot, rel: &str) -> Option<u32> {
+    std::fs::read_to_string(root.join(rel))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains('/')
+}
+
+/// The live QEMU of an owner, by its manager's pid file.
+fn manager_qemu(root: &HostRoot, owner: &Owner) -> Option<u32> {
+    let rel = match owner {
+        Owner::Libvirt(domain) if plain_name(domain) => format!("run/libvirt/qemu/{domain}.pid"),
+        Owner::Proxmox(vmid) if plain_name(vmid) => format!("run/qemu-server/{vmid}.pid"),
+        _ => return None,
+    };
+    pid_file(root, &rel).filter(|pid| alive(root, *pid))
+}
+
+/// The live QEMU holding an entry's device, if there is one.
+pub fn live_qemu(root: &HostRoot, entry: &JournalEntry) -> Option<u32> {
+    entry
+        .qemu_pid
+        .filter(|pid| alive(root, *pid))
+        .or_else(|| manager_qemu(root, &entry.owner))
+}
+
+/// Who holds `device`, given the journal and its state now (`None` when it cannot be read).
+pub fn holder(
+    root: &HostRoot,
+    journal: &Journal,
+    device: &DeviceRef,
+    state: Option<&DeviceState>,
+) -> Holder {
+    match journal.entry(device) {
+        Some(entry) => Holder::Owner {
+            owner: entry.owner.clone(),
+            qemu: live_qemu(root, entry),
+        },
+        None if state.is_some_and(|s| held_by_vfio(device, s)) => Holder::SomeoneElse,
+        None => Holder::Free,
+    }
+}
+
+/// The helpers of the journal still in flight for `device`.
+pub fn live_helpers<'a>(
+    root: &HostRoot,
+    journal: &'a Journal,
+    device: &DeviceRef,
+) -> Vec<&'a WriteHelper> {
+    journal
+        .helpers
+        .iter()
+        .filter(|h| h.device == *device && helper_alive(root, h))
+        .collect()
+}
+
+/// Drops the helpers that are gone from the journal; true when some were.
+pub fn forget_dead_helpers(root: &HostRoot, journal: &mut Journal) -> bool {
+    let before = journal.helpers.len();
+    journal.helpers.retain(|h| helper_alive(root, h));
+    journal.helpers.len() != before
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn root() -> (tempfile::TempDir, HostRoot) {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("sys/bus/pci")).unwrap();
+        let root = HostRoot::open(tmp.path()).unwrap();
+        (tmp, root)
+    }
+
+    fn put(dir: &Path, rel: &str, text: &[u8]) {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn zombies_and_reused_pids_are_not_helpers() {
+        let (tmp, root) = root();
+        let helper = WriteHelper {
+            pid: 42,
+            device: "0000:01:00.0".parse().unwrap(),
+            path: "/sys/bus/pci/drivers/nvidia/unbind".into(),
+            value: "0000:01:00.0".into(),
+            since: 0,
+        };
+        assert!(!helper_alive(&root, &helper));
+        put(
+            tmp.path(),
+            "proc/42/cmdline",
+            b"vfioctl\0--root\0/\0__write-attr\0/sys/bus/pci/drivers/nvidia/unbind\x000000:01:00.0\0",
+        );
+        assert!(helper_alive(&root, &helper));
+        put(tmp.path(), "proc/42/stat", b"42 (vfioctl x) Z 1 0");
+        assert!(!helper_alive(&root, &helper));
+        put(tmp.path(), "proc/42/stat", b"42 (bash) S 1 0");
+        put(tmp.path(), "proc/42/cmdline", b"bash\0");
+        assert!(!helper_alive(&root, &helper), "a reused pid is not ours");
+    }
+
+    #[test]
+    fn a_libvirt_domains_qemu_is_found_by_its_pid_file() {
+        let (tmp, root) = root();
+        let owner = Owner::Libvirt("win11".into());
+        assert_eq!(manager_qemu(&root, &owner), None);
+        put(tmp.path(), "run/libvirt/qemu/win11.pid", b"4121\n");
+        assert_eq!(manager_qemu(&root, &owner), None, "a stale pid file");
+        put(tmp.path(), "proc/4121/cmdline", b"qemu-system-x86_64\0");
+        assert_eq!(manager_qemu(&root, &owner), Some(4121));
+        assert_eq!(manager_qemu(&root, &Owner::Libvirt("../x".into())), None);
+    }
+}
