@@ -26,7 +26,8 @@ pub struct GlobalArgs {
     /// -O sysfs.path=); for simulated trees, chroots and tests.
     #[arg(long, global = true, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
-    /// Print machine-readable JSON (versioned; see the README for the schema).
+    /// Print machine-readable JSON: every document carries "version": 1, and fields are only ever
+    /// added, never renamed.
     #[arg(long, global = true)]
     pub json: bool,
     /// The pci.ids database for names (default: /usr/share/misc/pci.ids, then
@@ -62,7 +63,8 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Ask the kernel whether IOMMU groups are usable by a VM now (VFIO_GROUP_GET_STATUS).
     Check(CheckArgs),
-    /// Run as a libvirt or Proxmox VE hook (see the README).
+    /// Run as a libvirt qemu hook or a Proxmox VE hookscript (installed under
+    /// /usr/share/vfioctl/hooks).
     Hook(HookArgs),
     /// Write one sysfs attribute under --root (used by vfioctl itself for unbinds that may hang).
     #[command(name = "__write-attr", hide = true)]

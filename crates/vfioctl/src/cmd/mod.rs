@@ -6,5 +6,6 @@ pub mod doctor;
 pub mod fslmc;
 pub mod hook;
 pub mod inventory;
+pub mod manpage;
 pub mod render;
 pub mod vm;
