@@ -71,14 +71,14 @@ fn file_error(e: &VmFileError) -> CliError {
 }
 
 fn load(ctx: &Context, config: &ConfigArgs, name: &str) -> Result<VmFile, CliError> {
-    vms::load(&definitions_dir(ctx, config), name).map_err(|e| file_error(&e))
+    vms::load_at(&ctx.root, config.config.as_deref(), name).map_err(|e| file_error(&e))
 }
 
 fn list_all(
     ctx: &Context,
     config: &ConfigArgs,
 ) -> Result<Vec<Result<VmFile, VmFileError>>, CliError> {
-    vms::list(&definitions_dir(ctx, config)).map_err(|e| file_error(&e))
+    vms::list_at(&ctx.root, config.config.as_deref()).map_err(|e| file_error(&e))
 }
 
 /// Something that stops a VM from getting its devices, and what to do about it.
@@ -305,12 +305,15 @@ fn list(ctx: &mut Context, args: &VmListArgs) -> Result<Exit, CliError> {
                 let (name, file) = match e {
                     VmFileError::Invalid { path, .. }
                     | VmFileError::Read { path, .. }
-                    | VmFileError::NotFound { path, .. } => (
+                    | VmFileError::NotFound { path, .. }
+                    | VmFileError::IgnoredName { path, .. } => (
                         path.file_stem()
                             .map_or(String::new(), |s| s.to_string_lossy().into_owned()),
                         path.display().to_string(),
                     ),
-                    VmFileError::BadName(_) => (String::new(), String::new()),
+                    VmFileError::BadName(_) | VmFileError::NoConfigDir { .. } => {
+                        (String::new(), String::new())
+                    }
                 };
                 ListedVm {
                     name,
@@ -760,7 +763,9 @@ pub fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliError> {
             Ok(_) => {}
             Err(e) => report.push(Applied {
                 name: match e {
-                    VmFileError::Invalid { path, .. } | VmFileError::Read { path, .. } => path
+                    VmFileError::Invalid { path, .. }
+                    | VmFileError::Read { path, .. }
+                    | VmFileError::IgnoredName { path, .. } => path
                         .file_stem()
                         .map_or(String::new(), |s| s.to_string_lossy().into_owned()),
                     _ => String::new(),
@@ -962,7 +967,9 @@ pub fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliError> {
             Err(e) => {
                 vms_status.push(StatusVm {
                     name: match e {
-                        VmFileError::Invalid { path, .. } | VmFileError::Read { path, .. } => path
+                        VmFileError::Invalid { path, .. }
+                        | VmFileError::Read { path, .. }
+                        | VmFileError::IgnoredName { path, .. } => path
                             .file_stem()
                             .map_or(String::new(), |s| s.to_string_lossy().into_owned()),
                         _ => String::new(),
