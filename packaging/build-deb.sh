@@ -18,10 +18,18 @@ if [ "${1:-}" = --target ]; then
 fi
 out=${1:-target/debian}
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
-features=(--no-default-features)
 
+# The plain release binary of crates/vfioctl: the simulated kernel lives only in the test-only
+# vfioctl-testbin, so the package can never change behaviour under a marked `--root` tree.
+no_simulator() {
+  if grep -qF '.vfioctl-sim/kernel.json' "$1"; then
+    echo "error: $1 holds the test simulator's marker; package the binary of crates/vfioctl" >&2
+    exit 1
+  fi
+}
 # The man pages and completions come from a host binary: a cross-built one cannot run here.
-cargo build --release --locked -p vfioctl "${features[@]}" >&2
+cargo build --release --locked -p vfioctl --bin vfioctl >&2
+no_simulator "$target_dir/release/vfioctl"
 if [ -n "$target" ]; then
   release="$target_dir/$target/release"
 else
@@ -33,7 +41,7 @@ rm -rf "$assets"
 # cargo-deb compresses man pages only when they are not under target/release.
 gzip -9n "$assets"/man/*.1
 cargo run -q --locked -p vfioctl-packaging -- copyright ${target:+--target "$target"} \
-  "${features[@]}" >"$assets/copyright.new"
+  >"$assets/copyright.new"
 mv "$assets/copyright.new" "$assets/copyright"
 
 deb_args=(-p vfioctl --locked --no-build --output "$out")
@@ -49,10 +57,11 @@ if [ -n "$target" ]; then
       deb_args+=(--no-strip --variant static)
       ;;
   esac
-  cargo build --release --locked -p vfioctl --bin vfioctl "${features[@]}" --target "$target" >&2
+  cargo build --release --locked -p vfioctl --bin vfioctl --target "$target" >&2
+  no_simulator "$release/vfioctl"
   deb_args+=(--target "$target")
 else
-  cargo build --release --locked -p vfioctl --bin vfioctl "${features[@]}" >&2
+  cargo build --release --locked -p vfioctl --bin vfioctl >&2
 fi
 mkdir -p "$out"
 # cargo deb prints the package's path on standard output.

@@ -19,7 +19,7 @@ for arch in x86_64 aarch64; do
   # The same environment as build-deb.sh --target, so the arm64 package reuses this build.
   env "CARGO_TARGET_${env_target}_LINKER=$sysroot/lib/rustlib/$host/bin/rust-lld" \
     CARGO_PROFILE_RELEASE_STRIP=symbols \
-    cargo build --release --locked -p vfioctl --bin vfioctl --no-default-features --target "$target" >&2
+    cargo build --release --locked -p vfioctl --bin vfioctl --target "$target" >&2
   install -m 0755 "$target_dir/$target/release/vfioctl" "$out/vfioctl-$arch"
   description=$(file -b "$out/vfioctl-$arch")
   case "$arch" in

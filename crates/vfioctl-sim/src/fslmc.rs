@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::state::{Errno, KernelState};
-use crate::tree::{put, rel_symlink, remove_dir_if_exists, remove_if_exists};
+use crate::tree::{
+    group_of, put, rel_symlink, remove_dir_if_exists, remove_if_exists, resolve_link,
+};
 
 /// The bus directory.
 const BUS: &str = "sys/bus/fsl-mc";
@@ -174,22 +176,8 @@ pub(crate) fn driver_dir(root: &Path, driver: &str) -> io::Result<()> {
 }
 
 fn object_dir(root: &Path, name: &str) -> io::Result<PathBuf> {
-    let link = PathBuf::from(BUS).join("devices").join(name);
-    let target = fs::read_link(root.join(&link)).map_err(|_| Errno::Enodev.error())?;
-    let mut parts: Vec<std::ffi::OsString> = link
-        .parent()
-        .map(|p| p.iter().map(|c| c.to_owned()).collect())
-        .unwrap_or_default();
-    for c in target.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                parts.pop();
-            }
-            std::path::Component::Normal(n) => parts.push(n.to_owned()),
-            _ => {}
-        }
-    }
-    Ok(parts.iter().collect())
+    resolve_link(root, &PathBuf::from(BUS).join("devices").join(name))
+        .map_err(|_| Errno::Enodev.error())
 }
 
 fn uevent(name: &str, driver: Option<&str>) -> String {
@@ -240,15 +228,6 @@ fn bound_driver(root: &Path, dir: &Path) -> Option<String> {
             .to_string_lossy()
             .into_owned(),
     )
-}
-
-fn group_of(root: &Path, dir: &Path) -> Option<u32> {
-    fs::read_link(root.join(dir).join("iommu_group"))
-        .ok()?
-        .file_name()?
-        .to_str()?
-        .parse()
-        .ok()
 }
 
 fn next_group(root: &Path) -> u32 {

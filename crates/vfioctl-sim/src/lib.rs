@@ -6,7 +6,8 @@
 //! - [`topology`] has named hosts (the Ten64, an x86 desktop, the QEMU guest-test topologies, a
 //!   large SR-IOV host).
 //! - [`SimKernel`] reacts to sysfs writes and module loads as Linux does (binding, unbinding,
-//!   probing, `driver_override`, `new_id`, `/dev/vfio/<group>`), with fault injection.
+//!   probing, `driver_override`, `new_id`, `/dev/vfio/<group>`), with fault injection. It
+//!   implements `vfioctl_host::Kernel`, so the host layer drives it as it drives Linux.
 //! - IOMMU groups are computed by an independent emulation of the kernel's `pci_device_group()`
 //!   ([`groups`]).
 //!
@@ -36,6 +37,7 @@
 pub mod cfgspace;
 pub mod fslmc;
 pub mod groups;
+mod host;
 pub mod kernel;
 pub mod snapshot;
 pub mod spec;

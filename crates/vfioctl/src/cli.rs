@@ -11,7 +11,8 @@ use crate::exit::EXIT_CODES_HELP;
 /// vfioctl lists PCI functions and their IOMMU groups, explains why a group is shared, binds whole
 /// groups to vfio-pci and gives every device back to the driver it had before.
 #[derive(Debug, Parser)]
-#[command(name = "vfioctl", version, after_long_help = EXIT_CODES_HELP, after_help = EXIT_CODES_HELP)]
+// The usage lines name `vfioctl` whatever the file is called (the test binary included).
+#[command(name = "vfioctl", bin_name = "vfioctl", version, after_long_help = EXIT_CODES_HELP, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

@@ -1,19 +1,23 @@
 //! What every command needs: the root, names, output settings.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
-use vfioctl_core::{Inventory, PciDevice, PciSelector};
-use vfioctl_host::HostRoot;
+use vfioctl_core::{Inventory, PciDevice};
+use vfioctl_host::{HostRoot, Kernel};
 
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::kernel::KernelSource;
 use crate::names::Names;
 
 /// Shared state of one vfioctl run.
 pub struct Context {
     /// The root the host layer works under.
     pub root: HostRoot,
+    /// The kernel that serves the root: every change goes through it.
+    pub kernel: Arc<dyn Kernel>,
     /// `--json`.
     pub json: bool,
     /// `--quiet`.
@@ -25,13 +29,15 @@ pub struct Context {
     pci_ids: Option<std::path::PathBuf>,
     out: Vec<u8>,
     notes: Vec<String>,
+    printed: bool,
 }
 
 impl Context {
-    /// Opens the root given on the command line.
-    pub fn new(global: &GlobalArgs) -> Result<Self, CliError> {
+    /// Opens the root given on the command line, served by the kernel `kernels` gives for it.
+    pub fn new(global: &GlobalArgs, kernels: &dyn KernelSource) -> Result<Self, CliError> {
         let root = HostRoot::open(&global.root)?;
         Ok(Self {
+            kernel: kernels.kernel(&root),
             root,
             json: global.json,
             quiet: global.quiet,
@@ -40,6 +46,7 @@ impl Context {
             pci_ids: global.pci_ids.clone(),
             out: Vec::new(),
             notes: Vec::new(),
+            printed: false,
         })
     }
 
@@ -61,8 +68,15 @@ impl Context {
         Ok(inventory)
     }
 
+    /// True when the command has put a document of its own on standard output (a refused or
+    /// failed bind prints its plan document, which carries the error).
+    pub fn printed_document(&self) -> bool {
+        self.printed
+    }
+
     /// Appends a line to standard output (written when the command ends).
     pub fn line(&mut self, text: impl AsRef<str>) {
+        self.printed = true;
         self.out.extend_from_slice(text.as_ref().as_bytes());
         self.out.push(b'\n');
     }
@@ -92,38 +106,11 @@ impl Context {
 
 /// Resolves a device the user named: an address (full or short) or a network interface name.
 pub fn resolve_device<'a>(
-    ctx: &Context,
+    _ctx: &Context,
     inventory: &'a Inventory,
     text: &str,
 ) -> Result<&'a PciDevice, CliError> {
-    match text.parse::<PciSelector>() {
-        Ok(selector) => Ok(inventory.resolve(&selector)?),
-        Err(parse_error) => {
-            if let Some(dev) = inventory
-                .devices()
-                .iter()
-                .find(|d| d.net_interfaces.iter().any(|n| n == text))
-            {
-                return Ok(dev);
-            }
-            let looks_like_interface = !text.contains(':') && !text.is_empty() && text.len() <= 15;
-            let _ = ctx;
-            if looks_like_interface {
-                Err(CliError::new(
-                    Exit::Usage,
-                    format!(
-                        "'{text}' is neither a PCI address nor a network interface of a PCI device"
-                    ),
-                )
-                .hint(
-                    "name a device as DDDD:BB:DD.F (see 'vfioctl list') or by its interface name",
-                ))
-            } else {
-                Err(CliError::new(Exit::Usage, parse_error.to_string())
-                    .hint("name a device as DDDD:BB:DD.F, e.g. 0001:03:00.0 (see 'vfioctl list')"))
-            }
-        }
-    }
+    Ok(vfioctl_core::select::select_pci(inventory, text)?)
 }
 
 /// The `lspci -nn`-style description: `Network controller [0280]: Vendor Device [168c:003e]`.

@@ -1,19 +1,38 @@
-//! Choosing the kernel vfioctl talks to: the real one, or the simulated kernel of a test tree.
+//! The kernel vfioctl talks to, given by whoever builds the binary, and the write helper.
 
 use std::sync::Arc;
 
-use vfioctl_host::apply::{Executor, Timeouts, WRITE_HELPER_OTHER_ERROR};
+use vfioctl_host::apply::WRITE_HELPER_OTHER_ERROR;
 use vfioctl_host::{HostRoot, Kernel, RealKernel};
 
 use crate::context::Context;
 use crate::exit::Exit;
 
-/// An executor for this root, with unbinds done in a child process of this same binary.
-pub fn executor(root: &HostRoot, timeouts: Timeouts) -> Executor {
-    let executor = Executor::new(root.clone(), for_root(root), timeouts);
+/// Gives the kernel that serves a root. The shipped binary always answers the running kernel;
+/// a test binary may answer a simulated one for its own trees.
+pub trait KernelSource {
+    /// The kernel that reacts to writes under `root`.
+    fn kernel(&self, root: &HostRoot) -> Arc<dyn Kernel>;
+}
+
+/// The running kernel, whatever the root: sysfs writes and `modprobe`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealKernelSource;
+
+impl KernelSource for RealKernelSource {
+    fn kernel(&self, _root: &HostRoot) -> Arc<dyn Kernel> {
+        Arc::new(RealKernel)
+    }
+}
+
+/// The host the library's use cases act on: the run's root and kernel, with unbinds done in a
+/// child process of this same binary (so a test binary's child serves the same kernel as its
+/// parent).
+pub fn host(ctx: &Context) -> vfioctl_host::ops::Host {
+    let host = vfioctl_host::ops::Host::new(ctx.root.clone(), Arc::clone(&ctx.kernel));
     match std::env::current_exe() {
-        Ok(program) => executor.with_write_helper(program),
-        Err(_) => executor,
+        Ok(program) => host.with_write_helper(program),
+        Err(_) => host,
     }
 }
 
@@ -26,7 +45,10 @@ pub fn write_attr_helper(ctx: &Context, args: &crate::cli::WriteAttrArgs) -> Exi
     let code = if !args.path.starts_with("/sys/") || escapes {
         EINVAL
     } else {
-        match for_root(&ctx.root).write_attr(&ctx.root.join(&args.path), &args.value) {
+        match ctx
+            .kernel
+            .write_attr(&ctx.root.join(&args.path), &args.value)
+        {
             Ok(()) => 0,
             Err(e) => e
                 .raw_os_error()
@@ -39,59 +61,3 @@ pub fn write_attr_helper(ctx: &Context, args: &crate::cli::WriteAttrArgs) -> Exi
 
 /// The errno the kernel gives for a write it will not take.
 const EINVAL: i32 = 22;
-
-/// The kernel for this root. A simulated kernel is used only for a `--root` tree that carries the
-/// simulator's marker, never for `/`.
-pub fn for_root(root: &HostRoot) -> Arc<dyn Kernel> {
-    #[cfg(feature = "simulated-kernel")]
-    if !root.is_real_root()
-        && let Some(sim) = sim::SimAdapter::open(root.path())
-    {
-        return Arc::new(sim);
-    }
-    let _ = root;
-    Arc::new(RealKernel)
-}
-
-#[cfg(feature = "simulated-kernel")]
-mod sim {
-    use std::io;
-    use std::path::Path;
-
-    use vfioctl_host::{Kernel, ModuleError};
-    use vfioctl_sim::SimKernel;
-
-    /// The simulated kernel behind the host layer's `Kernel` trait.
-    pub struct SimAdapter(SimKernel);
-
-    impl SimAdapter {
-        pub fn open(root: &Path) -> Option<Self> {
-            SimKernel::open(root).ok().map(Self)
-        }
-    }
-
-    impl Kernel for SimAdapter {
-        fn write_attr(&self, path: &Path, value: &str) -> io::Result<()> {
-            self.0.write(path, value)
-        }
-        fn load_module(&self, module: &str) -> Result<(), ModuleError> {
-            self.0.load_module(module).map_err(|e| convert(module, e))
-        }
-        fn unload_module(&self, module: &str) -> Result<(), ModuleError> {
-            self.0.unload_module(module).map_err(|e| convert(module, e))
-        }
-    }
-
-    fn convert(module: &str, error: vfioctl_sim::SimModuleError) -> ModuleError {
-        use vfioctl_sim::SimModuleError as E;
-        match error {
-            E::Blacklisted(_) => ModuleError::Blacklisted(module.to_owned()),
-            E::NotFound(_) => ModuleError::NotFound(module.to_owned()),
-            #[allow(unreachable_patterns)]
-            other => ModuleError::Failed {
-                module: module.to_owned(),
-                message: other.to_string(),
-            },
-        }
-    }
-}

@@ -24,9 +24,42 @@ struct GroupCheck {
 /// `vfioctl check`.
 pub fn check(ctx: &mut Context, args: &CheckArgs) -> Result<Exit, CliError> {
     let inventory = ctx.inventory()?;
+    let fslmc = vfioctl_host::fslmc::read_fslmc(&ctx.root)?;
     let mut groups = Vec::new();
+    // Containers' groups: every object in one must be on vfio-fsl-mc or have no driver.
+    let mut container_blockers: std::collections::BTreeMap<u32, Vec<String>> =
+        std::collections::BTreeMap::new();
     for text in &args.targets {
-        if let Ok(group) = text.parse::<u32>() {
+        if let Ok(name) = text.parse::<vfioctl_core::FslMcName>() {
+            vfioctl_core::select::select_container(&fslmc, &name)?;
+            let container = fslmc.get(text);
+            let Some(group) = container.and_then(|c| c.iommu_group) else {
+                return Err(CliError::new(
+                    Exit::Problems,
+                    format!("{name} has no IOMMU group, so no VM can use it"),
+                )
+                .hint(format!(
+                    "bind it first ('vfioctl bind {name}'): fsl-mc gives a container its group \
+                     when a driver probes it"
+                )));
+            };
+            let blockers = container
+                .and_then(vfioctl_core::fslmc::FslMcObject::as_dprc)
+                .map(|dprc| {
+                    fslmc
+                        .children(dprc)
+                        .filter_map(|o| {
+                            o.driver
+                                .as_deref()
+                                .filter(|d| *d != vfioctl_core::fslmc::VFIO_FSL_MC)
+                                .map(|d| format!("{} is on {d}", o.name))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            container_blockers.insert(group, blockers);
+            groups.push(group);
+        } else if let Ok(group) = text.parse::<u32>() {
             if !inventory.groups.contains_key(&group) {
                 return Err(
                     CliError::new(Exit::Usage, format!("there is no IOMMU group {group}"))
@@ -51,7 +84,10 @@ pub fn check(ctx: &mut Context, args: &CheckArgs) -> Result<Exit, CliError> {
     let mut results = Vec::new();
     for group in groups {
         let members = inventory.groups.get(&group).cloned().unwrap_or_default();
-        let rule = viability(&inventory, &members);
+        let mut rule = viability(&inventory, &members);
+        if let Some(blockers) = container_blockers.get(&group) {
+            rule.viable = blockers.is_empty();
+        }
         let from_sysfs = |why: String| {
             let detail = if rule.viable {
                 why
@@ -61,6 +97,8 @@ pub fn check(ctx: &mut Context, args: &CheckArgs) -> Result<Exit, CliError> {
                     .iter()
                     .map(|b| format!("{} is on {}", b.device, b.driver))
                     .collect();
+                let mut blockers = blockers;
+                blockers.extend(container_blockers.get(&group).cloned().unwrap_or_default());
                 format!("{why}; {}", blockers.join(", "))
             };
             GroupCheck {
@@ -94,7 +132,9 @@ pub fn check(ctx: &mut Context, args: &CheckArgs) -> Result<Exit, CliError> {
                 group,
                 viable: false,
                 source: "sysfs",
-                detail: format!("/dev/vfio/{group} does not exist: no member is bound to vfio-pci"),
+                detail: format!(
+                    "/dev/vfio/{group} does not exist: no member is bound to a vfio driver"
+                ),
             },
             Err(VfioError::Busy { .. }) => GroupCheck {
                 group,

@@ -3,7 +3,6 @@ pub mod bind;
 pub mod check;
 pub mod docs;
 pub mod doctor;
-pub mod fslmc;
 pub mod hook;
 pub mod inventory;
 pub mod manpage;

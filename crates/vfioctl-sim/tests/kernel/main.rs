@@ -1,0 +1,9 @@
+//! The simulated kernel's write semantics, one behaviour per test.
+// Helpers outside #[test] fns are test code too; a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod binding;
+mod devices;
+mod faults;
+mod modules;
+mod support;

@@ -1,0 +1,268 @@
+//! `vfioctl list`: every device, as a table, a tree or JSON, and the DPAA2 objects.
+
+use serde::Serialize;
+
+use vfioctl_core::{Inventory, PciAddress, PciDevice, VendorDevice};
+use vfioctl_host::read::Depth;
+
+use crate::cli::ListArgs;
+use crate::context::{Context, describe, resolve_device};
+use crate::error::CliError;
+use crate::exit::Exit;
+
+use super::common::{IOMMU_OFF_NOTE, JSON_VERSION, align, object_line};
+
+#[derive(Serialize)]
+pub(super) struct ListedDevice<'a> {
+    pub(super) address: PciAddress,
+    pub(super) vendor_id: String,
+    pub(super) device_id: String,
+    pub(super) class: String,
+    pub(super) vendor_name: Option<&'a str>,
+    pub(super) device_name: Option<&'a str>,
+    pub(super) class_name: Option<&'a str>,
+    pub(super) subsystem_vendor_id: Option<String>,
+    pub(super) subsystem_device_id: Option<String>,
+    pub(super) revision: Option<String>,
+    pub(super) driver: Option<&'a str>,
+    pub(super) driver_override: Option<&'a str>,
+    pub(super) iommu_group: Option<u32>,
+    pub(super) is_bridge: bool,
+    pub(super) parent: Option<PciAddress>,
+    pub(super) net_interfaces: &'a [String],
+}
+
+pub(super) fn listed<'a>(ctx: &'a Context, d: &'a PciDevice) -> ListedDevice<'a> {
+    ListedDevice {
+        address: d.address,
+        vendor_id: format!("{:04x}", d.id.vendor),
+        device_id: format!("{:04x}", d.id.device),
+        class: d.class.to_string(),
+        vendor_name: ctx.names.vendor(d.id.vendor),
+        device_name: ctx.names.device(d.id.vendor, d.id.device),
+        class_name: ctx.names.class(d.class.0),
+        subsystem_vendor_id: d.subsystem.map(|s| format!("{:04x}", s.vendor)),
+        subsystem_device_id: d.subsystem.map(|s| format!("{:04x}", s.device)),
+        revision: d.revision.map(|r| format!("{r:02x}")),
+        driver: d.driver.as_deref(),
+        driver_override: d.driver_override.as_deref(),
+        iommu_group: d.iommu_group,
+        is_bridge: d.is_bridge(),
+        parent: d.parent,
+        net_interfaces: &d.net_interfaces,
+    }
+}
+
+/// `vfioctl list`.
+pub fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError> {
+    let inventory = ctx.inventory_at(Depth::Summary)?;
+    let slot = match &args.slot {
+        Some(text) => Some(resolve_device(ctx, &inventory, text)?.address),
+        None => None,
+    };
+    let id: Option<VendorDevice> =
+        match &args.id {
+            Some(text) => Some(text.parse().map_err(
+                |e: vfioctl_core::ids::VendorDeviceError| CliError::new(Exit::Usage, e.to_string()),
+            )?),
+            None => None,
+        };
+    let filtered = args.slot.is_some() || args.id.is_some() || args.driver.is_some();
+    let fslmc = vfioctl_host::fslmc::read_fslmc(&ctx.root)?;
+    let selected: Vec<&PciDevice> = inventory
+        .devices()
+        .iter()
+        .filter(|d| slot.is_none_or(|s| d.address == s))
+        .filter(|d| id.is_none_or(|i| d.id == i))
+        .filter(|d| match args.driver.as_deref() {
+            None => true,
+            Some("none") => d.driver.is_none(),
+            Some(name) => d.driver.as_deref() == Some(name),
+        })
+        .collect();
+
+    if ctx.json {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            version: u32,
+            iommu_enabled: bool,
+            devices: Vec<ListedDevice<'a>>,
+            fsl_mc: &'a [vfioctl_core::fslmc::FslMcObject],
+        }
+        let devices = selected.iter().map(|d| listed(ctx, d)).collect();
+        let doc = Doc {
+            version: JSON_VERSION,
+            iommu_enabled: inventory.iommu_enabled,
+            devices,
+            fsl_mc: if filtered { &[] } else { fslmc.objects() },
+        };
+        let text = crate::context::to_json(&doc)?;
+        ctx.line(text);
+    } else if args.tree {
+        render_tree(ctx, &inventory, &selected);
+    } else {
+        let rows: Vec<[String; 5]> = selected
+            .iter()
+            .map(|d| {
+                [
+                    d.address.to_string(),
+                    d.iommu_group.map_or("-".to_owned(), |g| g.to_string()),
+                    d.driver.clone().unwrap_or_else(|| "(none)".to_owned()),
+                    d.driver_override
+                        .as_ref()
+                        .map_or("-".to_owned(), |o| format!("override={o}")),
+                    describe(&ctx.names, d) + if d.is_bridge() { " (bridge)" } else { "" },
+                ]
+            })
+            .collect();
+        let header = ["ADDRESS", "GROUP", "DRIVER", "OVERRIDE", "DEVICE"].map(str::to_owned);
+        for line in align(&header, &rows) {
+            ctx.line(line);
+        }
+    }
+    if !ctx.json && !filtered && !fslmc.is_empty() {
+        ctx.line("");
+        ctx.line("DPAA2 (fsl-mc):");
+        for line in fslmc_lines(&fslmc) {
+            ctx.line(line);
+        }
+    }
+    if !inventory.iommu_enabled {
+        ctx.note(IOMMU_OFF_NOTE);
+    }
+    if selected.is_empty() && (args.slot.is_some() || args.id.is_some() || args.driver.is_some()) {
+        ctx.note("no device matches the filter");
+    }
+    Ok(Exit::Success)
+}
+
+fn render_tree(ctx: &mut Context, inventory: &Inventory, selected: &[&PciDevice]) {
+    let shown: std::collections::BTreeSet<PciAddress> =
+        selected.iter().map(|d| d.address).collect();
+    // Show the ancestors of selected devices too, so a filtered tree keeps its shape.
+    let mut visible = shown.clone();
+    for d in selected {
+        visible.extend(inventory.ancestors(&d.address).iter().map(|a| a.address));
+    }
+    let roots: Vec<&PciDevice> = inventory
+        .devices()
+        .iter()
+        .filter(|d| visible.contains(&d.address))
+        .filter(|d| d.parent.is_none_or(|p| inventory.get(&p).is_none()))
+        .collect();
+    let mut lines = Vec::new();
+    for (i, root) in roots.iter().enumerate() {
+        tree_node(
+            ctx,
+            inventory,
+            &visible,
+            root,
+            "",
+            i + 1 == roots.len(),
+            true,
+            &mut lines,
+        );
+    }
+    for line in lines {
+        ctx.line(line);
+    }
+}
+
+#[expect(clippy::too_many_arguments, reason = "recursive renderer state")]
+fn tree_node(
+    ctx: &Context,
+    inventory: &Inventory,
+    visible: &std::collections::BTreeSet<PciAddress>,
+    dev: &PciDevice,
+    prefix: &str,
+    last: bool,
+    top: bool,
+    lines: &mut Vec<String>,
+) {
+    let branch = if top {
+        ""
+    } else if last {
+        "`-- "
+    } else {
+        "|-- "
+    };
+    let group = dev
+        .iommu_group
+        .map_or("group -".to_owned(), |g| format!("group {g}"));
+    let driver = dev.driver.as_deref().unwrap_or("(none)");
+    lines.push(format!(
+        "{prefix}{branch}{} [{group}] {driver}: {}",
+        dev.address,
+        describe(&ctx.names, dev)
+    ));
+    let children: Vec<&PciDevice> = inventory
+        .children(&dev.address)
+        .filter(|c| visible.contains(&c.address))
+        .collect();
+    let child_prefix = if top {
+        prefix.to_owned()
+    } else if last {
+        format!("{prefix}    ")
+    } else {
+        format!("{prefix}|   ")
+    };
+    for (i, child) in children.iter().enumerate() {
+        tree_node(
+            ctx,
+            inventory,
+            visible,
+            child,
+            &child_prefix,
+            i + 1 == children.len(),
+            false,
+            lines,
+        );
+    }
+}
+
+/// The fsl-mc objects as an indented tree: each container with its objects below it.
+fn fslmc_lines(inv: &vfioctl_core::fslmc::FslMcInventory) -> Vec<String> {
+    fn container(
+        inv: &vfioctl_core::fslmc::FslMcInventory,
+        obj: &vfioctl_core::fslmc::FslMcObject,
+        depth: usize,
+        out: &mut Vec<String>,
+    ) {
+        let indent = "  ".repeat(depth + 1);
+        out.push(format!(
+            "{indent}{}  group {}  {}{}{}",
+            obj.name,
+            obj.iommu_group.map_or("-".to_owned(), |g| g.to_string()),
+            obj.driver.as_deref().unwrap_or("(no driver)"),
+            obj.driver_override
+                .as_deref()
+                .map_or(String::new(), |o| format!("  override={o}")),
+            if obj.container.is_none() {
+                "  (root container: the host's)"
+            } else {
+                ""
+            }
+        ));
+        if let Some(dprc) = obj.as_dprc() {
+            for child in inv.children(dprc) {
+                if child.obj_type == "dprc" {
+                    container(inv, child, depth + 1, out);
+                } else {
+                    out.push(format!("{indent}  {}", object_line(child, "  ")));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for root in inv.containers().filter(|c| c.container.is_none()) {
+        container(inv, root, 0, &mut out);
+    }
+    // Containers whose parent is not visible (a damaged or partial tree) are still shown.
+    for orphan in inv.containers().filter(|c| {
+        c.container
+            .is_some_and(|p| inv.get(&p.to_string()).is_none())
+    }) {
+        container(inv, orphan, 0, &mut out);
+    }
+    out
+}
