@@ -178,6 +178,14 @@ mod tests {
     }
 
     #[test]
+    fn the_packaged_host_table_parses_and_changes_nothing() {
+        // The Debian package installs it as /etc/vfioctl/devices.toml, a conffile.
+        let text = include_str!("../../../packaging/etc/devices.toml");
+        let table = KnownDevices::parse(text, "/etc/vfioctl/devices.toml").expect("parses");
+        assert!(table.is_empty());
+    }
+
+    #[test]
     fn unknown_field_is_reported_with_line_and_column() {
         let err = KnownDevices::parse(
             "version = 1\n[[device]]\nid = \"1b4b:9230\"\nstatus = \"works\"\nnote = \"x\"\ncolour = \"red\"\n",

@@ -48,6 +48,20 @@ pub enum VmFileError {
         /// The file looked for.
         path: PathBuf,
     },
+    /// A `--config` directory that does not exist: an empty set would hide a typo.
+    #[error("the VM definitions directory {path} does not exist")]
+    NoConfigDir {
+        /// The directory given.
+        path: PathBuf,
+    },
+    /// A file that looks like a definition but whose name vfioctl does not read.
+    #[error("{path} is ignored: {reason}")]
+    IgnoredName {
+        /// The file.
+        path: PathBuf,
+        /// Why its name is not a definition's.
+        reason: String,
+    },
     /// The file or directory could not be read.
     #[error("failed to read {path}")]
     Read {
@@ -83,6 +97,12 @@ impl VmFileError {
             Self::BadName(_) => "name a VM by its file's stem, e.g. 'ten64' for ten64.toml".into(),
             Self::NotFound { .. } => {
                 "see 'vfioctl vm list' for the definitions there are, or pass --config DIR".into()
+            }
+            Self::NoConfigDir { .. } => {
+                "check the path given to --config, or leave it out to read /etc/vfioctl/vms".into()
+            }
+            Self::IgnoredName { .. } => {
+                "rename it to NAME.toml, NAME made of letters, digits, '-', '_' and '.'".into()
             }
             Self::Read { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
                 "run vfioctl as root, or make the file readable".into()
@@ -137,8 +157,49 @@ pub fn load(dir: &Path, name: &str) -> Result<VmFile, VmFileError> {
     read_definition(name, &path)
 }
 
+/// Loads VM `name` from the `--config` directory when given, else `<root>/etc/vfioctl/vms`.
+pub fn load_at(root: &HostRoot, config: Option<&Path>, name: &str) -> Result<VmFile, VmFileError> {
+    let dir = vms_dir(root, config);
+    if config.is_some() && fs::symlink_metadata(&dir).is_err() {
+        return Err(VmFileError::NoConfigDir { path: dir });
+    }
+    load(&dir, name)
+}
+
+/// Every definition in the `--config` directory when given (which must exist), else in
+/// `<root>/etc/vfioctl/vms` (which may not: a host without VMs).
+pub fn list_at(
+    root: &HostRoot,
+    config: Option<&Path>,
+) -> Result<Vec<Result<VmFile, VmFileError>>, VmFileError> {
+    let dir = vms_dir(root, config);
+    if config.is_some() && fs::symlink_metadata(&dir).is_err() {
+        return Err(VmFileError::NoConfigDir { path: dir });
+    }
+    list(&dir)
+}
+
+/// Why a file that ends in `.toml` (in any case) is not read as a definition, if it is not.
+fn ignored_because(file_name: &std::ffi::OsStr) -> Option<String> {
+    let Some(name) = file_name.to_str() else {
+        return Some("its name is not UTF-8".to_owned());
+    };
+    let (stem, suffix) = name.rsplit_once('.')?;
+    // A leading dot is how a definition is put aside on purpose.
+    if name.starts_with('.') || !suffix.eq_ignore_ascii_case("toml") {
+        return None;
+    }
+    if suffix != "toml" {
+        return Some(format!("definitions end in .toml, not .{suffix}"));
+    }
+    stem.parse::<VmName>().err().map(|e| e.to_string())
+}
+
 /// Every `<name>.toml` in `dir`, in name order, each loaded or with its error. A missing
-/// directory holds no definitions. Files whose stem is not a VM name are skipped.
+/// directory holds no definitions. A file that looks like a definition but is not read for its
+/// name (`My VM.toml`, `vm.TOML`, non-ASCII) is listed as an [`VmFileError::IgnoredName`] error,
+/// so a typo never silently drops a VM; other files (`README`, `x.toml~`, `.x.toml`) are left
+/// alone.
 pub fn list(dir: &Path) -> Result<Vec<Result<VmFile, VmFileError>>, VmFileError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -150,22 +211,33 @@ pub fn list(dir: &Path) -> Result<Vec<Result<VmFile, VmFileError>>, VmFileError>
             });
         }
     };
-    let mut names: Vec<VmName> = entries
-        .flatten()
-        .filter_map(|e| {
-            let file_name = e.file_name();
-            let stem = file_name.to_str()?.strip_suffix(".toml")?.to_owned();
-            stem.parse().ok()
-        })
-        .collect();
+    let mut names: Vec<VmName> = Vec::new();
+    let mut ignored: Vec<(PathBuf, String)> = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        if let Some(reason) = ignored_because(&file_name) {
+            ignored.push((entry.path(), reason));
+        } else if let Some(stem) = file_name.to_str().and_then(|n| n.strip_suffix(".toml"))
+            && let Ok(name) = stem.parse()
+        {
+            names.push(name);
+        }
+    }
     names.sort();
-    Ok(names
+    ignored.sort();
+    let mut all: Vec<Result<VmFile, VmFileError>> = names
         .into_iter()
         .map(|name| {
             let path = dir.join(format!("{name}.toml"));
             read_definition(name, &path)
         })
-        .collect())
+        .collect();
+    all.extend(
+        ignored
+            .into_iter()
+            .map(|(path, reason)| Err(VmFileError::IgnoredName { path, reason })),
+    );
+    Ok(all)
 }
 
 /// A DPAA2 container on the host.
@@ -310,6 +382,48 @@ mod tests {
         let expected = format!("{}:5:1: ", dir.path().join("bad.toml").display());
         assert!(err.starts_with(&expected), "{err}");
         assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn files_ignored_for_their_names_are_reported_after_the_definitions() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "good.toml",
+            "My VM.toml",
+            "router.TOML",
+            "café.toml",
+            ".off.toml",
+        ] {
+            fs::write(dir.path().join(name), MINIMAL).unwrap();
+        }
+        fs::write(dir.path().join("good.toml~"), MINIMAL).unwrap();
+        let all = list(dir.path()).unwrap();
+        let shown: Vec<String> = all
+            .iter()
+            .map(|e| match e {
+                Ok(vm) => vm.name.to_string(),
+                Err(e) => e
+                    .to_string()
+                    .replace(&format!("{}/", dir.path().display()), ""),
+            })
+            .collect();
+        insta::assert_debug_snapshot!(shown);
+    }
+
+    #[test]
+    fn a_config_directory_that_does_not_exist_is_an_error() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("sys/bus/pci/devices")).unwrap();
+        let root = HostRoot::open(root.path()).unwrap();
+        let missing = Path::new("/nonexistent/vms");
+        let e = list_at(&root, Some(missing)).unwrap_err();
+        assert!(matches!(e, VmFileError::NoConfigDir { .. }), "{e}");
+        assert!(matches!(
+            load_at(&root, Some(missing), "x"),
+            Err(VmFileError::NoConfigDir { .. })
+        ));
+        // The default directory may be absent: a host without VMs.
+        assert!(list_at(&root, None).unwrap().is_empty());
     }
 
     #[test]

@@ -58,6 +58,60 @@ fn a_malformed_definition_is_reported_with_file_line_and_column() {
 }
 
 #[test]
+fn config_goes_before_the_command_too_and_must_exist() {
+    let host = Host::ten64();
+    let dir = tempfile::tempdir().unwrap();
+    let definition = TEN64_VM.replace("@QEMU@", &host.qemu().display().to_string());
+    fs::write(dir.path().join("elsewhere.toml"), &definition).unwrap();
+    fs::write(dir.path().join("Router VM.toml"), &definition).unwrap();
+    let config = dir.path().to_str().unwrap();
+    for args in [
+        &["--config", config, "vm", "list"][..],
+        &["vm", "list", "--config", config][..],
+    ] {
+        let out = host.run("exit:0", args);
+        let stdout = text(&out.stdout);
+        assert!(stdout.contains("elsewhere"), "{args:?}: {stdout}");
+        // The file vfioctl does not read for its name is reported, not dropped.
+        assert!(
+            stdout.contains("Router VM.toml is ignored"),
+            "{args:?}: {stdout}"
+        );
+        assert_eq!(out.status.code(), Some(4), "{args:?}");
+    }
+    let out = host.run("exit:0", &["--config", "/nonexistent/vms", "status"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("the VM definitions directory /nonexistent/vms does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_disk_qemu_would_refuse_is_refused_by_vm_check() {
+    let host = Host::ten64();
+    let path = host.define(
+        "ten64",
+        &TEN64_VM.replace(
+            "[qemu]",
+            "[qemu]\ndisks = [{ file = \"/vm/cd.iso\", interface = \"ide\", readonly = true }]",
+        ),
+    );
+    let out = host.run("exit:0", &["vm", "check", "ten64"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("error: {}:", path.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the virt machine has no ide controller"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn apply_is_idempotent_and_refuses_a_drifted_vm_but_does_the_others() {
     let host = Host::ten64();
     host.define("ten64", TEN64_VM);

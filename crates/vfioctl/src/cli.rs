@@ -27,7 +27,8 @@ pub struct GlobalArgs {
     /// -O sysfs.path=); for simulated trees, chroots and tests.
     #[arg(long, global = true, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
-    /// Print machine-readable JSON (versioned; see the README for the schema).
+    /// Print machine-readable JSON: every document carries "version": 1, and fields are only ever
+    /// added, never renamed.
     #[arg(long, global = true)]
     pub json: bool,
     /// The pci.ids database for names (default: /usr/share/misc/pci.ids, then
@@ -40,6 +41,10 @@ pub struct GlobalArgs {
     /// Say only what was asked for: no notes.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Read VM definitions from DIR instead of ROOT/etc/vfioctl/vms (ROOT: --root); DIR must
+    /// exist.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub config: Option<PathBuf>,
 }
 
 /// The commands.
@@ -63,7 +68,8 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Ask the kernel whether IOMMU groups are usable by a VM now (VFIO_GROUP_GET_STATUS).
     Check(CheckArgs),
-    /// Run as a libvirt or Proxmox VE hook (see the README).
+    /// Run as a libvirt qemu hook or a Proxmox VE hookscript (installed under
+    /// /usr/share/vfioctl/hooks).
     Hook(HookArgs),
     /// Write one sysfs attribute under --root (used by vfioctl itself for unbinds that may hang).
     #[command(name = "__write-attr", hide = true)]
@@ -147,7 +153,8 @@ pub struct BootRemoveArgs {
 /// Where VM definitions are read from.
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
-    /// Read VM definitions from DIR instead of ROOT/etc/vfioctl/vms (ROOT: --root).
+    /// Read VM definitions from DIR instead of ROOT/etc/vfioctl/vms (ROOT: --root); DIR must
+    /// exist. Also accepted before the command, like --root.
     #[arg(long, value_name = "DIR")]
     pub config: Option<PathBuf>,
 }
@@ -374,6 +381,24 @@ pub struct LibvirtArgs {
     /// Only the named functions, not every endpoint of their IOMMU groups.
     #[arg(long)]
     pub only: bool,
+    /// Give each device a guest address from guest bus N up (N: the index of a free
+    /// pcie-root-port controller of the domain, 3 or 0x03), keeping its functions together in
+    /// one guest slot as on the host.
+    #[arg(long, value_name = "N", value_parser = parse_bus)]
+    pub guest_bus: Option<u8>,
+    /// Write one file per <hostdev> element into DIR (what virsh attach-device takes) and print
+    /// their paths.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+}
+
+/// A bus number, decimal or `0x` hex, as libvirt writes it.
+fn parse_bus(text: &str) -> Result<u8, String> {
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => u8::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|_| format!("'{text}' is not a bus number (0 to 255, or 0x00 to 0xff)"))
 }
 
 /// `vfioctl generate-docs`.

@@ -16,12 +16,17 @@
 //! The writer (quick-xml) quotes attributes with `"`, where `virsh dumpxml` shows `'`; XML treats
 //! both the same.
 //!
-//! Only the host (source) address is written. libvirt then gives each function its own guest
-//! slot (a root port each on q35), so a multifunction device appears as separate single-function
-//! devices; most guest drivers accept that. Keeping host function numbers in the guest would need a
-//! `<address type="pci" ... multifunction="on"/>` guest address with a bus number, and guest bus
-//! numbers depend on the controllers libvirt adds to the whole domain, which this fragment cannot
-//! know.
+//! By default only the host (source) address is written, and libvirt gives each function its own
+//! guest slot (a root port each on q35), so a multifunction device appears as separate
+//! single-function devices. With a guest bus (`--guest-bus N`: the `index` of a free
+//! `pcie-root-port` controller of the domain), each physical device gets one guest bus, from N
+//! up, at slot 0 with the host's function numbers, and function 0 carries
+//! `multifunction="on"`: the guest sees the device laid out as on the host, as `qemu-args`
+//! renders it. Guest bus numbers are libvirt controller indexes, which depend on the whole
+//! domain, so vfioctl does not guess them.
+//!
+//! `virsh attach-device` takes one element per file: [`hostdevs`] gives them one by one (the
+//! CLI's `--out-dir`), [`hostdev_xml`] all together for pasting into `<devices>`.
 
 use quick_xml::Writer;
 use quick_xml::events::{BytesText, Event};
@@ -30,45 +35,106 @@ use crate::address::PciAddress;
 use crate::device::Inventory;
 use crate::render::{Passthrough, RenderError, layout};
 
-/// The `<hostdev>` elements passing `request` to a libvirt domain, pretty-printed with two-space
-/// indentation, one element after another, in [`layout`] order.
+/// Where a function sits in the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestAddress {
+    /// The guest bus (a libvirt PCI controller index).
+    pub bus: u8,
+    /// The function number in the guest slot.
+    pub function: u8,
+    /// Function 0 of a slot with more than one function.
+    pub multifunction: bool,
+}
+
+/// One `<hostdev>` element: what `virsh attach-device DOMAIN FILE` takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hostdev {
+    /// The host function it passes.
+    pub host: PciAddress,
+    /// Its guest address, when a guest bus was asked for.
+    pub guest: Option<GuestAddress>,
+    /// The element, pretty-printed with two-space indentation, ending in a newline.
+    pub xml: String,
+}
+
+/// One `<hostdev>` element per function of `request`, in [`layout`] order. With `guest_bus`,
+/// each slot gets its own guest bus from `guest_bus` up and keeps its function layout.
 ///
 /// # Errors
 ///
 /// Those of [`layout`]; [`RenderError::FslMcUnsupportedByLibvirt`] for any DPAA2 container;
-/// [`RenderError::DomainTooWide`] for a PCI domain above `0xffff` (Intel VMD).
-pub fn hostdev_xml(inv: &Inventory, request: &Passthrough) -> Result<String, RenderError> {
+/// [`RenderError::DomainTooWide`] for a PCI domain above `0xffff` (Intel VMD);
+/// [`RenderError::GuestBusOverflow`] when the slots need buses past `0xff`.
+pub fn hostdevs(
+    inv: &Inventory,
+    request: &Passthrough,
+    guest_bus: Option<u8>,
+) -> Result<Vec<Hostdev>, RenderError> {
     if let Some(&dprc) = request.dprc.iter().min() {
         return Err(RenderError::FslMcUnsupportedByLibvirt(dprc));
     }
-    let functions: Vec<PciAddress> = layout(inv, &request.pci)?
-        .into_iter()
-        .flat_map(|slot| slot.functions)
-        .map(|f| f.host)
-        .collect();
+    let slots = layout(inv, &request.pci)?;
+    if let Some(first) = guest_bus
+        && usize::from(first) + slots.len() > 0x100
+    {
+        return Err(RenderError::GuestBusOverflow {
+            first,
+            slots: slots.len(),
+        });
+    }
+    let mut functions: Vec<(PciAddress, Option<GuestAddress>)> = Vec::new();
+    for (i, slot) in slots.iter().enumerate() {
+        for function in &slot.functions {
+            let guest = guest_bus.map(|first| GuestAddress {
+                // In range: checked above.
+                bus: first + u8::try_from(i).unwrap_or(u8::MAX),
+                function: function.guest_function,
+                multifunction: slot.is_multifunction() && function.guest_function == 0,
+            });
+            functions.push((function.host, guest));
+        }
+    }
     // Check every address before writing any, so an error never leaves half a document.
-    if let Some(wide) = functions.iter().find(|a| a.domain > 0xffff) {
+    if let Some((wide, _)) = functions.iter().find(|(a, _)| a.domain > 0xffff) {
         return Err(RenderError::DomainTooWide(*wide));
     }
-    let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
-    for (i, address) in functions.iter().enumerate() {
-        if i > 0 {
-            // The writer indents nested elements but not siblings at the top level.
+    functions
+        .into_iter()
+        .map(|(host, guest)| {
+            let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
+            write_hostdev(&mut writer, &host, guest.as_ref()).map_err(RenderError::Xml)?;
             writer
                 .write_event(Event::Text(BytesText::new("\n")))
                 .map_err(RenderError::Xml)?;
-        }
-        write_hostdev(&mut writer, address).map_err(RenderError::Xml)?;
-    }
-    let mut xml = String::from_utf8(writer.into_inner())
-        .map_err(|e| RenderError::Xml(std::io::Error::other(e)))?;
-    if !xml.is_empty() {
-        xml.push('\n');
-    }
-    Ok(xml)
+            let xml = String::from_utf8(writer.into_inner())
+                .map_err(|e| RenderError::Xml(std::io::Error::other(e)))?;
+            Ok(Hostdev { host, guest, xml })
+        })
+        .collect()
 }
 
-fn write_hostdev(writer: &mut Writer<Vec<u8>>, address: &PciAddress) -> std::io::Result<()> {
+/// The `<hostdev>` elements of [`hostdevs`], one after another (several root elements: paste them
+/// into the domain's `<devices>`; `virsh attach-device` needs one per file).
+///
+/// # Errors
+///
+/// Those of [`hostdevs`].
+pub fn hostdev_xml(
+    inv: &Inventory,
+    request: &Passthrough,
+    guest_bus: Option<u8>,
+) -> Result<String, RenderError> {
+    Ok(hostdevs(inv, request, guest_bus)?
+        .into_iter()
+        .map(|h| h.xml)
+        .collect())
+}
+
+fn write_hostdev(
+    writer: &mut Writer<Vec<u8>>,
+    address: &PciAddress,
+    guest: Option<&GuestAddress>,
+) -> std::io::Result<()> {
     let domain = format!("{:#06x}", address.domain);
     let bus = format!("{:#04x}", address.bus);
     let slot = format!("{:#04x}", address.device);
@@ -89,7 +155,25 @@ fn write_hostdev(writer: &mut Writer<Vec<u8>>, address: &PciAddress) -> std::io:
                         .write_empty()
                         .map(|_| ())
                 })
-                .map(|_| ())
+                .map(|_| ())?;
+            if let Some(guest) = guest {
+                let bus = format!("{:#04x}", guest.bus);
+                let function = format!("{:#x}", guest.function);
+                let mut attributes = vec![
+                    ("type", "pci"),
+                    ("domain", "0x0000"),
+                    ("bus", bus.as_str()),
+                    ("slot", "0x00"),
+                    ("function", function.as_str()),
+                ];
+                if guest.multifunction {
+                    attributes.push(("multifunction", "on"));
+                }
+                w.create_element("address")
+                    .with_attributes(attributes)
+                    .write_empty()?;
+            }
+            Ok(())
         })
         .map(|_| ())
 }
@@ -110,7 +194,7 @@ mod tests {
             pci: vec![addr("0001:04:00.0"), addr("0001:03:00.0")],
             dprc: vec![],
         };
-        insta::assert_snapshot!(hostdev_xml(&ten64(), &request).unwrap());
+        insta::assert_snapshot!(hostdev_xml(&ten64(), &request, None).unwrap());
     }
 
     #[test]
@@ -119,7 +203,7 @@ mod tests {
             pci: vec![addr("0000:01:00.1"), addr("0000:01:00.0")],
             dprc: vec![],
         };
-        insta::assert_snapshot!(hostdev_xml(&desktop(), &request).unwrap());
+        insta::assert_snapshot!(hostdev_xml(&desktop(), &request, None).unwrap());
     }
 
     #[test]
@@ -129,7 +213,7 @@ mod tests {
             dprc: vec![DprcName::new(2)],
         };
         assert!(matches!(
-            hostdev_xml(&ten64(), &request),
+            hostdev_xml(&ten64(), &request, None),
             Err(RenderError::FslMcUnsupportedByLibvirt(_))
         ));
     }
@@ -140,7 +224,7 @@ mod tests {
             pci: vec![addr("0000:05:00.0"), addr("10000:e1:00.0")],
             dprc: vec![],
         };
-        let err = hostdev_xml(&desktop(), &request).unwrap_err();
+        let err = hostdev_xml(&desktop(), &request, None).unwrap_err();
         assert_eq!(
             err.to_string(),
             "10000:e1:00.0 has a PCI domain wider than 16 bits, which a libvirt address cannot express"
@@ -149,7 +233,10 @@ mod tests {
 
     #[test]
     fn empty_request_renders_nothing() {
-        assert_eq!(hostdev_xml(&ten64(), &Passthrough::default()).unwrap(), "");
+        assert_eq!(
+            hostdev_xml(&ten64(), &Passthrough::default(), None).unwrap(),
+            ""
+        );
     }
 
     #[test]
@@ -158,7 +245,7 @@ mod tests {
             pci: vec![addr("0000:01:00.0"), addr("0000:01:00.1")],
             dprc: vec![],
         };
-        let xml = hostdev_xml(&desktop(), &request).unwrap();
+        let xml = hostdev_xml(&desktop(), &request, None).unwrap();
         // Wrapped in a root, the fragment must parse cleanly to the end.
         let doc = format!("<devices>{xml}</devices>");
         let mut reader = quick_xml::Reader::from_str(&doc);
@@ -171,5 +258,31 @@ mod tests {
             }
         }
         assert_eq!(hostdevs, 2);
+    }
+
+    #[test]
+    fn a_guest_bus_keeps_the_multifunction_layout() {
+        let request = Passthrough {
+            pci: vec![addr("0000:01:00.1"), addr("0000:01:00.0")],
+            dprc: vec![],
+        };
+        let all = hostdevs(&desktop(), &request, Some(3)).unwrap();
+        assert_eq!(all.len(), 2);
+        insta::assert_snapshot!(all.iter().map(|h| h.xml.as_str()).collect::<String>());
+        let err = hostdevs(&desktop(), &request, Some(0xff));
+        assert!(err.is_ok(), "one slot fits on bus 0xff");
+    }
+
+    #[test]
+    fn too_many_slots_for_the_guest_buses_is_an_error() {
+        let request = Passthrough {
+            pci: vec![addr("0001:03:00.0"), addr("0001:04:00.0")],
+            dprc: vec![],
+        };
+        let err = hostdevs(&ten64(), &request, Some(0xff)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "2 guest slots from bus 0xff run past bus 0xff"
+        );
     }
 }

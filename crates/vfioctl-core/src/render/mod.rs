@@ -49,6 +49,14 @@ pub enum RenderError {
     /// libvirt's `<address domain=...>` holds 16 bits; Intel VMD domains (`10000:`) do not fit.
     #[error("{0} has a PCI domain wider than 16 bits, which a libvirt address cannot express")]
     DomainTooWide(PciAddress),
+    /// The guest buses asked for run past 0xff, the last bus number.
+    #[error("{slots} guest slots from bus {first:#04x} run past bus 0xff")]
+    GuestBusOverflow {
+        /// The first guest bus.
+        first: u8,
+        /// How many slots (one bus each) the devices need.
+        slots: usize,
+    },
     /// The XML writer failed (it writes to memory, so this is not expected).
     #[error("failed to write libvirt XML")]
     Xml(#[source] std::io::Error),
@@ -72,6 +80,9 @@ impl RenderError {
                 "disable VMD in the firmware so the device appears in a 16-bit domain, or pass it \
                  with QEMU arguments",
             ),
+            Self::GuestBusOverflow { .. } => {
+                Some("start from a lower --guest-bus, or pass fewer devices at once")
+            }
             Self::Xml(_) => None,
         }
     }

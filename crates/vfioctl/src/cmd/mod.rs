@@ -6,6 +6,7 @@ pub mod docs;
 pub mod doctor;
 pub mod hook;
 pub mod inventory;
+pub mod manpage;
 pub mod predict;
 pub mod render;
 pub mod select;

@@ -4,7 +4,8 @@ use serde::Serialize;
 
 use vfioctl_core::doctor::Arch;
 use vfioctl_core::fslmc::DprcName;
-use vfioctl_core::render::libvirt::hostdev_xml;
+use vfioctl_core::render::layout;
+use vfioctl_core::render::libvirt::hostdevs;
 use vfioctl_core::render::qemu::{Machine, qemu_args, shell_join};
 use vfioctl_core::render::{Passthrough, RenderError};
 use vfioctl_core::{Inventory, PciAddress};
@@ -141,28 +142,75 @@ pub fn qemu(ctx: &mut Context, args: &QemuArgs) -> Result<Exit, CliError> {
     Ok(Exit::Success)
 }
 
+/// The file `--out-dir` writes a function's element to: `hostdev-0000-01-00.1.xml`.
+fn hostdev_file(host: PciAddress) -> String {
+    format!("hostdev-{}.xml", host.to_string().replace(':', "-"))
+}
+
 /// `vfioctl libvirt-xml`.
 pub fn libvirt(ctx: &mut Context, args: &LibvirtArgs) -> Result<Exit, CliError> {
     let inventory = ctx.inventory()?;
     let request = request(ctx, &inventory, &args.devices, args.only)?;
-    let xml = hostdev_xml(&inventory, &request).map_err(render_error)?;
+    let all = hostdevs(&inventory, &request, args.guest_bus).map_err(render_error)?;
+    let mut files = Vec::new();
+    if let Some(dir) = &args.out_dir {
+        let write_error = |path: &std::path::Path, e: std::io::Error| {
+            CliError::new(
+                Exit::Failed,
+                format!("cannot write {}: {e}", path.display()),
+            )
+            .hint("pass --out-dir a directory you can write to")
+        };
+        std::fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
+        for hostdev in &all {
+            let path = dir.join(hostdev_file(hostdev.host));
+            std::fs::write(&path, &hostdev.xml).map_err(|e| write_error(&path, e))?;
+            files.push(path.display().to_string());
+        }
+    }
+    let xml: String = all.iter().map(|h| h.xml.as_str()).collect();
     if ctx.json {
         #[derive(Serialize)]
         struct Doc<'a> {
             version: u32,
             xml: &'a str,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            files: &'a [String],
         }
         let text = to_json(&Doc {
             version: JSON_VERSION,
             xml: &xml,
+            files: &files,
         })?;
         ctx.line(text);
-    } else {
+    } else if files.is_empty() {
         ctx.line(xml.trim_end());
+    } else {
+        for file in &files {
+            ctx.line(file);
+        }
     }
     ctx.note(
         "managed='no': bind the devices first ('vfioctl bind'), or let the vfioctl libvirt hook \
          do it; libvirt's own managed='yes' does not check IOMMU groups",
     );
+    if all.len() > 1 && files.is_empty() {
+        ctx.note(
+            "virsh attach-device takes one element per file: write them with --out-dir DIR and \
+             attach each (for f in DIR/*.xml; do virsh attach-device DOMAIN \"$f\" --config; done)",
+        );
+    }
+    let multifunction = layout(&inventory, &request.pci).is_ok_and(|slots| {
+        slots
+            .iter()
+            .any(vfioctl_core::render::SlotPlan::is_multifunction)
+    });
+    if multifunction && args.guest_bus.is_none() {
+        ctx.note(
+            "without --guest-bus libvirt gives each function its own guest slot; pass --guest-bus \
+             N (the index of a free pcie-root-port controller of the domain) to keep the \
+             device's functions together",
+        );
+    }
     Ok(Exit::Success)
 }

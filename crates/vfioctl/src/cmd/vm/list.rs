@@ -65,12 +65,15 @@ pub(super) fn list(ctx: &mut Context, args: &VmListArgs) -> Result<Exit, CliErro
                 let (name, file) = match e {
                     VmFileError::Invalid { path, .. }
                     | VmFileError::Read { path, .. }
-                    | VmFileError::NotFound { path, .. } => (
+                    | VmFileError::NotFound { path, .. }
+                    | VmFileError::IgnoredName { path, .. } => (
                         path.file_stem()
                             .map_or(String::new(), |s| s.to_string_lossy().into_owned()),
                         path.display().to_string(),
                     ),
-                    VmFileError::BadName(_) => (String::new(), String::new()),
+                    VmFileError::BadName(_) | VmFileError::NoConfigDir { .. } => {
+                        (String::new(), String::new())
+                    }
                 };
                 ListedVm {
                     name,

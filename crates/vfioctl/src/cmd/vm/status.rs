@@ -59,7 +59,9 @@ pub fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliError> {
             Err(e) => {
                 vms_status.push(StatusVm {
                     name: match e {
-                        VmFileError::Invalid { path, .. } | VmFileError::Read { path, .. } => path
+                        VmFileError::Invalid { path, .. }
+                        | VmFileError::Read { path, .. }
+                        | VmFileError::IgnoredName { path, .. } => path
                             .file_stem()
                             .map_or(String::new(), |s| s.to_string_lossy().into_owned()),
                         _ => String::new(),
