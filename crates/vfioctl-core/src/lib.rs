@@ -14,6 +14,7 @@ pub mod config;
 pub mod device;
 pub mod devref;
 pub mod doctor;
+pub mod dpaa2;
 pub mod fslmc;
 pub mod groups;
 pub mod hooks;

@@ -39,6 +39,7 @@ pub mod fslmc;
 pub mod groups;
 mod host;
 pub mod kernel;
+pub mod restool;
 pub mod snapshot;
 pub mod spec;
 pub mod state;
