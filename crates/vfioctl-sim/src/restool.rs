@@ -255,7 +255,14 @@ fn show(root: &Path, state: &KernelState, container: &str, name: &str) -> Result
 
 fn hide(root: &Path, name: &str) -> Result<(), String> {
     match object_dir(root, name) {
-        Ok(dir) => remove_object(root, name, &dir).map_err(|e| e.to_string()),
+        Ok(dir) => {
+            // The DPRC driver's rescan removes the device, which unbinds it first.
+            if let Some(d) = bound_driver(root, &dir) {
+                let link = root.join("sys/bus/fsl-mc/drivers").join(d).join(name);
+                std::fs::remove_file(link).map_err(|e| e.to_string())?;
+            }
+            remove_object(root, name, &dir).map_err(|e| e.to_string())
+        }
         Err(_) => Ok(()),
     }
 }

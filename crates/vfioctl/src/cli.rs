@@ -88,6 +88,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Bind a VM's devices, run its QEMU, and give the devices back when QEMU exits.
     Run(RunArgs),
+    /// DPAA2 containers made for VMs with restool: create, destroy.
+    Dpaa2(crate::cmd::dpaa2::Dpaa2Args),
 }
 
 /// Where VM definitions are read from.

@@ -119,6 +119,9 @@ pub enum Dpaa2Error {
         /// The object type.
         kind: String,
     },
+    /// The container is bound to vfio (a VM may hold it): it is given back first.
+    #[error("{0} is bound to vfio-fsl-mc")]
+    InUse(FslMcName),
     /// No container made by vfioctl has this name.
     #[error("{0} was not made by vfioctl")]
     NotMade(FslMcName),
@@ -136,6 +139,7 @@ impl Dpaa2Error {
                 "what is left is journaled: run 'vfioctl dpaa2 destroy dprc.N' (or 'vfioctl restore --owner ...') again once the cause is fixed".to_owned()
             }
             Self::Unnamed { .. } => "check 'restool --version' and report its output".to_owned(),
+            Self::InUse(c) => format!("stop the VM and run 'vfioctl restore {c}' first"),
             Self::NotMade(_) => {
                 "only containers 'vfioctl dpaa2 create' made are destroyed; use restool by hand for others".to_owned()
             }
@@ -269,6 +273,12 @@ pub fn destroy(
     let _lock = Lock::acquire(root, LOCK_WAIT)?;
     let mut journal = Journal::load(root)?;
     let index = find(&journal, container).ok_or_else(|| Dpaa2Error::NotMade(container.clone()))?;
+    if journal
+        .entry(&vfioctl_core::DeviceRef::FslMc(container.clone()))
+        .is_some()
+    {
+        return Err(Dpaa2Error::InUse(container.clone()));
+    }
     teardown(root, restool, &mut journal, index)
 }
 

@@ -3,6 +3,7 @@ pub mod bind;
 pub mod check;
 pub mod docs;
 pub mod doctor;
+pub mod dpaa2;
 pub mod hook;
 pub mod inventory;
 pub mod render;
