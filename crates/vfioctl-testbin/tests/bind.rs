@@ -1,5 +1,5 @@
-//! `bind` and `restore` of the real binary against the simulated kernel: plans, refusals,
-//! rollback at every step, idempotence, concurrency.
+//! `bind` and `restore` of the test binary (vfioctl's entry point) against the simulated kernel:
+//! plans, refusals, rollback at every step, idempotence, concurrency.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod common;

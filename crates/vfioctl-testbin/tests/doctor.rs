@@ -1,5 +1,5 @@
-//! `vfioctl doctor` end to end: the real binary over simulated kernels (vfioctl-sim) and, read-only,
-//! over this machine's `/`.
+//! `vfioctl doctor` end to end: the test binary over simulated kernels (vfioctl-sim) and,
+//! read-only, over this machine's `/`.
 // Helpers outside #[test] fns are test code too; a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 

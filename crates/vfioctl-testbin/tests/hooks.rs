@@ -1,9 +1,11 @@
 //! The libvirt hook and the Proxmox VE hookscript against recorded configurations on a simulated
-//! Ten64: bind on start, refuse what would break the host, restore on stop.
+//! Ten64: bind on start, refuse what would break the host, restore on stop; and snapshots of what
+//! they print (libvirt shows a hook's standard error as the domain's start error).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod common;
 
+use common::shown::{host, shown, shown_with_input};
 use common::{assert_same, driver, kernel_state, tree, vfioctl};
 use vfioctl_sim::topology;
 
@@ -153,4 +155,46 @@ fn proxmox_bad_vmid_and_mappings_are_reported() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("resource mapping"));
+}
+
+#[test]
+fn what_the_hooks_print() {
+    let t = host(topology::ten64());
+    let root_disk = DOMAIN_XML.replace("domain='0x0001' bus='0x03'", "domain='0x0002' bus='0x01'");
+    for (name, line, xml) in [
+        (
+            "hook_libvirt_prepare",
+            "hook libvirt ten64-guest prepare begin -",
+            DOMAIN_XML,
+        ),
+        (
+            "hook_libvirt_release",
+            "hook libvirt ten64-guest release end -",
+            DOMAIN_XML,
+        ),
+        (
+            "hook_libvirt_refused",
+            "hook libvirt ten64-guest prepare begin -",
+            &root_disk,
+        ),
+        (
+            "hook_libvirt_bad_xml",
+            "hook libvirt x prepare begin -",
+            "<domain><devices></hostdev>",
+        ),
+    ] {
+        insta::assert_snapshot!(name, shown_with_input(t.root(), line, xml));
+    }
+    let pve = t.root().join("etc/pve/qemu-server");
+    std::fs::create_dir_all(&pve).unwrap();
+    std::fs::write(pve.join("101.conf"), PVE_CONF).unwrap();
+    std::fs::write(pve.join("102.conf"), "hostpci0: mapping=wifi\n").unwrap();
+    for (name, line) in [
+        ("hook_proxmox_pre_start", "hook proxmox 101 pre-start"),
+        ("hook_proxmox_post_stop", "hook proxmox 101 post-stop"),
+        ("hook_proxmox_mapping", "hook proxmox 102 pre-start"),
+        ("hook_proxmox_bad_vmid", "hook proxmox ../etc pre-start"),
+    ] {
+        insta::assert_snapshot!(name, shown(t.root(), line));
+    }
 }

@@ -1,7 +1,7 @@
 //! Faults at every step: a kernel error at each write, and a crash right after each write, of
 //! every operation that changes the host; then the tree must end exactly as it began (after
 //! `recover` where the process died). Prints a table of what was covered; run it with
-//! `cargo test -p vfioctl --test reliability -- --nocapture` to see it.
+//! `cargo test -p vfioctl-testbin --test reliability -- --nocapture` to see it.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod common;

@@ -1,5 +1,6 @@
 //! Snapshots of `qemu-args` and `libvirt-xml` for the simulated Ten64 (PCI and DPAA2) and the
-//! simulated desktop. The machine type is named: the default follows the build machine today.
+//! simulated desktop, for a named machine type and for the default, which follows the root's
+//! architecture (virt for the arm64 Ten64, q35 for the desktop).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod common;
@@ -21,6 +22,10 @@ fn ten64_renders() {
             "ten64_qemu_args_pci_and_dprc",
             "qemu-args --machine virt 0001:04:00.0 dprc.2",
         ),
+        (
+            "ten64_qemu_args_default_machine",
+            "qemu-args 0001:03:00.0 dprc.2",
+        ),
         ("ten64_libvirt_xml", "libvirt-xml 0001:03:00.0"),
         ("ten64_libvirt_xml_only", "libvirt-xml --only 0001:04:00.0"),
     ] {
@@ -39,6 +44,10 @@ fn desktop_renders() {
         (
             "desktop_qemu_args_by_id",
             "qemu-args --machine q35 8086:1533",
+        ),
+        (
+            "desktop_qemu_args_default_machine",
+            "qemu-args 0000:01:00.0",
         ),
         ("desktop_libvirt_xml_gpu", "libvirt-xml 0000:01:00.0"),
     ] {

@@ -55,16 +55,45 @@ impl Context {
         self.inventory_at(vfioctl_host::read::Depth::Full)
     }
 
+    /// Reads what a command about `names` needs: only those functions, their groups and the
+    /// bridges above them when every name is an address of this host; everything otherwise
+    /// (an ID or an interface name needs every device, and a wrong address is reported by the
+    /// selection as it would be on the whole inventory).
+    pub fn inventory_around(&mut self, names: &[String]) -> Result<Inventory, CliError> {
+        let all = vfioctl_host::around::addresses(&self.root);
+        let mut seeds = Vec::new();
+        for name in names {
+            match name
+                .parse::<vfioctl_core::PciSelector>()
+                .ok()
+                .and_then(|s| s.resolve(all.iter()).ok())
+            {
+                Some(address) => seeds.push(address),
+                None => return self.inventory(),
+            }
+        }
+        let inventory =
+            vfioctl_host::around::read_around(&self.root, &seeds, vfioctl_host::read::Depth::Full)?;
+        self.load_names(&inventory)?;
+        Ok(inventory)
+    }
+
+    fn load_names(&mut self, inventory: &Inventory) -> Result<(), CliError> {
+        self.names = Names::load(&self.root, self.pci_ids.as_deref(), inventory).map_err(|e| {
+            CliError::new(Exit::Usage, e)
+                .hint("pass --pci-ids a readable pci.ids file, or leave it out")
+        })?;
+        Ok(())
+    }
+
     /// Reads the inventory at `depth`, and the names its devices need.
     pub fn inventory_at(
         &mut self,
         depth: vfioctl_host::read::Depth,
     ) -> Result<Inventory, CliError> {
         let inventory = vfioctl_host::read::read_inventory_at(&self.root, depth)?;
-        self.names = Names::load(&self.root, self.pci_ids.as_deref(), &inventory).map_err(|e| {
-            CliError::new(Exit::Usage, e)
-                .hint("pass --pci-ids a readable pci.ids file, or leave it out")
-        })?;
+        crate::cmd::select::note_skipped(self, &inventory);
+        self.load_names(&inventory)?;
         Ok(inventory)
     }
 
@@ -77,13 +106,15 @@ impl Context {
     /// Appends a line to standard output (written when the command ends).
     pub fn line(&mut self, text: impl AsRef<str>) {
         self.printed = true;
-        self.out.extend_from_slice(text.as_ref().as_bytes());
+        self.out
+            .extend_from_slice(vfioctl_core::escape_controls(text.as_ref()).as_bytes());
         self.out.push(b'\n');
     }
 
     /// A note for standard error (suppressed by `--quiet`).
     pub fn note(&mut self, text: impl Into<String>) {
-        self.notes.push(text.into());
+        self.notes
+            .push(vfioctl_core::escape_controls(&text.into()).into_owned());
     }
 
     /// Writes what was gathered; a closed pipe (`| head`) is not an error.

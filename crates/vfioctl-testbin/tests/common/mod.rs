@@ -1,4 +1,5 @@
-//! Helpers shared by the CLI tests: simulated hosts and running the real binary on them.
+//! Helpers shared by the CLI tests: simulated hosts, and running the test binary (vfioctl's entry
+//! point with the simulated kernel) on them.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -84,4 +85,23 @@ pub fn json(root: &Path, args: &[&str], code: i32) -> serde_json::Value {
             String::from_utf8_lossy(&output.stdout)
         )
     })
+}
+
+/// The members of each group of a `groups --json` document, as sets of addresses.
+pub fn group_sets(
+    groups: &serde_json::Value,
+) -> std::collections::BTreeSet<std::collections::BTreeSet<String>> {
+    groups
+        .as_array()
+        .expect("groups array")
+        .iter()
+        .map(|g| {
+            g["devices"]
+                .as_array()
+                .expect("devices")
+                .iter()
+                .map(|d| d.as_str().expect("address").to_owned())
+                .collect()
+        })
+        .collect()
 }

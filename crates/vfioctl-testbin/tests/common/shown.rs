@@ -1,6 +1,7 @@
 //! What a person sees of one run, for snapshots: the command line, the exit status, standard
 //! output and standard error, with temporary paths shown as placeholders.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -17,20 +18,32 @@ pub fn host(builder: SimBuilder) -> SimTree {
 /// Runs vfioctl on `root` with the words of `line` as arguments (names from an empty pci.ids)
 /// and renders the run.
 pub fn shown(root: &Path, line: &str) -> String {
+    shown_with_input(root, line, "")
+}
+
+/// [`shown`], with `input` on standard input (as libvirt gives its hook the domain XML).
+pub fn shown_with_input(root: &Path, line: &str, input: &str) -> String {
     let args: Vec<&str> = line.split_whitespace().collect();
     let empty = root.join("empty-pci.ids");
     if !empty.exists() {
         std::fs::write(&empty, "").expect("empty pci.ids");
     }
-    let output = plain(&mut Command::new(env!("CARGO_BIN_EXE_vfioctl-testbin")))
+    let mut child = plain(&mut Command::new(env!("CARGO_BIN_EXE_vfioctl-testbin")))
         .arg("--root")
         .arg(root)
         .arg("--pci-ids")
         .arg(empty)
         .args(&args)
-        .stdin(Stdio::null())
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run vfioctl");
+    // Small enough for the pipe's buffer, so writing it all first cannot block on the child.
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write stdin");
+    drop(stdin);
+    let output = child.wait_with_output().expect("wait for vfioctl");
     render(&args, &output, &[(root, "[ROOT]")])
 }
 

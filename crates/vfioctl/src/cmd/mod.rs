@@ -1,10 +1,13 @@
 //! One module per family of commands.
 pub mod bind;
+pub mod boot;
 pub mod check;
 pub mod docs;
 pub mod doctor;
 pub mod dpaa2;
 pub mod hook;
 pub mod inventory;
+pub mod predict;
 pub mod render;
+pub mod select;
 pub mod vm;
