@@ -16,6 +16,7 @@ pub mod critical;
 pub mod device;
 pub mod devref;
 pub mod doctor;
+pub mod dpaa2;
 pub mod fslmc;
 pub mod groups;
 pub mod hooks;

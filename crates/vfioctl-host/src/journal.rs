@@ -81,6 +81,9 @@ pub struct Journal {
     /// Write helpers still in flight.
     #[serde(default)]
     pub helpers: Vec<WriteHelper>,
+    /// DPAA2 containers made for owners (`vfioctl dpaa2 create`); absent from older files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dpaa2: Vec<vfioctl_core::dpaa2::Record>,
 }
 
 /// A problem with the journal or the lock.
@@ -437,6 +440,16 @@ mod tests {
             }],
             modules_loaded: vec![],
             helpers: vec![],
+            dpaa2: vec![vfioctl_core::dpaa2::Record {
+                owner: Owner::Vm("ten64".into()),
+                root: "dprc.1".parse().unwrap(),
+                made: vfioctl_core::dpaa2::Made {
+                    container: Some("dprc.3".parse().unwrap()),
+                    objects: vec!["dpni.4".parse().unwrap()],
+                    ..Default::default()
+                },
+                since: 1,
+            }],
         };
         journal.save(&root).unwrap();
         assert_eq!(Journal::load(&root).unwrap(), journal);

@@ -129,5 +129,6 @@ pub(crate) fn parse(text: &str) -> Result<Journal, String> {
         entries,
         modules_loaded: v1.modules_loaded,
         helpers: Vec::new(),
+        dpaa2: Vec::new(),
     })
 }

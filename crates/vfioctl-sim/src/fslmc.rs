@@ -76,6 +76,7 @@ pub fn ten64_fsl_mc() -> FslMcSpec {
                 plugged: false,
             },
         ],
+        mc: crate::restool::McState::default(),
     }
 }
 
@@ -148,7 +149,7 @@ pub(crate) fn driver_dir(root: &Path, driver: &str) -> io::Result<()> {
     Ok(())
 }
 
-fn object_dir(root: &Path, name: &str) -> io::Result<PathBuf> {
+pub(crate) fn object_dir(root: &Path, name: &str) -> io::Result<PathBuf> {
     resolve_link(root, &PathBuf::from(BUS).join("devices").join(name))
         .map_err(|_| Errno::Enodev.error())
 }
@@ -165,7 +166,12 @@ fn uevent(name: &str, driver: Option<&str>) -> String {
     s
 }
 
-fn add_object(root: &Path, state: &KernelState, name: &str, parent_dir: &Path) -> io::Result<()> {
+pub(crate) fn add_object(
+    root: &Path,
+    state: &KernelState,
+    name: &str,
+    parent_dir: &Path,
+) -> io::Result<()> {
     let dir = parent_dir.join(name);
     let ty = name.split('.').next().unwrap_or(name);
     put(
@@ -193,7 +199,7 @@ fn read_override(root: &Path, dir: &Path) -> Option<String> {
     (!v.is_empty() && v != "(null)").then(|| v.to_owned())
 }
 
-fn bound_driver(root: &Path, dir: &Path) -> Option<String> {
+pub(crate) fn bound_driver(root: &Path, dir: &Path) -> Option<String> {
     Some(
         fs::read_link(root.join(dir).join("driver"))
             .ok()?
@@ -230,7 +236,11 @@ fn matches(state: &KernelState, driver: &str, name: &str, over: Option<&str>) ->
     match over {
         Some(o) => o == driver,
         None => {
-            let plugged = container(state, name).is_none_or(|c| c.plugged || c.parent.is_none());
+            let plugged = container(state, name).is_none_or(|c| c.plugged || c.parent.is_none())
+                && state
+                    .fsl_mc
+                    .as_ref()
+                    .is_none_or(|b| !b.mc.unplugged.iter().any(|u| u == name));
             plugged && default_driver(name).is_some_and(|(d, _)| d == driver)
         }
     }
@@ -367,7 +377,7 @@ fn group_has_vfio(root: &Path, group: u32) -> bool {
     })
 }
 
-fn remove_object(root: &Path, name: &str, dir: &Path) -> io::Result<()> {
+pub(crate) fn remove_object(root: &Path, name: &str, dir: &Path) -> io::Result<()> {
     if let Some(g) = group_of(root, dir) {
         let gdir = root.join(format!("sys/kernel/iommu_groups/{g}"));
         remove_if_exists(&gdir.join("devices").join(name))?;

@@ -42,6 +42,7 @@ mod host;
 pub mod hosts;
 pub mod kernel;
 pub mod lspci;
+pub mod restool;
 pub mod snapshot;
 pub mod spec;
 pub mod state;

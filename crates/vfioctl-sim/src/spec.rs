@@ -508,4 +508,7 @@ pub struct FslMcSpec {
     pub base: String,
     /// Every container.
     pub containers: Vec<ContainerSpec>,
+    /// What the MC firmware knows beyond the containers (restool's view).
+    #[serde(default)]
+    pub mc: crate::restool::McState,
 }

@@ -5,8 +5,10 @@
 
 use std::sync::Arc;
 
+use vfioctl_host::ops::dpaa2::{Restool, RestoolBinary};
 use vfioctl_host::{HostRoot, Kernel, RealKernel};
 use vfioctl_sim::SimKernel;
+use vfioctl_sim::restool::SimRestool;
 
 /// Simulated kernels for marked trees, the running kernel otherwise.
 struct SimulatedTrees;
@@ -19,6 +21,14 @@ impl vfioctl::KernelSource for SimulatedTrees {
             return Arc::new(sim);
         }
         Arc::new(RealKernel)
+    }
+
+    /// The restool stand-in for marked trees unless a program is named.
+    fn restool(&self, root: &HostRoot, program: Option<std::path::PathBuf>) -> Box<dyn Restool> {
+        if program.is_none() && !root.is_real_root() && SimKernel::open(root.path()).is_ok() {
+            return Box::new(SimRestool::new(root.path()));
+        }
+        Box::new(RestoolBinary::new(program))
     }
 }
 

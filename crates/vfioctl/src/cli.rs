@@ -100,6 +100,8 @@ pub enum Command {
     /// Early binding: a udev rule and initramfs files that take the devices of boot VMs for
     /// vfio-pci before any host driver probes them (install, remove, status).
     Boot(BootArgs),
+    /// DPAA2 containers made for VMs with restool: create, destroy.
+    Dpaa2(crate::cmd::dpaa2::Dpaa2Args),
 }
 
 /// `vfioctl boot`.

@@ -13,6 +13,15 @@ use crate::exit::Exit;
 pub trait KernelSource {
     /// The kernel that reacts to writes under `root`.
     fn kernel(&self, root: &HostRoot) -> Arc<dyn Kernel>;
+
+    /// The restool that manages the MC behind `root`: `program`, else `restool` from `PATH`.
+    fn restool(
+        &self,
+        _root: &HostRoot,
+        program: Option<std::path::PathBuf>,
+    ) -> Box<dyn vfioctl_host::ops::dpaa2::Restool> {
+        Box::new(vfioctl_host::ops::dpaa2::RestoolBinary::new(program))
+    }
 }
 
 /// The running kernel, whatever the root: sysfs writes and `modprobe`.

@@ -24,7 +24,11 @@ use crate::context::Context;
 use crate::error::CliError;
 use crate::exit::Exit;
 
-fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
+fn dispatch(
+    ctx: &mut Context,
+    command: &Command,
+    kernels: &dyn KernelSource,
+) -> Result<Exit, CliError> {
     match command {
         Command::List(args) => cmd::inventory::list(ctx, args),
         Command::Groups(args) => cmd::inventory::groups(ctx, args),
@@ -45,6 +49,7 @@ fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
         Command::Slots(args) => cmd::predict::slots(ctx, args),
         Command::Boot(args) => cmd::boot::boot(ctx, args),
         Command::Recover(args) => cmd::bind::recover(ctx, args),
+        Command::Dpaa2(args) => cmd::dpaa2::dpaa2(ctx, args, kernels),
     }
 }
 
@@ -98,7 +103,7 @@ pub fn run(kernels: &dyn KernelSource) -> ExitCode {
     let exit = match Context::new(&cli.global, kernels) {
         Err(error) => report(&error, json),
         Ok(mut ctx) => {
-            let result = dispatch(&mut ctx, &cli.command);
+            let result = dispatch(&mut ctx, &cli.command, kernels);
             // Output gathered before a failure (a partial plan, notes) is still shown.
             if let Err(e) = ctx.flush() {
                 eprintln!("error: cannot write output: {e}");

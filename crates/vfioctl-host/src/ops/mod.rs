@@ -3,6 +3,7 @@
 //! report or a typed error. Nothing here prints; the CLI renders the reports.
 
 pub mod bind;
+pub mod dpaa2;
 pub mod hooks;
 pub mod identity;
 pub mod restore;

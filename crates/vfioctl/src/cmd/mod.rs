@@ -4,6 +4,7 @@ pub mod boot;
 pub mod check;
 pub mod docs;
 pub mod doctor;
+pub mod dpaa2;
 pub mod hook;
 pub mod inventory;
 pub mod manpage;
