@@ -6,11 +6,14 @@
 #   modroot  directory holding lib/modules/<kver> (an unpacked linux-image .deb)
 #   busybox  a static busybox for the guest architecture
 #   src:dst  extra files; dst is the absolute path inside the guest (e.g. bin/vfioctl)
-# env: MODULES      modules to include (default: vfio-pci and its deps, e1000e, e1000)
+# env: MODULES      modules to include (default: vfio-pci and its deps, e1000e, e1000, and
+#                   what the host-safety case loads itself: virtio-net, xHCI, usb-storage, vfat)
 #      INIT         the /init script (default: init.sh beside this script)
 #      NESTED_QEMU  a host qemu-system-x86_64 to pack, at the same path, with its ldd closure,
 #                   Debian's TCG accel module and the SeaBIOS blobs (only the x86_64-nested case
 #                   sets it: it adds about 19 MB, compressed)
+#      GUEST_UDEV_ROOT  a Debian root (packaging/test-initramfs.sh --prepare makes one) whose
+#                   systemd-udevd, its libraries and 80-drivers.rules are packed (x86_64-udev)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,9 +23,10 @@ if [ $# -lt 4 ]; then
 fi
 out=$1 modroot=$2 kver=$3 busybox=$4
 shift 4
-MODULES=${MODULES:-"vfio vfio_iommu_type1 vfio_pci e1000e e1000"}
+MODULES=${MODULES:-"vfio vfio_iommu_type1 vfio_pci e1000e e1000 virtio_pci virtio_net xhci_pci usb_storage sd_mod vfat nls_cp437 nls_ascii"}
 INIT=${INIT:-$here/init.sh}
 NESTED_QEMU=${NESTED_QEMU:-}
+GUEST_UDEV_ROOT=${GUEST_UDEV_ROOT:-}
 
 kmoddir=$modroot/lib/modules/$kver
 [ -d "$kmoddir" ] || { echo "build-initramfs: no $kmoddir" >&2; exit 1; }
@@ -101,6 +105,19 @@ if [ -n "$NESTED_QEMU" ]; then
     mkdir -p "$stage$(dirname "$NESTED_QEMU")"
     ln -sf "$qemu_bin" "$stage$NESTED_QEMU"
   fi
+fi
+
+# Debian's udevd (udevadm under another name) with its ldd closure as the root resolves it.
+if [ -n "$GUEST_UDEV_ROOT" ]; then
+  u=$GUEST_UDEV_ROOT
+  for f in usr/bin/udevadm usr/lib/udev/rules.d/80-drivers.rules \
+    $(chroot "$u" ldd /usr/bin/udevadm | awk '$3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
+    f=${f#/}
+    mkdir -p "$stage/$(dirname "$f")"
+    cp -L "$u/$f" "$stage/$f"
+  done
+  mkdir -p "$stage/usr/lib/systemd"
+  ln -sf ../../bin/udevadm "$stage/usr/lib/systemd/systemd-udevd"
 fi
 
 (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) | gzip -1 >"$out.tmp"

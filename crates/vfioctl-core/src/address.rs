@@ -77,13 +77,13 @@ impl fmt::Display for PciAddress {
 fn hex_field(text: &str, part: &str, field: &'static str, max: u64) -> Result<u64, AddressError> {
     // from_str_radix accepts a leading '+', which no kernel name has.
     if part.is_empty() || part.len() > 8 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(AddressError::Malformed(text.to_owned()));
+        return Err(AddressError::Malformed(crate::echoed(text)));
     }
     let value =
-        u64::from_str_radix(part, 16).map_err(|_| AddressError::Malformed(text.to_owned()))?;
+        u64::from_str_radix(part, 16).map_err(|_| AddressError::Malformed(crate::echoed(text)))?;
     if value > max {
         return Err(AddressError::OutOfRange {
-            text: text.to_owned(),
+            text: crate::echoed(text),
             field,
             value,
             max,
@@ -96,10 +96,10 @@ fn hex_field(text: &str, part: &str, field: &'static str, max: u64) -> Result<u6
 fn parse_bdf(text: &str, bdf: &str) -> Result<(u8, u8, u8), AddressError> {
     let (bus, rest) = bdf
         .split_once(':')
-        .ok_or_else(|| AddressError::Malformed(text.to_owned()))?;
+        .ok_or_else(|| AddressError::Malformed(crate::echoed(text)))?;
     let (dev, func) = rest
         .split_once('.')
-        .ok_or_else(|| AddressError::Malformed(text.to_owned()))?;
+        .ok_or_else(|| AddressError::Malformed(crate::echoed(text)))?;
     let bus = hex_field(text, bus, "bus", 0xff)?;
     let dev = hex_field(text, dev, "device", 0x1f)?;
     let func = hex_field(text, func, "function", 0x7)?;
@@ -114,7 +114,7 @@ impl FromStr for PciAddress {
         let (domain, bdf) = text
             .split_once(':')
             .filter(|(_, rest)| rest.contains(':'))
-            .ok_or_else(|| AddressError::Malformed(text.to_owned()))?;
+            .ok_or_else(|| AddressError::Malformed(crate::echoed(text)))?;
         let domain = hex_field(text, domain, "domain", u64::from(u32::MAX))? as u32;
         let (bus, device, function) = parse_bdf(text, bdf)?;
         Ok(Self {
@@ -139,8 +139,7 @@ impl<'de> Deserialize<'de> for PciAddress {
     }
 }
 
-/// An address as a user typed it: the full form, or `BB:DD.F` meaning "domain 0, unless that is
-/// ambiguous" (lspci's `-s`).
+/// An address as a user typed it: the full form, or `BB:DD.F` meaning domain 0 (lspci's `-s`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PciSelector {
     /// `DDDD:BB:DD.F`.
@@ -170,7 +169,7 @@ impl FromStr for PciSelector {
                     function,
                 })
             }
-            _ => Err(AddressError::Malformed(text.to_owned())),
+            _ => Err(AddressError::Malformed(crate::echoed(text))),
         }
     }
 }
@@ -190,9 +189,9 @@ impl PciSelector {
 
     /// Picks the one address this selector means among `candidates`.
     ///
-    /// A short selector means domain 0 when only domain 0 has it (lspci's rule); when other
-    /// domains have the same bus/device/function it is ambiguous, because on hosts like the
-    /// Ten64 (domains 0000-0002) guessing domain 0 binds the wrong device.
+    /// A short selector names domain 0 only. When domain 0 has no such function but other
+    /// domains do (VMD's `10000:`, Hyper-V's and multi-segment servers' `ffff:`), guessing one
+    /// would bind a device the user did not mean, so it is an error that names them.
     pub fn resolve<'a, I>(&self, candidates: I) -> Result<PciAddress, SelectorError>
     where
         I: IntoIterator<Item = &'a PciAddress>,
@@ -202,14 +201,17 @@ impl PciSelector {
             .filter(|a| self.matches(a))
             .copied()
             .collect();
-        match (self, matches.as_slice()) {
-            (_, []) => Err(SelectorError::NotFound(self.to_string())),
-            (_, [one]) => Ok(*one),
-            (Self::Full(a), _) => Ok(*a),
-            (Self::Short { .. }, many) => Err(SelectorError::Ambiguous {
-                selector: self.to_string(),
-                candidates: many.to_vec(),
-            }),
+        match self {
+            Self::Full(a) if matches.contains(a) => Ok(*a),
+            Self::Short { .. } => match matches.iter().find(|a| a.domain == 0) {
+                Some(a) => Ok(*a),
+                None if matches.is_empty() => Err(SelectorError::NotFound(self.to_string())),
+                None => Err(SelectorError::Ambiguous {
+                    selector: self.to_string(),
+                    candidates: matches,
+                }),
+            },
+            Self::Full(_) => Err(SelectorError::NotFound(self.to_string())),
         }
     }
 }
@@ -233,15 +235,15 @@ pub enum SelectorError {
     /// No device has this address.
     #[error("no PCI device {0} on this host")]
     NotFound(String),
-    /// A short address matches devices in several domains.
+    /// A short address names domain 0, which has no such device, but other domains have one.
     #[error(
-        "{selector} is ambiguous: it matches {}",
-        crate::comma_list(candidates)
+        "no PCI device {selector} in domain 0000 (a short address names domain 0): did you mean {}? name the domain",
+        candidates.iter().map(ToString::to_string).collect::<Vec<_>>().join(" or ")
     )]
     Ambiguous {
         /// What the user typed.
         selector: String,
-        /// Every address it matches.
+        /// The addresses in other domains that it matches.
         candidates: Vec<PciAddress>,
     },
 }
@@ -285,22 +287,35 @@ mod tests {
     }
 
     #[test]
-    fn short_selector_is_ambiguous_across_domains() {
+    fn short_selector_names_domain_zero_only() {
         let a: PciAddress = "0000:01:00.0".parse().unwrap();
         let b: PciAddress = "0002:01:00.0".parse().unwrap();
         let sel: PciSelector = "01:00.0".parse().unwrap();
-        assert!(matches!(
-            sel.resolve([&a, &b]),
-            Err(SelectorError::Ambiguous { .. })
-        ));
-        assert_eq!(sel.resolve([&a]).unwrap(), a);
+        assert_eq!(sel.resolve([&a, &b]).unwrap(), a);
+        assert_eq!(sel.resolve([&b, &a]).unwrap(), a);
     }
 
     #[test]
-    fn short_selector_finds_nonzero_domain_when_unique() {
-        let b: PciAddress = "0002:01:00.0".parse().unwrap();
-        let sel: PciSelector = "01:00.0".parse().unwrap();
-        assert_eq!(sel.resolve([&b]).unwrap(), b);
+    fn short_selector_in_another_domain_only_asks_for_the_domain() {
+        let vmd: PciAddress = "10000:e1:00.0".parse().unwrap();
+        let hv: PciAddress = "ffff:e1:00.0".parse().unwrap();
+        let sel: PciSelector = "e1:00.0".parse().unwrap();
+        let err = sel.resolve([&vmd]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no PCI device e1:00.0 in domain 0000 (a short address names domain 0): did you mean \
+             10000:e1:00.0? name the domain"
+        );
+        let two = sel.resolve([&vmd, &hv]).unwrap_err().to_string();
+        assert!(
+            two.contains("did you mean 10000:e1:00.0 or ffff:e1:00.0?"),
+            "{two}"
+        );
+        let full: PciSelector = "0000:e1:00.0".parse().unwrap();
+        assert!(matches!(
+            full.resolve([&vmd]),
+            Err(SelectorError::NotFound(_))
+        ));
     }
 
     proptest! {

@@ -153,10 +153,35 @@ impl PciDevice {
     }
 }
 
+/// A device the reader skipped: its sysfs files were unreadable, garbage, or vanished while
+/// being read (a device being hot-removed). lspci skips such devices too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedDevice {
+    /// Its name under `/sys/bus/pci/devices` (maybe not even an address).
+    pub name: String,
+    /// The sysfs path that failed, as on `/`.
+    pub path: String,
+    /// Why, in the OS's words ("No such file or directory").
+    pub reason: String,
+}
+
+impl SkippedDevice {
+    /// The warning every command gives about it.
+    pub fn warning(&self) -> String {
+        format!(
+            "warning: skipped PCI device {}: {} (commands about other devices are not affected)",
+            self.name, self.reason
+        )
+    }
+}
+
 /// Everything vfioctl knows about the host's PCI functions, sorted by address.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Inventory {
     devices: Vec<PciDevice>,
+    /// Devices that could not be read, and why; every command about other devices ignores them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedDevice>,
     /// `/sys/class/iommu` has at least one entry, or IOMMU groups exist.
     pub iommu_enabled: bool,
     /// The members of each IOMMU group, as the kernel lists them under
@@ -175,6 +200,7 @@ impl Inventory {
         devices.dedup_by_key(|d| d.address);
         Self {
             devices,
+            skipped: Vec::new(),
             iommu_enabled,
             groups,
         }

@@ -134,7 +134,7 @@ fn is_conventional_bridge_alias(bridge: &PciDevice) -> bool {
 }
 
 /// The sentence tail naming what must travel together.
-fn consequence(inv: &Inventory, members: &[PciAddress]) -> String {
+pub(crate) fn consequence(inv: &Inventory, members: &[PciAddress]) -> String {
     let endpoints: Vec<PciAddress> = members
         .iter()
         .filter(|a| inv.get(a).is_some_and(|d| !d.is_bridge()))
@@ -155,7 +155,7 @@ pub fn explain_group(inv: &Inventory, members: &[PciAddress]) -> GroupReason {
         return GroupReason {
             kind: ReasonKind::Single,
             device: members.first().copied(),
-            text: "alone in its group".to_owned(),
+            text: single_text(inv, members.first()),
         };
     }
     // Top-level members: those with no other member above them.
@@ -172,15 +172,25 @@ pub fn explain_group(inv: &Inventory, members: &[PciAddress]) -> GroupReason {
 
     if let [anchor] = top.as_slice() {
         if is_conventional_bridge_alias(anchor) {
-            return GroupReason {
-                kind: ReasonKind::PciBridgeAlias,
-                device: Some(anchor.address),
-                text: format!(
+            let text = if anchor.id.vendor == 0x1a03 && anchor.id.device == 0x1150 {
+                format!(
+                    "the ASPEED AST1150 bridge {} does not alias (it forwards each device's own \
+                     requester ID), but ACS never applies behind a PCIe-to-PCI bridge, so the \
+                     devices behind it share its group: {tail}",
+                    anchor.address
+                )
+            } else {
+                format!(
                     "{} ({}) forwards conventional PCI devices under its own requester ID, so the \
                      IOMMU cannot tell them apart and they share its group: {tail}",
                     anchor.address,
                     anchor.role()
-                ),
+                )
+            };
+            return GroupReason {
+                kind: ReasonKind::PciBridgeAlias,
+                device: Some(anchor.address),
+                text,
             };
         }
         return acs_reason(anchor, &tail);
@@ -253,10 +263,43 @@ pub fn explain_group(inv: &Inventory, members: &[PciAddress]) -> GroupReason {
     }
 }
 
+/// What sysfs alone cannot show about why a lone device is alone: a kernel quirk, or an ACS
+/// capability with nothing to control, on the device or the port above it.
+fn single_text(inv: &Inventory, member: Option<&PciAddress>) -> String {
+    use crate::predict::{FactKind, Platform, acs_verdict};
+    let alone = "alone in its group".to_owned();
+    let Some(dev) = member.and_then(|a| inv.get(a)) else {
+        return alone;
+    };
+    // No platform fact changes a quirk or an empty capability: any platform will do.
+    let platform = Platform {
+        kernel: crate::predict::KernelVersion::new(6, 1),
+        arch: crate::predict::CpuArch::Unknown,
+        firmware: crate::predict::Firmware::Unknown,
+        iommu: crate::predict::IommuKind::Other,
+    };
+    let candidates = std::iter::once(dev).chain(
+        inv.ancestors(&dev.address)
+            .into_iter()
+            .filter(|b| b.config.pcie_type == Some(PcieType::RootPort))
+            .take(1),
+    );
+    for d in candidates {
+        let v = acs_verdict(d, &platform, d.parent.is_none(), true);
+        if matches!(v.fact.kind, FactKind::AcsQuirk | FactKind::AcsEmpty) {
+            return format!("alone in its group: {}", v.fact.text);
+        }
+    }
+    alone
+}
+
 fn acs_reason(bridge: &PciDevice, tail: &str) -> GroupReason {
     let what = match bridge.acs_isolates() {
         None => "may not enable ACS (its ACS capability could not be read: run as root to know)",
         Some(_) => match bridge.config.acs {
+            Some(acs) if acs.control == 0 && acs.capability & crate::config::REQ_ACS_FLAGS != 0 => {
+                "has an ACS capability the kernel left disabled (arm64 hosts booted by device tree                  on kernels that never enable ACS on their first root port do this; elsewhere look                  for pci=disable_acs_redir= or config_acs=)"
+            }
             Some(_) => "does not enable ACS",
             None => "has no ACS capability",
         },

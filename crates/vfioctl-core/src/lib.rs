@@ -10,7 +10,9 @@
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod boot;
 pub mod config;
+pub mod critical;
 pub mod device;
 pub mod devref;
 pub mod doctor;
@@ -21,8 +23,11 @@ pub mod ids;
 pub mod known;
 pub mod pciids;
 pub mod plan;
+pub mod predict;
 pub mod render;
+pub mod safety;
 pub mod select;
+pub mod text;
 pub mod vm;
 
 pub use address::{AddressError, PciAddress, PciSelector, SelectorError};
@@ -38,6 +43,7 @@ pub fn comma_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> S
     }
     text
 }
-pub use device::{Inventory, PciDevice};
+pub use device::{Inventory, PciDevice, SkippedDevice};
 pub use devref::{Bus, DeviceRef, DriverName, FslMcName, GroupId, Owner};
 pub use ids::{ClassCode, VendorDevice};
+pub use text::{echoed, escape_controls};

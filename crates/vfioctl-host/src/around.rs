@@ -50,6 +50,8 @@ pub fn read_around(
         if let Some(parent) = dev.parent {
             queue.push(parent);
         }
+        // Unbinding a PF destroys its VFs: the safety rules must see what each VF is on.
+        queue.extend(dev.virtfns.iter().copied());
         if let Some(group) = dev.iommu_group
             && !groups.contains_key(&group)
         {

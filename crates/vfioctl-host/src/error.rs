@@ -82,6 +82,27 @@ impl HostError {
     }
 }
 
+impl HostError {
+    /// The message and its cause in the OS's words ("failed to read X: No such file or
+    /// directory"), without the errno number Rust appends.
+    pub fn os_words(&self) -> String {
+        let mut text = self.to_string();
+        if let Some(source) = std::error::Error::source(self) {
+            text.push_str(": ");
+            text.push_str(&os_words(&source.to_string()));
+        }
+        text
+    }
+}
+
+/// An I/O error's text without Rust's " (os error N)" suffix.
+pub fn os_words(text: &str) -> String {
+    match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => text[..at].to_owned(),
+        _ => text.to_owned(),
+    }
+}
+
 /// Cuts a possibly huge or binary value down to something printable.
 pub(crate) fn excerpt(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(40)]).into_owned();

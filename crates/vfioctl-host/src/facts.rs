@@ -54,7 +54,7 @@ pub fn root_arch(root: &HostRoot) -> Arch {
 }
 
 /// The architecture: from `/proc/cpuinfo`, else the IOMMU's kind, else (on `/`) this build's.
-fn arch(root: &HostRoot, units: &[String]) -> Result<Arch, HostError> {
+pub(crate) fn arch(root: &HostRoot, units: &[String]) -> Result<Arch, HostError> {
     if let Some(cpuinfo) = text(root, "proc/cpuinfo")? {
         if cpuinfo.contains("CPU implementer") {
             return Ok(Arch::Aarch64);
@@ -295,6 +295,7 @@ pub fn gather(
     let usage = HostUsage::read(root)?;
     facts.host_uses = crate::apply::host_uses(root, inventory, &usage);
 
+    facts.boot = crate::boot::facts::gather(root, inventory);
     facts.known = match KnownDevices::parse(default_known, "<built-in>") {
         Ok(t) => t,
         Err(e) => {

@@ -62,9 +62,14 @@ impl Kernel for RealKernel {
     }
 
     fn write_attr(&self, path: &Path, value: &str) -> io::Result<()> {
-        // sysfs attributes take one write; O_TRUNC and O_CREAT are meaningless there and would
-        // create a stray file if the attribute vanished with a hot-unplugged device.
-        let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
+        // sysfs attributes take one write and ignore O_TRUNC; a regular file (a chroot's stand-in,
+        // a test tree) needs it, or a shorter value leaves the tail of the longer one behind
+        // ("\nfio-pci"). No O_CREAT: it would create a stray file if the attribute vanished with
+        // a hot-unplugged device.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)?;
         file.write_all(value.as_bytes())
     }
 

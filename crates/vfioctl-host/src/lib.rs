@@ -10,14 +10,17 @@
 
 pub mod apply;
 pub mod around;
+pub mod boot;
 mod error;
 pub mod executor;
 pub mod facts;
 pub mod fslmc;
+pub mod hostuse;
 pub mod journal;
 mod journal_v1;
 pub mod kernel;
 pub mod ops;
+pub mod platform;
 pub mod read;
 pub mod root;
 pub mod transaction;

@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use vfioctl_core::config::parse_config;
 use vfioctl_core::ids::parse_sysfs_hex;
-use vfioctl_core::{ClassCode, Inventory, PciAddress, PciDevice, VendorDevice};
+use vfioctl_core::{ClassCode, Inventory, PciAddress, PciDevice, SkippedDevice, VendorDevice};
 
 use crate::error::excerpt;
 use crate::{HostError, HostRoot};
@@ -146,9 +146,10 @@ fn required_hex(dir: &Path, name: &str, what: &'static str, max: u32) -> Result<
     match hex_attr(dir, name, what)? {
         Some(v) if v <= max => Ok(v),
         Some(v) => Err(garbage(path, what, &format!("{v:#x}"))),
+        // The raw errno, so messages carry the OS's words rather than Rust's error kind names.
         None => Err(HostError::Read {
             path,
-            source: io::Error::from(io::ErrorKind::NotFound),
+            source: io::Error::from_raw_os_error(rustix::io::Errno::NOENT.raw_os_error()),
         }),
     }
 }
@@ -270,9 +271,25 @@ pub fn read_device_at(
     // Only network (0x02) and wireless (0x0d) controllers back network interfaces, and only
     // while a driver holds them.
     if matches!(dev.class.base(), 0x02 | 0x0d) && dev.driver.is_some() {
-        dev.net_interfaces = dir_names(&dir.join("net"));
+        dev.net_interfaces = interfaces_of(dir, dev.id.vendor);
     }
     Ok(dev)
+}
+
+/// Red Hat's vendor ID, which virtio PCI functions carry.
+const VIRTIO_VENDOR: u16 = 0x1af4;
+
+/// The network interfaces a function backs: `net/*`, and for a virtio function those of its
+/// virtio device (`virtio2/net/eth0`), which is how a virtio-net NIC shows its interface.
+fn interfaces_of(dir: &Path, vendor: u16) -> Vec<String> {
+    let mut names = dir_names(&dir.join("net"));
+    if vendor != VIRTIO_VENDOR {
+        return names;
+    }
+    for sub in dir_names(dir).iter().filter(|n| n.starts_with("virtio")) {
+        names.extend(dir_names(&dir.join(sub).join("net")));
+    }
+    names
 }
 
 fn parent_address(dir: &Path) -> Option<PciAddress> {
@@ -313,7 +330,7 @@ pub fn read_device(address: PciAddress, dir: &Path) -> Result<PciDevice, HostErr
     dev.reset_method = read_attr(&dir.join("reset_method"))?
         .map(|t| t.split_whitespace().map(str::to_owned).collect());
     dev.boot_vga = small_int::<u8>(dir, "boot_vga")? == Some(1);
-    dev.net_interfaces = dir_names(&dir.join("net"));
+    dev.net_interfaces = interfaces_of(dir, dev.id.vendor);
     dev.physfn = link_address(dir, "physfn")?;
     dev.sriov_numvfs = small_int(dir, "sriov_numvfs")?;
     // virtfnN links exist for N below sriov_numvfs; reading them by number avoids listing the
@@ -346,6 +363,7 @@ pub fn read_inventory_at(root: &HostRoot, depth: Depth) -> Result<Inventory, Hos
         source,
     })?;
     let mut devices = Vec::new();
+    let mut skipped = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|source| HostError::Read {
             path: devices_dir.clone(),
@@ -353,11 +371,23 @@ pub fn read_inventory_at(root: &HostRoot, depth: Depth) -> Result<Inventory, Hos
         })?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let address: PciAddress = name
-            .parse()
-            .map_err(|_| garbage(entry.path(), "PCI device name", &name))?;
-        let dir = resolve_link(root.path(), &entry.path())?;
-        devices.push(read_device_at(address, &dir, depth)?);
+        // One device that cannot be read (garbage, unreadable, or vanishing under us while it is
+        // hot-removed) must not take every command about the others down with it.
+        let read = name
+            .parse::<PciAddress>()
+            .map_err(|_| garbage(entry.path(), "PCI device name", &name))
+            .and_then(|address| {
+                let dir = resolve_link(root.path(), &entry.path())?;
+                read_device_at(address, &dir, depth)
+            });
+        match read {
+            Ok(dev) => devices.push(dev),
+            Err(e) => skipped.push(SkippedDevice {
+                name: vfioctl_core::echoed(&name),
+                path: root.display_path(e.path()).display().to_string(),
+                reason: e.os_words(),
+            }),
+        }
     }
     // Each device's `iommu_group` link names its group, so the members of every group with a PCI
     // device are known without listing /sys/kernel/iommu_groups/*/devices (two directory reads
@@ -372,7 +402,9 @@ pub fn read_inventory_at(root: &HostRoot, depth: Depth) -> Result<Inventory, Hos
         members.sort_unstable();
     }
     let iommu_enabled = !groups.is_empty() || !dir_names(&root.join("sys/class/iommu")).is_empty();
-    Ok(Inventory::new(devices, iommu_enabled, groups))
+    let mut inventory = Inventory::new(devices, iommu_enabled, groups);
+    inventory.skipped = skipped;
+    Ok(inventory)
 }
 
 /// Reads `/sys/kernel/iommu_groups/*/devices/*` (PCI members only).

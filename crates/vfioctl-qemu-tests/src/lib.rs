@@ -207,6 +207,23 @@ pub const TOPOLOGIES: &[Topology] = &[
             "e1000e,bus=rp1,addr=0.1,romfile=",
         ],
     },
+    // Host safety: the guest's own network is a virtio-net behind the IOMMU (iommu_platform=on),
+    // and an xHCI carries a usb-storage disk (a read-only FAT view of a small host directory).
+    Topology {
+        name: "hostsafety",
+        devices: &[
+            "-netdev",
+            "user,id=n0,restrict=on",
+            "-device",
+            "virtio-net-pci,netdev=n0,iommu_platform=on,disable-legacy=on,addr=0x2,romfile=",
+            "-device",
+            "qemu-xhci,id=xhci,addr=0x4",
+            "-drive",
+            "if=none,id=usbdisk,file=fat:/etc/skel,format=raw,readonly=on",
+            "-device",
+            "usb-storage,bus=xhci.0,drive=usbdisk",
+        ],
+    },
 ];
 
 /// Looks a topology up by name.
@@ -227,6 +244,10 @@ pub struct Case {
     /// initramfs, so the case can run `vfioctl run` with a real QEMU inside the guest. Such a
     /// case gets more guest memory and time: see [`Case::memory_mb`] and [`Case::min_timeout`].
     pub nested_qemu: bool,
+    /// Packs Debian's `systemd-udevd` (from `VFIOCTL_QEMU_UDEV_ROOT`, default
+    /// `/var/tmp/vfioctl-initramfs/root`, made by `packaging/test-initramfs.sh --prepare`), so the
+    /// case can run vfioctl's boot rule in the real udev.
+    pub udev: bool,
 }
 
 impl Case {
@@ -237,6 +258,7 @@ impl Case {
             name: topology,
             topology,
             nested_qemu: false,
+            udev: false,
         }
     }
 
@@ -270,6 +292,8 @@ pub const CASES: &[Case] = &[
     Case::plain(Arch::X86_64, "switch"),
     Case::plain(Arch::X86_64, "pcibridge"),
     Case::plain(Arch::X86_64, "multifn"),
+    // Refusals on a real kernel: the guest's own virtio-net, a mounted USB disk, the LPC group.
+    Case::plain(Arch::X86_64, "hostsafety"),
     // `vfioctl run` with a real qemu-system-x86_64 inside the guest: SIGTERM forwarding and the
     // give-back, then SIGKILL of vfioctl and `recover` from the journal.
     Case {
@@ -277,6 +301,15 @@ pub const CASES: &[Case] = &[
         name: "nested",
         topology: "rootports",
         nested_qemu: true,
+        udev: false,
+    },
+    // `vfioctl boot install`'s rule run by the real systemd-udevd: devices added afresh.
+    Case {
+        arch: Arch::X86_64,
+        name: "udev",
+        topology: "rootports",
+        nested_qemu: false,
+        udev: true,
     },
     Case::plain(Arch::Aarch64, "switch"),
     Case::plain(Arch::Aarch64, "pcibridge"),
@@ -535,6 +568,20 @@ pub fn prepare_case(
     let mut pack = Command::new("bash");
     if case.nested_qemu && !opts.smoke {
         pack.env("NESTED_QEMU", nested_qemu_binary(case.arch)?);
+    }
+    if case.udev && !opts.smoke {
+        let root = std::env::var_os("VFIOCTL_QEMU_UDEV_ROOT").map_or_else(
+            || PathBuf::from("/var/tmp/vfioctl-initramfs/root"),
+            PathBuf::from,
+        );
+        if !root.join("usr/bin/udevadm").exists() {
+            return err(format!(
+                "case {}: no Debian udev in {} (run packaging/test-initramfs.sh --prepare)",
+                case.id(),
+                root.display()
+            ));
+        }
+        pack.env("GUEST_UDEV_ROOT", root);
     }
     let out = pack
         .arg(qemu_tests.join("build-initramfs.sh"))

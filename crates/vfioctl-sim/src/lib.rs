@@ -34,16 +34,20 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod boot;
 pub mod cfgspace;
 pub mod fslmc;
 pub mod groups;
 mod host;
+pub mod hosts;
 pub mod kernel;
+pub mod lspci;
 pub mod snapshot;
 pub mod spec;
 pub mod state;
 pub mod topology;
 mod tree;
+pub mod udev;
 
 pub use kernel::{SimKernel, SimModuleError};
 pub use snapshot::{Entry, Snapshot, snapshot};

@@ -25,6 +25,8 @@ pub enum PciKind {
     Endpoint,
     /// Root-complex integrated endpoint (port type 9).
     RcEndpoint,
+    /// Root-complex event collector (port type 10).
+    RcEventCollector,
     /// PCIe root port (type 1 header, port type 4).
     RootPort,
     /// Switch upstream port (type 1 header, port type 5).
@@ -62,6 +64,7 @@ impl PciKind {
             Self::Downstream => Some(0x6),
             Self::PcieToPciBridge => Some(0x7),
             Self::RcEndpoint => Some(0x9),
+            Self::RcEventCollector => Some(0xa),
             Self::PciFunction | Self::PciBridge => None,
         }
     }
@@ -100,6 +103,10 @@ pub struct NetIf {
     pub up: bool,
     /// The interface carries the default route (listed in `proc/net/route`).
     pub default_route: bool,
+    /// Directories between the PCI function and `net/` (`virtio2`, `mlx5_core.eth.0`); `None`
+    /// for an interface directly under the function.
+    #[serde(default)]
+    pub via: Option<String>,
 }
 
 /// A block device a storage function backs (an NVMe namespace and its partitions).
@@ -111,6 +118,11 @@ pub struct BlockDev {
     pub disk: String,
     /// Partitions with their mount point, if mounted (`("nvme0n1p2", Some("/"))`).
     pub partitions: Vec<(String, Option<String>)>,
+    /// The path from the PCI function to the directory holding the disk, for disks that are not
+    /// NVMe namespaces (`usb2/2-1/2-1:1.0/host0/target0:0:0/0:0:0:0/block`); `None`: under
+    /// `nvme/<controller>`.
+    #[serde(default)]
+    pub via: Option<String>,
 }
 
 /// SR-IOV capability of a physical function.
@@ -252,6 +264,7 @@ impl DeviceSpec {
             name: name.to_owned(),
             up,
             default_route,
+            via: None,
         });
         self
     }

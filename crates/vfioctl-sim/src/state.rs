@@ -33,13 +33,19 @@ pub enum Errno {
     Enoent,
     /// File exists.
     Eexist,
+    /// Permission denied (a write without the privilege; a lockdown or LSM refusal).
+    Eacces,
+    /// Operation not permitted.
+    Eperm,
 }
 
 impl Errno {
     /// The numeric value on Linux.
     pub fn raw(self) -> i32 {
         match self {
+            Self::Eperm => 1,
             Self::Enoent => 2,
+            Self::Eacces => 13,
             Self::Ebusy => 16,
             Self::Eexist => 17,
             Self::Enodev => 19,

@@ -88,6 +88,60 @@ pub enum Command {
     Status(StatusArgs),
     /// Bind a VM's devices, run its QEMU, and give the devices back when QEMU exits.
     Run(RunArgs),
+    /// Every root port, switch downstream port and physical slot: would a card placed there get
+    /// an IOMMU group of its own, and if not, which bridge breaks isolation.
+    Slots(SlotsArgs),
+    /// Early binding: a udev rule and initramfs files that take the devices of boot VMs for
+    /// vfio-pci before any host driver probes them (install, remove, status).
+    Boot(BootArgs),
+}
+
+/// `vfioctl boot`.
+#[derive(Debug, Args)]
+pub struct BootArgs {
+    #[command(subcommand)]
+    pub command: BootCommand,
+}
+
+/// `vfioctl boot ...`.
+#[derive(Debug, Subcommand)]
+pub enum BootCommand {
+    /// Write the udev rule (address and identity of every device of a VM with boot = true), put
+    /// it and the vfio modules into the initramfs, and regenerate the initramfs.
+    Install(BootInstallArgs),
+    /// Remove every file `boot install` wrote, and regenerate the initramfs.
+    Remove(BootRemoveArgs),
+    /// For each boot device: on vfio-pci or not, whether a host driver bound it this boot,
+    /// whether its identity drifted; and whether the rule matches the definitions.
+    Status(StatusArgs),
+}
+
+/// `vfioctl boot install`.
+#[derive(Debug, Args)]
+pub struct BootInstallArgs {
+    /// Print every file and command, and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// The initramfs generator: auto (the one installed), initramfs-tools, dracut, mkinitcpio,
+    /// or none (only the udev rule).
+    #[arg(long, value_name = "GENERATOR", default_value = "auto")]
+    pub initramfs: vfioctl_core::boot::initramfs::GeneratorChoice,
+    /// Do not regenerate the initramfs; print the command instead.
+    #[arg(long)]
+    pub no_regenerate: bool,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// `vfioctl boot remove`.
+#[derive(Debug, Args)]
+pub struct BootRemoveArgs {
+    /// Print what would be removed, and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Do not regenerate the initramfs; print the command instead.
+    #[arg(long)]
+    pub no_regenerate: bool,
 }
 
 /// Where VM definitions are read from.
@@ -140,7 +194,7 @@ pub struct ApplyArgs {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Seconds to wait for a driver to let go of a device before giving up.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -162,7 +216,7 @@ pub struct RunArgs {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Seconds to wait for a driver to let go of a device before giving up.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -179,11 +233,12 @@ pub struct RecoverArgs {
 /// `vfioctl list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only the device at this address (DDDD:BB:DD.F, or BB:DD.F for domain 0).
+    /// Only the device at this address (DDDD:BB:DD.F, or BB:DD.F for domain 0); repeat for
+    /// more.
     #[arg(short = 's', long = "slot", value_name = "ADDRESS")]
-    pub slot: Option<String>,
-    /// Only devices with this vendor:device ID (e.g. 10de:2684).
-    #[arg(short = 'd', long = "id", value_name = "VENDOR:DEVICE")]
+    pub slot: Vec<String>,
+    /// Only devices with these IDs, as lspci -d takes them: 10de, 10de:*, 10de:2684, :2684.
+    #[arg(short = 'd', long = "id", value_name = "VENDOR[:DEVICE]")]
     pub id: Option<String>,
     /// Only devices bound to this driver ("none" for devices without one).
     #[arg(long, value_name = "NAME")]
@@ -199,6 +254,23 @@ pub struct GroupsArgs {
     /// Only the groups of these devices or group numbers.
     #[arg(value_name = "DEVICE|GROUP")]
     pub filter: Vec<String>,
+    /// Predict the groups the kernel would form, from config space and topology alone (the
+    /// kernel's pci_device_group() walk with its ACS and DMA-alias quirks). Works with the IOMMU
+    /// off; with it on, also lists where the kernel's groups differ and why that may be.
+    #[arg(long)]
+    pub predict: bool,
+    /// The kernel release whose behaviour --predict models (default: the running kernel's, from
+    /// ROOT/proc/sys/kernel/osrelease).
+    #[arg(long, value_name = "X.Y", requires = "predict")]
+    pub kernel: Option<String>,
+}
+
+/// `vfioctl slots`.
+#[derive(Debug, Args)]
+pub struct SlotsArgs {
+    /// The kernel release whose behaviour is modelled (default: the running kernel's).
+    #[arg(long, value_name = "X.Y")]
+    pub kernel: Option<String>,
 }
 
 /// `vfioctl show`.
@@ -229,7 +301,7 @@ pub struct BindArgs {
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
     /// Seconds to wait for a driver to let go of a device before giving up.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
     /// Record who the devices were bound for (a VM name) in the journal.
     #[arg(long, value_name = "NAME", hide = true)]
@@ -249,7 +321,7 @@ pub struct RestoreArgs {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Seconds to wait for a driver to let go of a device before giving up.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
 }
 

@@ -92,6 +92,7 @@ impl Context {
         depth: vfioctl_host::read::Depth,
     ) -> Result<Inventory, CliError> {
         let inventory = vfioctl_host::read::read_inventory_at(&self.root, depth)?;
+        crate::cmd::select::note_skipped(self, &inventory);
         self.load_names(&inventory)?;
         Ok(inventory)
     }
@@ -105,13 +106,15 @@ impl Context {
     /// Appends a line to standard output (written when the command ends).
     pub fn line(&mut self, text: impl AsRef<str>) {
         self.printed = true;
-        self.out.extend_from_slice(text.as_ref().as_bytes());
+        self.out
+            .extend_from_slice(vfioctl_core::escape_controls(text.as_ref()).as_bytes());
         self.out.push(b'\n');
     }
 
     /// A note for standard error (suppressed by `--quiet`).
     pub fn note(&mut self, text: impl Into<String>) {
-        self.notes.push(text.into());
+        self.notes
+            .push(vfioctl_core::escape_controls(&text.into()).into_owned());
     }
 
     /// Writes what was gathered; a closed pipe (`| head`) is not an error.

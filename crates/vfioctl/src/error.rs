@@ -79,7 +79,7 @@ impl From<HostError> for CliError {
             _ => Exit::Usage,
         };
         Self {
-            message: chain(&error),
+            message: error.os_words(),
             hint: error.remedy(),
             exit,
         }

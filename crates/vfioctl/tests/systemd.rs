@@ -27,6 +27,17 @@ fn vfioctl_apply_service_verifies() {
         assert!(unit.lines().any(|l| l == line), "the unit lacks {line}");
     }
     assert!(unit.contains("libvirtd.service") && unit.contains("virtqemud.service"));
+    // Ordered after udev has finished probing (not just queued the events), before Proxmox's VMs.
+    let after = unit.lines().find(|l| l.starts_with("After=")).unwrap();
+    assert!(after.contains("systemd-udev-settle.service"), "{after}");
+    assert!(
+        unit.lines()
+            .any(|l| l == "Wants=systemd-udev-settle.service")
+    );
+    assert!(
+        unit.lines()
+            .any(|l| l.starts_with("Before=") && l.contains("pve-guests.service"))
+    );
     assert!(!unit.lines().any(|l| l.starts_with("ExecStop")));
 
     let Some(analyze) = systemd_analyze() else {

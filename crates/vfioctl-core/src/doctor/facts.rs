@@ -115,6 +115,8 @@ pub struct DoctorFacts {
     pub known_problems: Vec<(String, String)>,
     /// DPAA2, when `/sys/bus/fsl-mc` exists.
     pub fsl_mc: Option<FslMcFacts>,
+    /// Early boot: framebuffers, consoles, module configs (checks in `crate::boot::checks`).
+    pub boot: crate::boot::checks::BootFacts,
 }
 
 /// The VFIO modules every PCI passthrough needs, canonical names.

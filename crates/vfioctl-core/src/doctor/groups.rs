@@ -11,12 +11,26 @@ fn describe_uses(uses: &[HostUse]) -> String {
     let parts: Vec<String> = uses
         .iter()
         .map(|u| match u {
-            HostUse::Mount { block, mount_point } => format!("{block} is mounted on {mount_point}"),
-            HostUse::Network { interface, detail } => format!("{interface} {detail}"),
+            HostUse::Mount {
+                block, mount_point, ..
+            } => format!("{block} is mounted on {mount_point}"),
+            HostUse::Network {
+                interface, detail, ..
+            } => format!("{interface} {detail}"),
             HostUse::Console => "it carries the console".to_owned(),
+            other => other.describe(),
         })
         .collect();
     join(&parts)
+}
+
+/// The uses other than platform functions, which `safety.rs` turns into group refusals.
+fn not_platform(uses: Option<&Vec<HostUse>>) -> Vec<HostUse> {
+    uses.into_iter()
+        .flatten()
+        .filter(|u| !matches!(u, HostUse::Platform { .. }))
+        .cloned()
+        .collect()
 }
 
 pub(super) fn check_groups(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
@@ -125,9 +139,11 @@ pub(super) fn check_groups(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 "give them to the same VM together ('vfioctl bind' takes the whole group)",
             ));
             for user in &endpoints {
-                let Some(uses) = ctx.facts.host_uses.get(user) else {
+                // Platform functions are refused by group, for the devices named (safety.rs).
+                let uses = not_platform(ctx.facts.host_uses.get(user));
+                if uses.is_empty() {
                     continue;
-                };
+                }
                 let others: Vec<PciAddress> =
                     endpoints.iter().filter(|a| *a != user).copied().collect();
                 out.push(Finding::new(
@@ -138,7 +154,7 @@ pub(super) fn check_groups(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                     format!(
                         "{user} backs the host ({}) and shares IOMMU group {group} with {}: none \
                          of them can go to a VM without taking it from the host",
-                        describe_uses(uses),
+                        describe_uses(&uses),
                         join(&others)
                     ),
                     format!(
@@ -187,15 +203,21 @@ pub(super) fn check_named(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 "name the devices behind it instead ('vfioctl list --tree')",
             ));
         }
-        if let Some(uses) = ctx.facts.host_uses.get(address) {
+        let uses = not_platform(ctx.facts.host_uses.get(address));
+        if !uses.is_empty() {
             out.push(Finding::new(
                 "host-device",
                 Severity::Error,
                 Some(*address),
                 sys_dev(address, "driver"),
-                format!("{address} backs the host: {}", describe_uses(uses)),
-                "move the host's use of it elsewhere first ('vfioctl bind --force' overrides, at \
-                 your own risk)",
+                format!("{address} backs the host: {}", describe_uses(&uses)),
+                if uses.iter().any(HostUse::essential) {
+                    "the running host cannot lose it (its root filesystem, or the network that \
+                     carries it): pass another device, or boot the host from elsewhere"
+                } else {
+                    "move the host's use of it elsewhere first ('vfioctl bind --force' overrides, \
+                     at your own risk)"
+                },
             ));
         }
     }
@@ -233,6 +255,7 @@ mod tests {
                 vec![HostUse::Mount {
                     block: "sda1".into(),
                     mount_point: "/".into(),
+                    via: Vec::new(),
                 }],
             );
         });

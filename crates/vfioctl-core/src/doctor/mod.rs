@@ -44,6 +44,8 @@
 //! | `device-no-group` | error | a device has no IOMMU group while the IOMMU is on |
 //! | `device-is-bridge` | error | a named device is a bridge |
 //! | `host-device` | error | a named device backs the host (disk, network, console) |
+//! | `group-host-critical` | error | a named device is, or shares its group with, a function the platform needs |
+//! | `device-unreadable` | warning | a device's sysfs files are unreadable or garbage; it was skipped |
 //! | `acs-override` | warning | `pcie_acs_override=` on the command line |
 //! | `vfio-pci-ids` | warning | `vfio-pci.ids=` or `options vfio-pci ids=` |
 //! | `driverctl-override` | warning | a file in `/etc/driverctl.d` |
@@ -53,6 +55,7 @@
 //! | `known-devices-invalid` | error | `/etc/vfioctl/devices.toml` does not parse |
 //! | `fsl-mc-vfio-missing` | error | DPAA2 host without a vfio-fsl-mc driver |
 //! | `fsl-mc-irq-cfg` | info | DPAA2 host: containers for VMs need `DPRC_CFG_OPT_IRQ_CFG_ALLOWED` |
+//! | `boot-framebuffer`, `vtconsole-bound`, `stale-module-name`, `pci-stub-leftover` | | early boot: see `crate::boot::checks` |
 //!
 //! Kernel references: `drivers/vfio/vfio_iommu_type1.c` (`allow_unsafe_interrupts`, isolated
 //! MSI), `drivers/vfio/pci/vfio_pci.c` (`disable_idle_d3`, `ids`), `drivers/iommu/intel/iommu.h`
@@ -70,6 +73,7 @@ mod known;
 mod modules;
 mod overrides;
 mod parse;
+mod safety;
 #[cfg(test)]
 mod testkit;
 
@@ -106,9 +110,18 @@ pub fn run(facts: &DoctorFacts, inv: &Inventory, named: &[PciAddress]) -> Vec<Fi
     devices::check_reset(&ctx, &mut out);
     groups::check_groups(&ctx, &mut out);
     groups::check_named(&ctx, &mut out);
+    safety::check_platform(&ctx, &mut out);
+    safety::check_skipped(inv, &mut out);
     overrides::check_risky(&ctx, &mut out);
     known::check_known(&ctx, &mut out);
     fslmc::check_fsl_mc(&ctx, &mut out);
+    let (cmdline, release) = (facts.cmdline.as_deref(), facts.kernel_release.as_deref());
+    out.extend(crate::boot::checks::run(
+        &facts.boot,
+        cmdline,
+        release,
+        |a| ctx.in_scope(a),
+    ));
     out.sort_by_key(|f| f.severity);
     out
 }
@@ -205,6 +218,8 @@ mod tests {
             vec![HostUse::Network {
                 interface: "eth0".into(),
                 detail: "carries the default route".into(),
+                via: Vec::new(),
+                essential: false,
             }],
         );
         let inv = inventory(devices);

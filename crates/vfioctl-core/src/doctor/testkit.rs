@@ -78,6 +78,7 @@ pub(super) fn healthy() -> (DoctorFacts, Vec<PciDevice>) {
         known: KnownDevices::parse(TABLE, "<built-in>").unwrap(),
         known_problems: Vec::new(),
         fsl_mc: None,
+        boot: Default::default(),
     };
     (facts, devices)
 }

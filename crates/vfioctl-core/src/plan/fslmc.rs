@@ -36,7 +36,7 @@ fn backs_the_host(container: &FslMcName, object: &str, host_use: &HostUse) -> Re
             "{container} holds {object} which backs the host: {}",
             host_use.describe()
         ),
-        remedy: "move the host's network off it first, or pass --force".to_owned(),
+        remedy: "move the host's network off it first".to_owned(),
         overridable: true,
     }
 }

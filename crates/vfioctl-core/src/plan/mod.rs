@@ -26,51 +26,7 @@ pub const VFIO_PCI: &str = "vfio-pci";
 /// The module that provides it.
 pub const VFIO_PCI_MODULE: &str = "vfio-pci";
 
-/// How the host itself uses a device; any of these makes binding it take something away.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum HostUse {
-    /// A block device on it is mounted.
-    Mount {
-        /// Block device name.
-        block: String,
-        /// Where it is mounted.
-        mount_point: String,
-    },
-    /// A network interface on it is up with addresses, carries the default route, or is
-    /// enslaved to a bond or bridge.
-    Network {
-        /// Interface name.
-        interface: String,
-        /// What the host does with it, in words.
-        detail: String,
-    },
-    /// It is the boot VGA device and a console is bound to its framebuffer.
-    Console,
-}
-
-impl HostUse {
-    /// The use in words ("nvme0n1p2 is mounted on /").
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Mount { block, mount_point } => {
-                format!("{block} is mounted on {mount_point}")
-            }
-            Self::Network { interface, detail } => format!("interface {interface} {detail}"),
-            Self::Console => "it drives the boot console".to_owned(),
-        }
-    }
-
-    fn remedy(&self) -> &'static str {
-        match self {
-            Self::Mount { .. } => {
-                "unmount it first, or pass --force if you really mean to take it away"
-            }
-            Self::Network { .. } => "move the host's network off it first, or pass --force",
-            Self::Console => "move the console to another device first, or pass --force",
-        }
-    }
-}
+pub use crate::safety::HostUse;
 
 /// How the host uses each device (PCI functions and fsl-mc objects alike).
 pub type HostUses = BTreeMap<DeviceRef, Vec<HostUse>>;
@@ -160,6 +116,13 @@ pub enum RefusalKind {
     NeverViable,
     /// The host has no IOMMU, so vfio-pci cannot bind anything.
     NoIommu,
+    /// A device backs what the running host cannot lose (its root filesystem, the network
+    /// that carries it); `--force` does not override it.
+    HostEssential,
+    /// A host-critical function (host bridge, LPC bridge, SMBus, IOMMU) or its group.
+    PlatformFunction,
+    /// An SR-IOV PF whose VFs are in use: unbinding it would destroy them.
+    SriovVfsInUse,
 }
 
 /// A reason the plan may not go ahead.

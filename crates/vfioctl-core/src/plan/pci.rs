@@ -116,11 +116,8 @@ pub(super) fn plan_pci(
         }
     }
 
-    if !input.loaded.contains(&Bus::Pci) {
-        plan.steps.push(Step::LoadModule {
-            module: super::VFIO_PCI_MODULE.to_owned(),
-        });
-    }
+    // The module is loaded only when something will bind to it.
+    let load_at = plan.steps.len();
     let vfio = Bus::Pci.vfio_driver();
     let mut planned = Vec::new();
     for address in &covered {
@@ -131,23 +128,7 @@ pub(super) fn plan_pci(
         let (disposition, why) = disposition(dev, &named_set, options);
         let state = pci_state(dev);
         if disposition == Disposition::Bind {
-            for host_use in input.host_uses.get(&device).into_iter().flatten() {
-                let named_text = if named_set.contains(address) {
-                    ""
-                } else {
-                    " (it shares an IOMMU group with the device you named)"
-                };
-                plan.refusals.push(Refusal {
-                    kind: RefusalKind::HostCritical,
-                    device: device.clone(),
-                    text: format!(
-                        "{address} backs the host: {}{named_text}",
-                        host_use.describe()
-                    ),
-                    remedy: host_use.remedy().to_owned(),
-                    overridable: true,
-                });
-            }
+            plan.warnings.extend(crate::safety::sriov_warning(dev));
             plan.steps.extend(override_steps(&device, &state, &vfio));
         }
         planned.push(PlannedDevice {
@@ -164,6 +145,17 @@ pub(super) fn plan_pci(
         });
     }
 
+    let moving: Vec<PciAddress> = planned
+        .iter()
+        .filter(|d| d.disposition == Disposition::Bind)
+        .filter_map(|d| d.device.pci())
+        .collect();
+    plan.refusals.extend(crate::safety::refusals(
+        inventory,
+        input.host_uses,
+        named,
+        &moving,
+    ));
     for group in &groups {
         let members = inventory.groups.get(group).cloned().unwrap_or_default();
         for blocker in viability(inventory, &members)
@@ -182,8 +174,13 @@ pub(super) fn plan_pci(
                 .map(|d| d.device.to_string())
                 .collect();
             if !left.is_empty() {
+                let verb = if left.len() == 1 {
+                    "leaves its"
+                } else {
+                    "leave their"
+                };
                 plan.warnings.push(format!(
-                    "IOMMU group {group} stays unusable by a VM until {} also leave their host \
+                    "IOMMU group {group} stays unusable by a VM until {} also {verb} host \
                      drivers",
                     left.join(", ")
                 ));
@@ -197,6 +194,16 @@ pub(super) fn plan_pci(
                 group: GroupId(*group),
             });
         }
+    }
+    if !input.loaded.contains(&Bus::Pci)
+        && planned.iter().any(|d| d.disposition == Disposition::Bind)
+    {
+        plan.steps.insert(
+            load_at,
+            Step::LoadModule {
+                module: super::VFIO_PCI_MODULE.to_owned(),
+            },
+        );
     }
     plan.devices.extend(planned);
     plan.groups.extend(groups.into_iter().map(GroupId));
@@ -212,8 +219,7 @@ fn never_viable(group: u32, device: &PciAddress, driver: &str) -> Refusal {
              no DMA"
         ),
         remedy: format!(
-            "unbind {device} from {driver} (it then has no driver, which VFIO accepts), or pass \
-             --force to bind the rest anyway"
+            "unbind {device} from {driver} (it then has no driver, which VFIO accepts)"
         ),
         overridable: true,
     }

@@ -143,7 +143,8 @@ fn host_use_of_a_group_member_refuses_overridably() {
         "0001:04:00.0".parse().unwrap(),
         vec![HostUse::Mount {
             block: "nvme0n1p2".into(),
-            mount_point: "/".into(),
+            mount_point: "/srv".into(),
+            via: Vec::new(),
         }],
     )]);
     let p = plan(
@@ -153,7 +154,7 @@ fn host_use_of_a_group_member_refuses_overridably() {
         &BindOptions::default(),
     );
     assert_eq!(p.refusals.len(), 1);
-    assert!(p.refusals[0].text.contains("mounted on /"));
+    assert!(p.refusals[0].text.contains("mounted on /srv"));
     assert!(p.blocking_refusals(true).is_empty());
 }
 

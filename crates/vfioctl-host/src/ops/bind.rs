@@ -1,6 +1,7 @@
 //! `bind`: PCI functions (whole groups) and DPAA2 containers to their vfio drivers, in one plan
 //! and one transaction.
 
+use vfioctl_core::SkippedDevice;
 use vfioctl_core::fslmc::FslMcInventory;
 use vfioctl_core::plan::{BindInput, BindOptions, HostUses, Plan, plan_bind};
 use vfioctl_core::{DeviceRef, FslMcName, GroupId, Inventory, Owner};
@@ -128,7 +129,7 @@ pub fn plan(
 ) -> Result<Plan, OpError> {
     let uses = host_uses(host, state)?;
     let loaded = host.loaded_vfio_drivers();
-    Ok(plan_bind(
+    let mut plan = plan_bind(
         &BindInput {
             pci: &state.pci,
             fslmc: &state.fslmc,
@@ -137,7 +138,10 @@ pub fn plan(
             loaded: &loaded,
         },
         options,
-    ))
+    );
+    plan.warnings
+        .extend(state.pci.skipped.iter().map(SkippedDevice::warning));
+    Ok(plan)
 }
 
 /// Binds what `request` names: one plan under one lock, one journal transaction.

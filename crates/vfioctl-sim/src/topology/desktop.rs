@@ -169,6 +169,7 @@ pub fn x86_desktop() -> SimBuilder {
     .flr()
     .driver("nvme");
     nvme.block.push(BlockDev {
+        via: None,
         controller: "nvme0".to_owned(),
         disk: "nvme0n1".to_owned(),
         partitions: vec![

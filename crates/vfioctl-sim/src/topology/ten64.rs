@@ -104,6 +104,7 @@ pub fn ten64() -> SimBuilder {
     .flr()
     .driver("nvme");
     nvme.block.push(BlockDev {
+        via: None,
         controller: "nvme0".to_owned(),
         disk: "nvme0n1".to_owned(),
         partitions: vec![

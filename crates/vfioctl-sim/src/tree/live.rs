@@ -86,7 +86,10 @@ pub(crate) fn attach(
         return Ok(());
     };
     for n in &hidden.net {
-        let ndir = dir.join("net").join(&n.name);
+        let ndir = dir
+            .join(n.via.as_deref().unwrap_or(""))
+            .join("net")
+            .join(&n.name);
         put(
             root,
             ndir.join("operstate"),
@@ -96,15 +99,20 @@ pub(crate) fn attach(
         rel_symlink(root, &Path::new("sys/class/net").join(&n.name), &ndir)?;
     }
     for b in &hidden.block {
-        let cdir = dir.join("nvme").join(&b.controller);
+        let cdir = match &b.via {
+            Some(via) => dir.join(via),
+            None => dir.join("nvme").join(&b.controller),
+        };
         let disk = cdir.join(&b.disk);
-        put(root, cdir.join("state"), "live\n")?;
         put(root, disk.join("dev"), "259:0\n")?;
-        rel_symlink(
-            root,
-            &Path::new("sys/class/nvme").join(&b.controller),
-            &cdir,
-        )?;
+        if b.via.is_none() {
+            put(root, cdir.join("state"), "live\n")?;
+            rel_symlink(
+                root,
+                &Path::new("sys/class/nvme").join(&b.controller),
+                &cdir,
+            )?;
+        }
         rel_symlink(root, &Path::new("sys/class/block").join(&b.disk), &disk)?;
         for (i, (part, _)) in b.partitions.iter().enumerate() {
             let pdir = disk.join(part);
@@ -136,6 +144,7 @@ pub(crate) fn detach(
     if let Some(hidden) = state.devices.get(&address) {
         for n in &hidden.net {
             remove_if_exists(&root.join("sys/class/net").join(&n.name))?;
+            crate::hosts::remove_via(root, &dir, n.via.as_deref())?;
         }
         for b in &hidden.block {
             remove_if_exists(&root.join("sys/class/nvme").join(&b.controller))?;
@@ -143,6 +152,7 @@ pub(crate) fn detach(
             for (part, _) in &b.partitions {
                 remove_if_exists(&root.join("sys/class/block").join(part))?;
             }
+            crate::hosts::remove_via(root, &dir, b.via.as_deref())?;
         }
     }
     remove_dir_if_exists(&root.join(&dir).join("net"))?;

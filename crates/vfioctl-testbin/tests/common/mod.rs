@@ -86,3 +86,22 @@ pub fn json(root: &Path, args: &[&str], code: i32) -> serde_json::Value {
         )
     })
 }
+
+/// The members of each group of a `groups --json` document, as sets of addresses.
+pub fn group_sets(
+    groups: &serde_json::Value,
+) -> std::collections::BTreeSet<std::collections::BTreeSet<String>> {
+    groups
+        .as_array()
+        .expect("groups array")
+        .iter()
+        .map(|g| {
+            g["devices"]
+                .as_array()
+                .expect("devices")
+                .iter()
+                .map(|d| d.as_str().expect("address").to_owned())
+                .collect()
+        })
+        .collect()
+}

@@ -192,7 +192,7 @@ pub(crate) fn refused_error(plan: &Plan, force: bool) -> CliError {
         n => format!(" (and {} more refusal(s) above)", n - 1),
     };
     CliError::new(Exit::Refused, format!("refused: {}{more}", first.text))
-        .hint(first.remedy.clone())
+        .hint(crate::cmd::select::remedy_with_force(first))
 }
 
 /// `vfioctl bind`: PCI functions and DPAA2 containers, in one plan and one transaction.
@@ -228,6 +228,11 @@ pub(crate) fn render_bind(
     dry_run: bool,
 ) -> Result<Exit, CliError> {
     let plan = &report.plan;
+    let fb = vfioctl_host::boot::facts::framebuffer_warnings(
+        &ctx.root,
+        plan.to_bind().filter_map(|d| d.device.pci()),
+    );
+    fb.into_iter().for_each(|w| ctx.note(w));
     let error = match &report.outcome {
         BindOutcome::Refused => Some(refused_error(plan, report.forced)),
         BindOutcome::Failed(e) => Some(CliError::from_op(e)),

@@ -8,7 +8,7 @@ use vfioctl_core::doctor::{Finding, Severity, Verdict, run, verdicts};
 
 use crate::cli::DoctorArgs;
 use crate::cmd::inventory::JSON_VERSION;
-use crate::context::{Context, resolve_device, to_json};
+use crate::context::{Context, to_json};
 use crate::error::CliError;
 use crate::exit::Exit;
 
@@ -32,7 +32,7 @@ pub fn doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<Exit, CliError> {
     let inventory = ctx.inventory()?;
     let mut named: Vec<PciAddress> = Vec::new();
     for text in &args.devices {
-        let address = resolve_device(ctx, &inventory, text)?.address;
+        let address = crate::cmd::select::resolve_for_reading(ctx, &inventory, text)?.address;
         if !named.contains(&address) {
             named.push(address);
         }

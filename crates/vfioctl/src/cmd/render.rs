@@ -70,7 +70,7 @@ pub fn request(
         }
     }
     let mut pci: Vec<PciAddress> = Vec::new();
-    for address in named {
+    for &address in &named {
         pci.push(address);
         if !only {
             pci.extend(
@@ -83,6 +83,21 @@ pub fn request(
     }
     pci.sort_unstable();
     pci.dedup();
+    // What bind would refuse for good, a VMM must not be handed either (one place decides).
+    let usage = vfioctl_host::usage::HostUsage::read(&ctx.root)?;
+    let uses: vfioctl_core::plan::HostUses =
+        vfioctl_host::hostuse::host_uses(&ctx.root, inventory, &usage)
+            .into_iter()
+            .map(|(address, list)| (address.into(), list))
+            .collect();
+    let named: Vec<PciAddress> = pci.iter().copied().filter(|a| named.contains(a)).collect();
+    let refusals = vfioctl_core::safety::refusals(inventory, &uses, &named, &pci);
+    if let Some(first) = refusals.iter().find(|r| !r.overridable) {
+        return Err(
+            CliError::new(Exit::Refused, format!("refused: {}", first.text))
+                .hint(first.remedy.clone()),
+        );
+    }
     request.pci = pci;
     Ok(request)
 }

@@ -7,7 +7,8 @@ use vfioctl_core::{Inventory, PciAddress};
 use vfioctl_host::read::Depth;
 
 use crate::cli::GroupsArgs;
-use crate::context::{Context, describe, resolve_device};
+use crate::cmd::select::resolve_for_reading;
+use crate::context::{Context, describe};
 use crate::error::CliError;
 use crate::exit::Exit;
 use crate::json::JSON_VERSION;
@@ -63,6 +64,9 @@ pub(super) fn group_docs<'a>(inventory: &'a Inventory, ids: &[u32]) -> Vec<Group
 
 /// `vfioctl groups`.
 pub fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliError> {
+    if args.predict {
+        return crate::cmd::predict::groups(ctx, args);
+    }
     let inventory = ctx.inventory_at(Depth::Summary)?;
     let mut ids: Vec<u32> = Vec::new();
     if args.filter.is_empty() {
@@ -80,7 +84,7 @@ pub fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliError> {
                 ids.push(id);
                 continue;
             }
-            let dev = resolve_device(ctx, &inventory, text)?;
+            let dev = resolve_for_reading(ctx, &inventory, text)?;
             match dev.iommu_group {
                 Some(id) => ids.push(id),
                 None => {

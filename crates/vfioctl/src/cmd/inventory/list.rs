@@ -2,11 +2,12 @@
 
 use serde::Serialize;
 
-use vfioctl_core::{Inventory, PciAddress, PciDevice, VendorDevice};
+use vfioctl_core::{Inventory, PciAddress, PciDevice};
 use vfioctl_host::read::Depth;
 
 use crate::cli::ListArgs;
-use crate::context::{Context, describe, resolve_device};
+use crate::cmd::select::{IdFilter, resolve_for_reading};
+use crate::context::{Context, describe};
 use crate::error::CliError;
 use crate::exit::Exit;
 use crate::json::JSON_VERSION;
@@ -57,24 +58,18 @@ pub(super) fn listed<'a>(ctx: &'a Context, d: &'a PciDevice) -> ListedDevice<'a>
 /// `vfioctl list`.
 pub fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError> {
     let inventory = ctx.inventory_at(Depth::Summary)?;
-    let slot = match &args.slot {
-        Some(text) => Some(resolve_device(ctx, &inventory, text)?.address),
-        None => None,
-    };
-    let id: Option<VendorDevice> =
-        match &args.id {
-            Some(text) => Some(text.parse().map_err(
-                |e: vfioctl_core::ids::VendorDeviceError| CliError::new(Exit::Usage, e.to_string()),
-            )?),
-            None => None,
-        };
-    let filtered = args.slot.is_some() || args.id.is_some() || args.driver.is_some();
+    let mut slots = Vec::new();
+    for text in &args.slot {
+        slots.push(resolve_for_reading(ctx, &inventory, text)?.address);
+    }
+    let id: Option<IdFilter> = args.id.as_deref().map(str::parse).transpose()?;
+    let filtered = !args.slot.is_empty() || args.id.is_some() || args.driver.is_some();
     let fslmc = vfioctl_host::fslmc::read_fslmc(&ctx.root)?;
     let selected: Vec<&PciDevice> = inventory
         .devices()
         .iter()
-        .filter(|d| slot.is_none_or(|s| d.address == s))
-        .filter(|d| id.is_none_or(|i| d.id == i))
+        .filter(|d| slots.is_empty() || slots.contains(&d.address))
+        .filter(|d| id.is_none_or(|i| i.matches(d)))
         .filter(|d| match args.driver.as_deref() {
             None => true,
             Some("none") => d.driver.is_none(),
@@ -131,7 +126,7 @@ pub fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError> {
     if !inventory.iommu_enabled {
         ctx.note(IOMMU_OFF_NOTE);
     }
-    if selected.is_empty() && (args.slot.is_some() || args.id.is_some() || args.driver.is_some()) {
+    if selected.is_empty() && filtered {
         ctx.note("no device matches the filter");
     }
     Ok(Exit::Success)

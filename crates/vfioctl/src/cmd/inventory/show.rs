@@ -6,7 +6,8 @@ use vfioctl_core::{PciAddress, PciDevice};
 use vfioctl_host::usage::{HostUsage, MountedBlock, NetUse};
 
 use crate::cli::ShowArgs;
-use crate::context::{Context, describe, resolve_device};
+use crate::cmd::select::resolve_for_reading;
+use crate::context::{Context, describe};
 use crate::error::CliError;
 use crate::exit::Exit;
 use crate::json::JSON_VERSION;
@@ -21,7 +22,7 @@ pub fn show(ctx: &mut Context, args: &ShowArgs) -> Result<Exit, CliError> {
         return show_container(ctx, dprc);
     }
     let inventory = ctx.inventory_around(std::slice::from_ref(&args.device))?;
-    let dev = resolve_device(ctx, &inventory, &args.device)?.clone();
+    let dev = resolve_for_reading(ctx, &inventory, &args.device)?.clone();
     let usage = HostUsage::read(&ctx.root)?;
     let dir = vfioctl_host::read::device_dir(&ctx.root, &dev.address)?;
     let mounts: Vec<MountedBlock> = usage.mounts_under(&dir).into_iter().cloned().collect();

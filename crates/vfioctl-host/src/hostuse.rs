@@ -1,0 +1,428 @@
+//! How the host uses each device (mounts, swap, network, console, platform functions), gathered
+//! for the planner's refusals. Kept apart from carrying out plans so that the safety checks can
+//! grow without touching the executor.
+//!
+//! Interfaces and disks can sit at any depth below a PCI function (`virtio2/net/eth0`, an
+//! auxiliary device, `usb2/2-1/.../block/sda`, `nvme/nvme0/nvme0n1`), and what the host uses may
+//! be built on them (dm/LVM/md `holders/`, btrfs members, bond/bridge/VLAN uppers). Rather than
+//! walking every device's subtree, `/sys/class/block` and `/sys/class/net` are walked once: their
+//! links point into the device tree, and the nearest PCI function above each is its owner.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use vfioctl_core::PciAddress;
+use vfioctl_core::critical::{BUILTIN_HOST_CRITICAL, CriticalFunctions};
+use vfioctl_core::plan::HostUse;
+
+use crate::HostRoot;
+use crate::read::{device_dir, dir_names, link_name, read_attr, resolve_link};
+use crate::usage::HostUsage;
+
+/// The host's own additions to the host-critical table.
+pub const HOST_CRITICAL_FILE: &str = "/etc/vfioctl/host-critical.toml";
+
+/// Stacks deeper than this (dm on md on dm ...) are not followed further; no real host has one.
+const MAX_STACK: usize = 8;
+
+/// The host-critical table: the built-in one, extended by [`HOST_CRITICAL_FILE`] when that parses.
+/// A local file that does not parse is ignored (the built-in table is the safe side);
+/// `vfioctl doctor` reports it.
+pub fn critical_functions(root: &HostRoot) -> CriticalFunctions {
+    let builtin = CriticalFunctions::parse(BUILTIN_HOST_CRITICAL, "<built-in>").unwrap_or_default();
+    let local = read_attr(&root.join(HOST_CRITICAL_FILE.trim_start_matches('/')))
+        .ok()
+        .flatten()
+        .and_then(|text| CriticalFunctions::parse(&text, HOST_CRITICAL_FILE).ok());
+    match local {
+        Some(local) => builtin.merged(local),
+        None => builtin,
+    }
+}
+
+/// What `/proc/mounts` and `/proc/swaps` say, by block device name.
+#[derive(Default)]
+struct BlockUse {
+    mounts: BTreeMap<String, Vec<String>>,
+    swaps: BTreeSet<String>,
+    /// The root filesystem comes over the network (NFS, or an iSCSI disk).
+    network_root: bool,
+}
+
+fn read_block_use(root: &HostRoot) -> BlockUse {
+    let mut out = BlockUse::default();
+    let mapper = mapper_names(root);
+    let text = read_attr(&root.join("proc/mounts"))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [source, target, fstype, ..] = fields.as_slice() else {
+            continue;
+        };
+        let target = target.replace("\\040", " ");
+        if target == "/" && fstype.starts_with("nfs") {
+            out.network_root = true;
+        }
+        if let Some(block) = block_name(root, source, &mapper) {
+            out.mounts.entry(block).or_default().push(target);
+        }
+    }
+    // A mounted btrfs lists one member in /proc/mounts; every member holds the filesystem.
+    let btrfs = root.join("sys/fs/btrfs");
+    for fs_id in dir_names(&btrfs) {
+        let members = dir_names(&btrfs.join(&fs_id).join("devices"));
+        let mut points: Vec<String> = members
+            .iter()
+            .filter_map(|m| out.mounts.get(m))
+            .flatten()
+            .cloned()
+            .collect();
+        points.sort();
+        points.dedup();
+        for m in members {
+            out.mounts.insert(m, points.clone());
+        }
+    }
+    let swaps = read_attr(&root.join("proc/swaps"))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    for line in swaps.lines().skip(1) {
+        if let Some(source) = line.split_whitespace().next()
+            && let Some(block) = block_name(root, source, &mapper)
+        {
+            out.swaps.insert(block);
+        }
+    }
+    out
+}
+
+/// `dm/name` of every device-mapper block, so `/dev/mapper/vg-root` is known as `dm-0`.
+fn mapper_names(root: &HostRoot) -> HashMap<String, String> {
+    let class = root.join("sys/class/block");
+    dir_names(&class)
+        .into_iter()
+        .filter(|n| n.starts_with("dm-"))
+        .filter_map(|n| {
+            let name = read_attr(&class.join(&n).join("dm/name")).ok().flatten()?;
+            Some((name.trim().to_owned(), n))
+        })
+        .collect()
+}
+
+/// The kernel name of the block device a mount source names: `/dev/sda2`, `/dev/mapper/x`, or a
+/// `/dev/disk/by-*` link.
+fn block_name(root: &HostRoot, source: &str, mapper: &HashMap<String, String>) -> Option<String> {
+    let rest = source.strip_prefix("/dev/")?;
+    if let Some(name) = rest.strip_prefix("mapper/") {
+        return Some(mapper.get(name).cloned().unwrap_or_else(|| name.to_owned()));
+    }
+    if rest.starts_with("disk/") {
+        return link_name(&root.join(source.trim_start_matches('/')))
+            .ok()
+            .flatten();
+    }
+    Some(rest.to_owned())
+}
+
+/// The PCI functions' real directories, to find the nearest one above a path.
+struct Owners(HashMap<PathBuf, PciAddress>);
+
+impl Owners {
+    fn new(root: &HostRoot, inventory: &vfioctl_core::Inventory) -> Self {
+        Self(
+            inventory
+                .devices()
+                .iter()
+                .filter_map(|d| Some((device_dir(root, &d.address).ok()?, d.address)))
+                .collect(),
+        )
+    }
+
+    /// The nearest PCI function above `path`, and the names between it and `path` that say how
+    /// it is reached ("usb 2-1", "virtio2", "nvme0"), without the sysfs plumbing in between.
+    fn owner(&self, path: &Path) -> Option<(PciAddress, Vec<String>)> {
+        let mut below = Vec::new();
+        let mut at = path.parent();
+        while let Some(dir) = at {
+            if let Some(address) = self.0.get(dir) {
+                below.reverse();
+                return Some((*address, below));
+            }
+            if let Some(name) = dir.file_name().and_then(|n| n.to_str())
+                && let Some(step) = chain_step(name)
+            {
+                below.push(step);
+            }
+            at = dir.parent();
+        }
+        None
+    }
+}
+
+/// How one directory on the way down reads in a chain, or `None` for plumbing (`block`, `net`,
+/// `host0`, `target0:0:0`, USB root hubs and interfaces).
+fn chain_step(name: &str) -> Option<String> {
+    let is_usb_device = name.split_once('-').is_some_and(|(bus, port)| {
+        !bus.is_empty()
+            && bus.bytes().all(|b| b.is_ascii_digit())
+            && !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    });
+    if is_usb_device {
+        return Some(format!("usb {name}"));
+    }
+    let plumbing = matches!(name, "block" | "net" | "nvme" | "virtio" | "usb")
+        || name.contains(':')
+        || (name.starts_with("usb") && name[3..].bytes().all(|b| b.is_ascii_digit()))
+        || (name.starts_with("host") && name[4..].bytes().all(|b| b.is_ascii_digit()))
+        || name.starts_with("target")
+        || name.starts_with("port-")
+        || name.starts_with("end_device-");
+    (!plumbing).then(|| name.to_owned())
+}
+
+/// The uses of block device `name` and of everything stacked on it, each with the chain from
+/// `name` to the block that is used.
+fn block_uses(
+    class: &Path,
+    name: &str,
+    facts: &BlockUse,
+    via: &mut Vec<String>,
+    out: &mut Vec<HostUse>,
+) {
+    for mount_point in facts.mounts.get(name).into_iter().flatten() {
+        out.push(HostUse::Mount {
+            block: name.to_owned(),
+            mount_point: mount_point.clone(),
+            via: via.clone(),
+        });
+    }
+    if facts.swaps.contains(name) {
+        out.push(HostUse::Swap {
+            block: name.to_owned(),
+            via: via.clone(),
+        });
+    }
+    if via.len() >= MAX_STACK {
+        return;
+    }
+    for holder in dir_names(&class.join(name).join("holders")) {
+        via.push(name.to_owned());
+        block_uses(class, &holder, facts, via, out);
+        via.pop();
+    }
+}
+
+fn collect_blocks(
+    root: &HostRoot,
+    owners: &Owners,
+    uses: &mut BTreeMap<PciAddress, Vec<HostUse>>,
+) -> bool {
+    let facts = read_block_use(root);
+    let class = root.join("sys/class/block");
+    let mut iscsi_root = false;
+    for name in dir_names(&class) {
+        let Ok(dir) = resolve_link(root.path(), &class.join(&name)) else {
+            continue;
+        };
+        let is_root = facts
+            .mounts
+            .get(&name)
+            .is_some_and(|m| m.iter().any(|p| p == "/"));
+        if is_root
+            && dir
+                .components()
+                .any(|c| c.as_os_str().to_string_lossy().starts_with("session"))
+        {
+            iscsi_root = true;
+        }
+        let Some((address, mut via)) = owners.owner(&dir) else {
+            continue;
+        };
+        let mut found = Vec::new();
+        block_uses(&class, &name, &facts, &mut via, &mut found);
+        if !found.is_empty() {
+            uses.entry(address).or_default().extend(found);
+        }
+    }
+    facts.network_root || iscsi_root
+}
+
+fn collect_net(
+    root: &HostRoot,
+    owners: &Owners,
+    usage: &HostUsage,
+    network_root: bool,
+    uses: &mut BTreeMap<PciAddress, Vec<HostUse>>,
+) {
+    let class = root.join("sys/class/net");
+    for name in dir_names(&class) {
+        let Ok(dir) = resolve_link(root.path(), &class.join(&name)) else {
+            continue;
+        };
+        let Some((address, mut via)) = owners.owner(&dir) else {
+            continue;
+        };
+        let mut found = Vec::new();
+        net_uses(
+            root,
+            usage,
+            &class,
+            &name,
+            network_root,
+            &mut via,
+            &mut found,
+        );
+        if !found.is_empty() {
+            uses.entry(address).or_default().extend(found);
+        }
+    }
+}
+
+/// The uses of interface `name` and of the uppers built on it (VLANs, macvlans, bonds,
+/// bridges), each with the chain from `name` to the interface that is used.
+fn net_uses(
+    root: &HostRoot,
+    usage: &HostUsage,
+    class: &Path,
+    name: &str,
+    network_root: bool,
+    via: &mut Vec<String>,
+    out: &mut Vec<HostUse>,
+) {
+    if let Some(HostUse::Network {
+        interface, detail, ..
+    }) = net_host_use(root, usage, name)
+    {
+        let essential = network_root && !detail.starts_with("is enslaved");
+        let detail = if essential {
+            format!("{detail} (the root filesystem comes over it)")
+        } else {
+            detail
+        };
+        out.push(HostUse::Network {
+            interface,
+            detail,
+            via: via.clone(),
+            essential,
+        });
+    }
+    if via.len() >= MAX_STACK {
+        return;
+    }
+    for entry in dir_names(&class.join(name)) {
+        if let Some(upper) = entry.strip_prefix("upper_") {
+            via.push(name.to_owned());
+            net_uses(root, usage, class, upper, network_root, via, out);
+            via.pop();
+        }
+    }
+}
+
+/// Facts about how the host uses each device, for the planner's refusals.
+pub fn host_uses(
+    root: &HostRoot,
+    inventory: &vfioctl_core::Inventory,
+    usage: &HostUsage,
+) -> BTreeMap<PciAddress, Vec<HostUse>> {
+    let owners = Owners::new(root, inventory);
+    let mut uses: BTreeMap<PciAddress, Vec<HostUse>> = BTreeMap::new();
+    let network_root = collect_blocks(root, &owners, &mut uses);
+    collect_net(root, &owners, usage, network_root, &mut uses);
+    let consoles = framebuffer_console(root);
+    let critical = critical_functions(root);
+    for dev in inventory.devices() {
+        if dev.boot_vga && dev.driver.is_some() && consoles {
+            uses.entry(dev.address).or_default().push(HostUse::Console);
+        }
+        if let Some(what) = critical.what(dev.class) {
+            uses.entry(dev.address)
+                .or_default()
+                .push(HostUse::Platform {
+                    what: what.to_owned(),
+                });
+        }
+    }
+    uses
+}
+
+/// How the host uses network interface `iface`, when it does: it carries the default route, is
+/// up with addresses, or is enslaved to a bond or bridge. Shared by PCI functions and DPAA2
+/// objects, so both buses refuse the same things.
+pub fn net_host_use(root: &HostRoot, usage: &HostUsage, iface: &str) -> Option<HostUse> {
+    let net = usage.net(root, iface);
+    let mut facts = Vec::new();
+    if net.default_route {
+        facts.push("carries the default route".to_owned());
+    } else if net.up && net.has_addresses {
+        facts.push("is up with addresses".to_owned());
+    }
+    if let Some(master) = &net.master {
+        facts.push(format!("is enslaved to {master}"));
+    }
+    (!facts.is_empty()).then(|| HostUse::Network {
+        interface: iface.to_owned(),
+        detail: facts.join(" and "),
+        via: Vec::new(),
+        essential: false,
+    })
+}
+
+/// True when a virtual-terminal console is bound to a framebuffer (`vtcon*/bind` is 1 and names a
+/// frame buffer device), so the boot VGA device carries the console.
+fn framebuffer_console(root: &HostRoot) -> bool {
+    let Ok(entries) = fs::read_dir(root.join("sys/class/vtconsole")) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let dir = e.path();
+        let bound = fs::read_to_string(dir.join("bind")).is_ok_and(|b| b.trim() == "1");
+        let fb = fs::read_to_string(dir.join("name")).is_ok_and(|n| n.contains("frame buffer"));
+        bound && fb
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_keep_the_devices_and_drop_the_plumbing() {
+        let steps: Vec<String> = [
+            "usb2",
+            "2-1",
+            "2-1:1.0",
+            "host0",
+            "target0:0:0",
+            "0:0:0:0",
+            "block",
+            "sda",
+            "virtio2",
+            "net",
+            "nvme",
+            "nvme0",
+            "ata1",
+            "mlx5_core.eth.0",
+            "1-2.4",
+        ]
+        .iter()
+        .filter_map(|n| chain_step(n))
+        .collect();
+        assert_eq!(
+            steps,
+            [
+                "usb 2-1",
+                "sda",
+                "virtio2",
+                "nvme0",
+                "ata1",
+                "mlx5_core.eth.0",
+                "usb 1-2.4"
+            ]
+        );
+    }
+}

@@ -1,0 +1,68 @@
+#!/bin/sh
+# x86_64 q35 + intel-iommu: vfioctl refuses what the guest itself needs, and the refusals change
+# nothing in sysfs. The guest's own network is a virtio-net-pci (iommu_platform=on) carrying its
+# default route; a qemu-xhci has a usb-storage disk mounted; the q35 chipset's LPC bridge 00:1f.0
+# shares its group with the AHCI and SMBus functions.
+set -euo pipefail
+. /lib/case-lib.sh
+NET=0000:00:02.0
+XHCI=0000:00:04.0
+LPC=0000:00:1f.0
+SATA=0000:00:1f.2
+
+# refused <description> <grep pattern> <vfioctl args...>: exit 3, and the refusal says why.
+refused() {
+  desc=$1 pattern=$2
+  shift 2
+  rc=0
+  out=$(vfioctl "$@" 2>&1) || rc=$?
+  echo "\$ vfioctl $*"
+  echo "$out"
+  echo "exit $rc"
+  [ "$rc" = 3 ] || case_fail "$desc: exit $rc, expected 3"
+  echo "$out" | grep -q -- "$pattern" || case_fail "$desc: no '$pattern' in the refusal"
+}
+
+common_start
+modprobe virtio_pci
+modprobe virtio_net
+step "$NET starts on virtio-pci" gc driver $NET virtio-pci
+ip link set eth0 up
+ip addr add 10.0.2.15/24 dev eth0
+ip route add default via 10.0.2.2 dev eth0
+modprobe xhci_pci
+modprobe usb_storage
+modprobe sd_mod
+modprobe vfat
+i=0
+while [ ! -e /sys/class/block/sda1 ] && [ $i -lt 60 ]; do
+  sleep 0.5
+  i=$((i + 1))
+done
+[ -e /sys/class/block/sda1 ] || case_fail "the usb-storage disk (sda1) never appeared"
+mkdir -p /mnt/usb
+mount -t vfat -o ro /dev/sda1 /mnt/usb
+step "$XHCI starts on xhci_hcd" gc driver $XHCI xhci_hcd
+
+require_subcommands bind
+refused "bind of the virtio-net carrying the default route" "eth0 carries the default route" \
+  bind $NET
+refused "bind of the xHCI with a mounted USB disk" "sda1 mounted on /mnt/usb" bind $XHCI
+refused "bind of the LPC bridge" "LPC bridge the host needs" bind $LPC
+refused "bind of the AHCI in the LPC bridge's group" "holds the LPC bridge $LPC" bind $SATA
+refused "bind --force of the LPC bridge's group" "cannot go to a VM on this board" \
+  bind --force $SATA
+
+step "$NET is still on virtio-pci" gc driver $NET virtio-pci
+step "$NET has no driver_override" gc override $NET none
+step "$XHCI is still on xhci_hcd" gc driver $XHCI xhci_hcd
+step "$XHCI has no driver_override" gc override $XHCI none
+step "$SATA has no driver_override" gc override $SATA none
+step "$LPC has no driver_override" gc override $LPC none
+step "the default route is still there" grep -q '^eth0	00000000' /proc/net/route
+step "the USB disk is still mounted" grep -q ' /mnt/usb ' /proc/mounts
+if ! preloaded; then
+  step "refusals loaded no vfio-pci" gc module vfio_pci absent
+fi
+umount /mnt/usb
+common_end
