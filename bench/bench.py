@@ -5,15 +5,20 @@ Builds simulated hosts (about 16, 256, 1,024 and 4,096 PCI functions; the large 
 with their VFs behind ACS root ports) with vfioctl-sim's `write-tree` example, then times, side by
 side on the same tree and in the same run:
 
-  * `vfioctl list --json` and `vfioctl groups --json` against `lspci -nnk` reading the same tree
-    (`lspci -A linux-sysfs -O sysfs.path=<root>/sys/bus/pci -nnk`), and against the IOMMU-group
-    shell loop the guides tell users to run (`lspci -nns` for every group member);
-  * `vfioctl bind --dry-run` of every VF of the largest host (the whole plan with group checks);
-  * `vfioctl doctor --json` on the largest host, when this vfioctl has `doctor`.
+  * every read-only command (`list --json`, `groups --json`, `doctor --json`, `status --json`,
+    `vm check` of a definition written into the tree, `bind --dry-run` of one VF's group and
+    `show` of that VF) against `lspci -nnk` reading the same tree
+    (`lspci -A linux-sysfs -O sysfs.path=<root>/sys/bus/pci -nnk`);
+  * `groups --json` against the IOMMU-group shell loop the guides tell users to run (`lspci -nns`
+    for every group member), up to about 1,000 functions (beyond, the loop takes minutes);
+  * system calls per function of `list` and `doctor` (`strace -c -f`, when strace is installed)
+    next to the fewest the command needs.
 
 Whole-process wall time, warm cache, after one warm-up run; the median of --runs runs. Peak memory
 is each process's own maximum resident set size (wait4's rusage). Nothing here asserts a timing:
 it prints the figures and the ratios, and whether each goal of the benchmark issue was met.
+
+Needs Debian's pciutils (lspci), time (exact peak memory) and strace (system calls).
 
 Usage: python3 bench/bench.py [--runs N] [--sizes 16,256,1024,4096] [--out results.json]
 """
@@ -77,6 +82,66 @@ def build(release_dir):
     return os.path.join(release_dir, "vfioctl"), os.path.join(release_dir, "examples", "write-tree")
 
 
+# The commands timed on every host, by key: (label, argv after `vfioctl --root ROOT`). `{vf}` is
+# one VF, alone in its IOMMU group (the ACS root ports isolate it), `{vm}` a definition naming it.
+COMMANDS = [
+    ("list", "list --json", ["list", "--json"]),
+    ("groups", "groups --json", ["groups", "--json"]),
+    ("doctor", "doctor --json", ["doctor", "--json"]),
+    ("status", "status --json", ["status", "--json"]),
+    ("vm_check", "vm check", ["vm", "check", "{vm}"]),
+    ("bind_one", "bind --dry-run <VF>", ["bind", "--dry-run", "--json", "{vf}"]),
+    ("show", "show <VF>", ["show", "{vf}"]),
+]
+# Commands whose cost must not depend on the host's size.
+LOCAL = ("bind_one", "show")
+
+# The fewest system calls per function a whole-host command needs, counted by hand: the first
+# 256 bytes of config space (openat, read, close: 3), the `driver` link (readlink: 1) and the
+# `iommu_group` link (readlink: 1). `doctor` needs those and, for its checks of bound devices,
+# `driver_override` (openat, read, close: 3), counted for every function since the simulated
+# host binds nearly all. Directory listings and start-up are shared by all functions: not counted.
+MIN_SYSCALLS = {"list": 5, "doctor": 8}
+
+
+def pick_vf(root):
+    """One VF (a function with a `physfn` link) and its vendor:device ID, in address order."""
+    devices = os.path.join(root, "sys/bus/pci/devices")
+    for name in sorted(os.listdir(devices)):
+        if os.path.lexists(os.path.join(devices, name, "physfn")):
+            ids = []
+            for attr in ("vendor", "device"):
+                with open(os.path.join(devices, name, attr)) as f:
+                    ids.append(f.read().strip().removeprefix("0x"))
+            return name, ":".join(ids)
+    sys.exit(f"bench: no VF in {root}; write-tree's sriov layout should have made some")
+
+
+def write_vm(root, address, ids):
+    """A VM definition that passes `address` through, where `vm check` and `status` look."""
+    vms = os.path.join(root, "etc/vfioctl/vms")
+    os.makedirs(vms, exist_ok=True)
+    with open(os.path.join(vms, "bench.toml"), "w") as f:
+        f.write(f'version = 1\ndescription = "bench"\n\n[[device]]\naddress = "{address}"\n'
+                f'id = "{ids}"\n\n[qemu]\nmachine = "q35"\nmemory = "1G"\n')
+    return "bench"
+
+
+def syscalls(argv):
+    """Total system calls of a command and its threads, from `strace -c -f`'s summary."""
+    with tempfile.NamedTemporaryFile(prefix="vfioctl-strace-", suffix=".txt") as out:
+        subprocess.run(["strace", "-c", "-f", "-o", out.name] + argv, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+        with open(out.name) as f:
+            lines = f.read().splitlines()
+        for line in reversed(lines):
+            fields = line.split()
+            if fields and fields[-1] == "total":
+                # `% time, seconds, usecs/call, calls, [errors,] total`
+                return int(fields[3])
+    return None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
@@ -88,9 +153,9 @@ def main():
     lspci = shutil.which("lspci")
     if not lspci:
         sys.exit("bench: lspci is missing (apt-get install pciutils); it is the peer every figure is compared with")
+    has_strace = shutil.which("strace") is not None
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
     vfioctl, write_tree = build(os.path.join(target, "release"))
-    has_doctor = subprocess.run([vfioctl, "doctor", "--help"], capture_output=True).returncode == 0
     # What launching any process through this harness costs (fork/exec from Python, GNU time):
     # measured with `true` and taken off every figure, so small hosts compare the commands and
     # not the harness.
@@ -107,6 +172,8 @@ def main():
             subprocess.run([write_tree, "sriov", root, "--functions", str(size)], check=True,
                            stdout=subprocess.DEVNULL)
             functions = len(os.listdir(os.path.join(root, "sys/bus/pci/devices")))
+            vf, ids = pick_vf(root)
+            vm = write_vm(root, vf, ids)
             sysfs = f"{root}/sys/bus/pci"
             peer_lspci = [lspci, "-A", "linux-sysfs", "-O", f"sysfs.path={sysfs}", "-nnk"]
             loop = (
@@ -114,16 +181,14 @@ def main():
                 f'n=${{d#*/iommu_groups/}}; n=${{n%%/*}}; printf "IOMMU Group %s " "$n"; '
                 f'{lspci} -A linux-sysfs -O sysfs.path={sysfs} -nns "${{d##*/}}"; done'
             )
-            row = {"size": size, "functions": functions}
+            row = {"size": size, "functions": functions, "device": vf}
             row["lspci_nnk"] = measure(peer_lspci, args.runs)
             row["group_loop"] = measure(loop, max(1, args.runs // 2), shell=True) if functions <= 1100 else None
-            row["list"] = measure([vfioctl, "--root", root, "list", "--json"], args.runs)
-            row["groups"] = measure([vfioctl, "--root", root, "groups", "--json"], args.runs)
-            if size == max(sizes):
-                row["bind_dry_run"] = measure(
-                    [vfioctl, "--root", root, "bind", "--dry-run", "--json", "8086:154c"], args.runs)
-                if has_doctor:
-                    row["doctor"] = measure([vfioctl, "--root", root, "doctor", "--json"], args.runs)
+            for key, _, argv in COMMANDS:
+                full = [vfioctl, "--root", root] + [a.format(vf=vf, vm=vm) for a in argv]
+                row[key] = measure(full, args.runs)
+                if has_strace and key in MIN_SYSCALLS:
+                    row[f"{key}_syscalls"] = syscalls(full)
             results.append(row)
             print(f"size {size}: {functions} functions measured", file=sys.stderr)
     finally:
@@ -145,10 +210,8 @@ def report(results, baseline):
     print(f"less {baseline * 1000:.2f} ms that launching `true` through this harness takes")
     if not GNU_TIME:
         print("peak memory from wait4 includes the benchmark's own Python; install Debian's `time` for exact figures")
-    print(f"{'functions':>9}  {'command':<26} {'ms':>8}  {'peer':<12} {'peer ms':>8}  {'ratio':>6}  "
-          f"{'us/fn':>7}  {'growth':>6}  {'peak KiB':>8}")
-    previous = {}
-    goals = []
+    print(f"{'functions':>9}  {'command':<30} {'ms':>8}  {'peer':<12} {'peer ms':>8}  {'ratio':>6}  "
+          f"{'us/fn':>7}  {'peak KiB':>8}")
     for row in results:
         for key, value in list(row.items()):
             if isinstance(value, tuple):
@@ -158,44 +221,62 @@ def report(results, baseline):
         lines = [("lspci -nnk", row["lspci_nnk"], None)]
         if row.get("group_loop"):
             lines.append(("group loop (lspci -nns)", row["group_loop"], None))
-        lines.append(("vfioctl list --json", row["list"], "lspci -nnk"))
-        lines.append(("vfioctl groups --json", row["groups"], "lspci -nnk"))
-        if row.get("group_loop"):
             lines.append(("vfioctl groups --json", row["groups"], "group loop"))
-        if row.get("bind_dry_run"):
-            lines.append(("vfioctl bind --dry-run VFs", row["bind_dry_run"], None))
-        if row.get("doctor"):
-            lines.append(("vfioctl doctor --json", row["doctor"], None))
+        for key, label, _ in COMMANDS:
+            lines.append((f"vfioctl {label}", row[key], "lspci -nnk"))
         for name, (secs, kib), peer in lines:
-            per_fn = secs / n * 1e6
-            key = (name, peer)
-            growth = f"{per_fn / previous[key]:6.2f}" if key in previous else "     -"
-            previous[key] = per_fn
-            if peer == "lspci -nnk":
-                ref = peer_ms
-            elif peer == "group loop":
-                ref = row["group_loop"][0]
-            else:
-                ref = None
+            ref = {"lspci -nnk": peer_ms, "group loop": row["group_loop"] and row["group_loop"][0]}.get(peer)
             ratio = f"{secs / ref:6.3f}" if ref else "     -"
-            print(f"{n:>9}  {name:<26} {ms(secs)}  {peer or '-':<12} {ms(ref) if ref else '       -'}  "
-                  f"{ratio}  {per_fn:7.1f}  {growth}  {kib:>8}")
-        goals.append((f"list <= 0.5 x lspci at {n}", row["list"][0] <= 0.5 * peer_ms))
-        goals.append((f"groups <= 1.0 x lspci at {n}", row["groups"][0] <= 1.0 * peer_ms))
+            print(f"{n:>9}  {name:<30} {ms(secs)}  {peer or '-':<12} {ms(ref) if ref else '       -'}  "
+                  f"{ratio}  {secs / n * 1e6:7.1f}  {kib:>8}")
+
+    if any(f"{k}_syscalls" in r for r in results for k in MIN_SYSCALLS):
+        print("\nSystem calls per function (strace -c -f: every call of the process, over the functions),"
+              "\nagainst the fewest the command needs (config 3, driver link 1, group link 1; doctor"
+              "\nadds driver_override 3):")
+        print(f"{'functions':>9}  {'command':<10} {'calls':>8}  {'per fn':>7}  {'minimum':>7}  {'ratio':>6}")
+        for row in results:
+            for key, minimum in MIN_SYSCALLS.items():
+                calls = row.get(f"{key}_syscalls")
+                if calls is None:
+                    continue
+                per = calls / row["functions"]
+                print(f"{row['functions']:>9}  {key:<10} {calls:>8}  {per:7.2f}  {minimum:>7}  {per / minimum:6.2f}")
+
+    print("\nGoals (measured, not asserted):")
+    for text, met in goals(results):
+        print(f"  [{'met' if met else 'MISSED'}] {text}")
+
+
+def goals(results):
+    """The goals of issue 23, each with whether this run met it."""
+    out = []
+    largest, smallest = results[-1], results[0]
+    n, peer_ms = largest["functions"], largest["lspci_nnk"][0]
+    host_wide = [(k, label) for k, label, _ in COMMANDS if k not in LOCAL]
+    for key, label in host_wide:
+        r = largest[key][0] / peer_ms
+        out.append((f"{label}: {r:.3f} x lspci -nnk at {n} functions (<= 0.5)", r <= 0.5))
     big = [r for r in results if r["functions"] >= 1000]
     if len(big) >= 2:
         a, b = big[-2], big[-1]
-        for name in ("list", "groups"):
-            g = (b[name][0] / b["functions"]) / (a[name][0] / a["functions"])
-            goals.append((f"{name}: time per function grows {g:.2f}x from {a['functions']} to {b['functions']} (< 1.10)", g < 1.10))
-    largest = results[-1]
-    for name in ("list", "groups", "bind_dry_run", "doctor"):
-        if largest.get(name):
-            kib = largest[name][1]
-            goals.append((f"{name}: peak memory {kib / 1024:.1f} MiB at {largest['functions']} functions (< 32 MiB)", kib < 32 * 1024))
-    print("\nGoals (measured, not asserted):")
-    for text, met in goals:
-        print(f"  [{'met' if met else 'MISSED'}] {text}")
+        for key, label in host_wide:
+            g = (b[key][0] / b["functions"]) / (a[key][0] / a["functions"])
+            out.append((f"{label}: time per function grows {g:.2f}x from {a['functions']} to "
+                        f"{b['functions']} functions (< 1.10)", g < 1.10))
+    for key, label, _ in COMMANDS:
+        if key not in LOCAL:
+            continue
+        if len(results) >= 2:
+            g = largest[key][0] / smallest[key][0]
+            out.append((f"{label}: {g:.2f}x at {n} functions its time at {smallest['functions']} (<= 2)",
+                        g <= 2.0))
+        r = largest[key][0] / peer_ms
+        out.append((f"{label}: {r:.3f} x lspci -nnk at {n} functions (< 0.1)", r < 0.1))
+    for key, label, _ in COMMANDS:
+        kib = largest[key][1]
+        out.append((f"{label}: peak memory {kib / 1024:.1f} MiB at {n} functions (< 16 MiB)", kib < 16 * 1024))
+    return out
 
 
 if __name__ == "__main__":

@@ -80,8 +80,21 @@ fn check_qemu(vm: &VmFile, problems: &mut Vec<Finding>) -> Option<QemuReport> {
 
 pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliError> {
     let vm = load(ctx, &args.config, &args.name)?;
+    // Other definitions that claim the same groups or containers.
+    let others: Vec<VmFile> = list_all(ctx, &args.config)?
+        .into_iter()
+        .flatten()
+        .filter(|o| o.name != vm.name)
+        .collect();
     let host = crate::kernel::host(ctx);
-    let state = HostState::read(&host)?;
+    // Only the devices some definition names, their groups and bridges answer every check here;
+    // an address the host lacks makes read_for read everything, as the whole host would show it.
+    let names: Vec<String> = std::iter::once(&vm)
+        .chain(&others)
+        .flat_map(|v| v.definition.addresses())
+        .map(|a| a.to_string())
+        .collect();
+    let state = HostState::read_for(&host, &names)?;
     let inventory = &state.pci;
     let pre = preflight(&host, &state, &vm)?;
     let mut problems = pre.refusals.clone();
@@ -89,12 +102,6 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
     for f in pre.unbound_containers() {
         warnings.push(format!("{} ({})", f.text, f.hint));
     }
-    // Other definitions that claim the same groups or containers.
-    let others: Vec<VmFile> = list_all(ctx, &args.config)?
-        .into_iter()
-        .flatten()
-        .filter(|o| o.name != vm.name)
-        .collect();
     for other in &others {
         let pair = [
             (vm.name.clone(), &vm.definition),

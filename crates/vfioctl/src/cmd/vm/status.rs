@@ -51,7 +51,14 @@ struct StatusVm {
 /// `vfioctl status`.
 pub fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliError> {
     let all = list_all(ctx, &args.config)?;
-    let inventory = ctx.inventory()?;
+    // Every answer is about a device some definition names, its group or its bridges.
+    let names: Vec<String> = all
+        .iter()
+        .flatten()
+        .flat_map(|vm| vm.definition.addresses())
+        .map(|a| a.to_string())
+        .collect();
+    let inventory = ctx.inventory_around(&names)?;
     let mut vms_status = Vec::new();
     for entry in &all {
         let vm = match entry {
