@@ -100,7 +100,7 @@ check_in_use() {
   echo "$out" | grep -q 'open elsewhere'
 }
 journal_lists() {
-  grep -q "\"$1\"" /run/vfioctl/journal.json
+  grep -q "\"vm:$1\"" /run/vfioctl/journal.json
 }
 journal_empty() {
   [ ! -e /run/vfioctl/journal.json ] || ! grep -q "$NIC1" /run/vfioctl/journal.json
@@ -155,7 +155,7 @@ step "$NIC2 is untouched" gc driver $NIC2 e1000e
 step "the nested QEMU holds /dev/vfio/$GROUP" holds_fd "$QPID" /dev/vfio/"$GROUP"
 step "the nested QEMU holds /dev/vfio/vfio" holds_fd "$QPID" /dev/vfio/vfio
 step "vfioctl check $NIC1: viable, group open elsewhere" check_in_use
-step "the journal lists the VM as owner" journal_lists nested
+step "the journal lists the VM as owner (vm:nested)" journal_lists nested
 # The IDs come from the NIC's config space, read through the VFIO device fd. (`info pci` does not
 # show it yet: behind a root port it needs the bus numbers the firmware assigns, and -S stops the
 # firmware.)

@@ -125,6 +125,9 @@ pub struct ConfigInfo {
     pub extended_readable: bool,
     /// Power-management capability: `NoSoftReset` bit of PMCSR.
     pub pm_no_soft_reset: Option<bool>,
+    /// Secondary bus number of a type-1 header (byte 0x19); kept out of JSON, which predates it.
+    #[serde(skip)]
+    pub secondary_bus: Option<u8>,
 }
 
 fn u8_at(bytes: &[u8], offset: usize) -> Option<u8> {
@@ -202,6 +205,9 @@ pub fn parse_config(bytes: &[u8]) -> ConfigInfo {
     if let Some(h) = u8_at(bytes, 0x0e) {
         info.header_type = Some(h & 0x7f);
         info.multifunction = Some(h & 0x80 != 0);
+        if h & 0x7f == 1 {
+            info.secondary_bus = u8_at(bytes, 0x19);
+        }
     }
     for (id, ptr) in capabilities(bytes) {
         let ptr = usize::from(ptr);

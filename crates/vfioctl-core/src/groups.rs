@@ -134,7 +134,7 @@ fn is_conventional_bridge_alias(bridge: &PciDevice) -> bool {
 }
 
 /// The sentence tail naming what must travel together.
-fn consequence(inv: &Inventory, members: &[PciAddress]) -> String {
+pub(crate) fn consequence(inv: &Inventory, members: &[PciAddress]) -> String {
     let endpoints: Vec<PciAddress> = members
         .iter()
         .filter(|a| inv.get(a).is_some_and(|d| !d.is_bridge()))

@@ -12,6 +12,7 @@
 pub mod address;
 pub mod config;
 pub mod device;
+pub mod devref;
 pub mod doctor;
 pub mod fslmc;
 pub mod groups;
@@ -20,7 +21,9 @@ pub mod ids;
 pub mod known;
 pub mod pciids;
 pub mod plan;
+pub mod predict;
 pub mod render;
+pub mod select;
 pub mod vm;
 
 pub use address::{AddressError, PciAddress, PciSelector, SelectorError};
@@ -37,4 +40,5 @@ pub fn comma_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> S
     text
 }
 pub use device::{Inventory, PciDevice};
+pub use devref::{Bus, DeviceRef, DriverName, FslMcName, GroupId, Owner};
 pub use ids::{ClassCode, VendorDevice};

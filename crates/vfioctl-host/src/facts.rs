@@ -46,8 +46,15 @@ fn flag(root: &HostRoot, rel: &str) -> Result<Option<bool>, HostError> {
     Ok(text(root, rel)?.map(|t| matches!(t.trim(), "Y" | "y" | "1")))
 }
 
+/// The architecture of the host under `root` (not of this build: a `--root` tree may be an
+/// arm64 board's), from `/proc/cpuinfo`, else the IOMMU's kind, else (on `/`) this build's.
+pub fn root_arch(root: &HostRoot) -> Arch {
+    let units = crate::read::dir_names(&root.join("sys/class/iommu"));
+    arch(root, &units).unwrap_or(Arch::Unknown)
+}
+
 /// The architecture: from `/proc/cpuinfo`, else the IOMMU's kind, else (on `/`) this build's.
-fn arch(root: &HostRoot, units: &[String]) -> Result<Arch, HostError> {
+pub(crate) fn arch(root: &HostRoot, units: &[String]) -> Result<Arch, HostError> {
     if let Some(cpuinfo) = text(root, "proc/cpuinfo")? {
         if cpuinfo.contains("CPU implementer") {
             return Ok(Arch::Aarch64);
@@ -267,7 +274,11 @@ pub fn gather(
 
     match Journal::load(root) {
         Ok(journal) => {
-            facts.journaled = journal.entries.iter().map(|e| e.original.address).collect();
+            facts.journaled = journal
+                .entries
+                .iter()
+                .filter_map(|e| e.original.device.pci())
+                .collect();
         }
         Err(e @ crate::journal::JournalError::Corrupt { .. }) => {
             facts.journal_problem = Some(e.to_string());

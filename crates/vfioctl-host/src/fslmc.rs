@@ -1,4 +1,5 @@
-//! Reading the fsl-mc bus (NXP DPAA2) and binding containers.
+//! Reading the fsl-mc bus (NXP DPAA2). Containers bind through the same plan and transaction
+//! as PCI functions.
 //!
 //! Objects live under the management complex's platform device, nested as the kernel adds them
 //! (`.../fsl-mc/dprc.1/dprc.2/dpni.3`); `/sys/bus/fsl-mc/devices/<name>` links to them. A
@@ -7,14 +8,9 @@
 use std::fs;
 use std::path::Path;
 
-use vfioctl_core::fslmc::{
-    FslMcInventory, FslMcObject, ObjectOriginal, VFIO_FSL_MC, container_restore_steps,
-};
-
-use crate::apply::{ApplyError, Executor, Rollback, StepError};
-use crate::journal::{EntryState, FslMcEntry, Journal, now};
 use crate::read::{dir_names, link_name, parse_driver_override, read_attr, resolve_link};
 use crate::{HostError, HostRoot};
+use vfioctl_core::fslmc::{FslMcInventory, FslMcObject, VFIO_FSL_MC};
 
 /// True when the host has an fsl-mc bus.
 pub fn has_fslmc(root: &HostRoot) -> bool {
@@ -89,93 +85,4 @@ pub fn fslmc_host_uses(
 pub fn vfio_fslmc_loaded(root: &HostRoot) -> bool {
     root.join(format!("sys/bus/fsl-mc/drivers/{VFIO_FSL_MC}"))
         .is_dir()
-}
-
-impl Executor {
-    fn read_object_now(&self, name: &str) -> Result<FslMcObject, HostError> {
-        let link = self.root().join(format!("sys/bus/fsl-mc/devices/{name}"));
-        let dir = resolve_link(self.root().path(), &link)?;
-        read_object(name, &dir)
-    }
-
-    /// Puts a container back as `original` says.
-    pub fn restore_object(&self, original: &ObjectOriginal) -> Result<(), StepError> {
-        let current = self.read_object_now(&original.object)?;
-        for step in container_restore_steps(&current, original) {
-            self.run_step(&step)?;
-        }
-        Ok(())
-    }
-
-    /// Binds a container as planned; on failure, puts it back.
-    pub fn bind_container(
-        &self,
-        plan: &vfioctl_core::fslmc::ContainerPlan,
-        journal: &mut Journal,
-        owner: Option<&str>,
-    ) -> Result<(), ApplyError> {
-        if plan.already_bound {
-            return Ok(());
-        }
-        let interrupted: Vec<String> = journal
-            .fsl_mc
-            .iter()
-            .filter(|e| e.state == EntryState::Binding)
-            .map(|e| e.original.object.clone())
-            .collect();
-        if !interrupted.is_empty() || journal.interrupted().next().is_some() {
-            return Err(ApplyError::Interrupted(Vec::new()));
-        }
-        let original = match journal
-            .fsl_mc
-            .iter()
-            .find(|e| e.original.object == plan.container)
-        {
-            Some(entry) => entry.original.clone(),
-            None => ObjectOriginal {
-                object: plan.container.clone(),
-                driver: plan.current_driver.clone(),
-                driver_override: plan.current_override.clone(),
-                iommu_group: plan.iommu_group,
-            },
-        };
-        let before = journal.clone();
-        journal
-            .fsl_mc
-            .retain(|e| e.original.object != plan.container);
-        journal.fsl_mc.push(FslMcEntry {
-            original: original.clone(),
-            state: EntryState::Binding,
-            since: now(),
-            owner: owner.map(str::to_owned),
-        });
-        if plan
-            .steps
-            .iter()
-            .any(|s| matches!(s, vfioctl_core::plan::Step::LoadModule { .. }))
-        {
-            for module in self.modules_to_record("vfio_fsl_mc") {
-                if !journal.modules_loaded.contains(&module) {
-                    journal.modules_loaded.push(module);
-                }
-            }
-        }
-        self.run_journaled(&plan.steps, journal, &before, || {
-            match self.restore_object(&original) {
-                Ok(()) => Rollback::Clean,
-                Err(e) => Rollback::Incomplete(vec![format!(
-                    "{}: {}",
-                    original.object,
-                    crate::apply::chain(&e)
-                )]),
-            }
-        })?;
-        for entry in &mut journal.fsl_mc {
-            if entry.original.object == plan.container {
-                entry.state = EntryState::Bound;
-            }
-        }
-        journal.save(self.root())?;
-        Ok(())
-    }
 }

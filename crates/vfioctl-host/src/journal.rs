@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use vfioctl_core::PciAddress;
 use vfioctl_core::plan::OriginalState;
+use vfioctl_core::{DeviceRef, Owner};
 
 use crate::HostRoot;
 
-/// Version of the journal format.
-pub const JOURNAL_VERSION: u32 = 1;
+/// Version of the journal format this vfioctl writes; format 1 is still read.
+pub const JOURNAL_VERSION: u32 = 2;
 const MAX_JOURNAL: u64 = 8 * 1024 * 1024;
 
 /// Where a device is in its life under vfioctl.
@@ -33,7 +33,7 @@ pub enum EntryState {
     Bound,
 }
 
-/// One device vfioctl has changed.
+/// One device vfioctl has changed, PCI function or DPAA2 container alike.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JournalEntry {
@@ -43,9 +43,28 @@ pub struct JournalEntry {
     pub state: EntryState,
     /// Seconds since the epoch when the bind started.
     pub since: u64,
-    /// The VM or command it was bound for, when known.
-    #[serde(default)]
-    pub owner: Option<String>,
+    /// Who it was bound for: the only one that gives it back.
+    pub owner: Owner,
+    /// The QEMU process holding it, while `vfioctl run` supervises one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qemu_pid: Option<u32>,
+}
+
+/// A write helper process (`vfioctl __write-attr`) that has not returned yet: an unbind the
+/// kernel may still be holding. Recovery must not touch the device before it is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteHelper {
+    /// Its process id.
+    pub pid: u32,
+    /// The device it writes for.
+    pub device: DeviceRef,
+    /// The attribute, as on `/`.
+    pub path: String,
+    /// The value.
+    pub value: String,
+    /// Seconds since the epoch when it started.
+    pub since: u64,
 }
 
 /// Everything vfioctl must be able to undo.
@@ -54,29 +73,14 @@ pub struct JournalEntry {
 pub struct Journal {
     /// Format version.
     pub version: u32,
-    /// Devices, in the order they were bound.
+    /// Devices of both buses, in the order they were bound.
     pub entries: Vec<JournalEntry>,
     /// Modules vfioctl loaded (and may unload when nothing uses them any more).
     #[serde(default)]
     pub modules_loaded: Vec<String>,
-    /// DPAA2 containers vfioctl bound.
+    /// Write helpers still in flight.
     #[serde(default)]
-    pub fsl_mc: Vec<FslMcEntry>,
-}
-
-/// One DPAA2 container vfioctl has changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FslMcEntry {
-    /// What to give back.
-    pub original: vfioctl_core::fslmc::ObjectOriginal,
-    /// How far the bind got.
-    pub state: EntryState,
-    /// Seconds since the epoch when the bind started.
-    pub since: u64,
-    /// The VM it was bound for, when known.
-    #[serde(default)]
-    pub owner: Option<String>,
+    pub helpers: Vec<WriteHelper>,
 }
 
 /// A problem with the journal or the lock.
@@ -276,10 +280,7 @@ impl Journal {
         {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok(Self {
-                    version: JOURNAL_VERSION,
-                    ..Self::default()
-                });
+                return Ok(Self::empty());
             }
             Err(source) => return Err(open_error(&path, "read", source)),
         };
@@ -293,29 +294,23 @@ impl Journal {
         Self::parse(&text).map_err(|problem| JournalError::Corrupt { path, problem })
     }
 
-    /// Parses and validates journal text.
+    /// Parses and validates journal text, of this format or of format 1.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let journal: Self = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        if journal.version != JOURNAL_VERSION {
-            return Err(format!(
-                "version {} is not the version this vfioctl writes ({JOURNAL_VERSION})",
-                journal.version
-            ));
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
         }
-        let mut seen = std::collections::BTreeSet::new();
-        for entry in &journal.entries {
-            if !seen.insert(entry.original.address) {
-                return Err(format!("{} appears twice", entry.original.address));
+        let Version { version } = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let journal = match version {
+            JOURNAL_VERSION => serde_json::from_str(text).map_err(|e| e.to_string())?,
+            1 => crate::journal_v1::parse(text)?,
+            other => {
+                return Err(format!(
+                    "version {other} is not a version this vfioctl reads (1 or {JOURNAL_VERSION})"
+                ));
             }
-            for name in [&entry.original.driver, &entry.original.driver_override]
-                .into_iter()
-                .flatten()
-            {
-                if !valid_driver_name(name) {
-                    return Err(format!("{name:?} is not a driver name"));
-                }
-            }
-        }
+        };
+        validate(&journal)?;
         Ok(journal)
     }
 
@@ -362,8 +357,8 @@ impl Journal {
     }
 
     /// The entry of a device.
-    pub fn entry(&self, address: &PciAddress) -> Option<&JournalEntry> {
-        self.entries.iter().find(|e| e.original.address == *address)
+    pub fn entry(&self, device: &DeviceRef) -> Option<&JournalEntry> {
+        self.entries.iter().find(|e| e.original.device == *device)
     }
 
     /// Entries of binds that were started and never finished.
@@ -374,19 +369,33 @@ impl Journal {
     }
 
     /// Removes the entries of these devices.
-    pub fn remove(&mut self, addresses: &[PciAddress]) {
+    pub fn remove(&mut self, devices: &[DeviceRef]) {
         self.entries
-            .retain(|e| !addresses.contains(&e.original.address));
+            .retain(|e| !devices.contains(&e.original.device));
     }
+
+    /// An empty journal of this format.
+    pub fn empty() -> Self {
+        Self {
+            version: JOURNAL_VERSION,
+            ..Self::default()
+        }
+    }
+}
+
+fn validate(journal: &Journal) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in &journal.entries {
+        if !seen.insert(&entry.original.device) {
+            return Err(format!("{} appears twice", entry.original.device));
+        }
+    }
+    Ok(())
 }
 
 /// Driver names are kernel identifiers: no slashes, no whitespace, no control characters.
 pub fn valid_driver_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() < 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    vfioctl_core::DriverName::is_valid(name)
 }
 
 /// Seconds since the epoch.
@@ -414,17 +423,20 @@ mod tests {
             version: JOURNAL_VERSION,
             entries: vec![JournalEntry {
                 original: OriginalState {
-                    address: "0001:03:00.0".parse().unwrap(),
-                    driver: Some("ath10k_pci".into()),
-                    driver_override: None,
-                    iommu_group: Some(1),
+                    device: "0001:03:00.0".parse().unwrap(),
+                    state: vfioctl_core::plan::DeviceState {
+                        driver: Some("ath10k_pci".parse().unwrap()),
+                        driver_override: None,
+                    },
+                    iommu_group: Some(vfioctl_core::GroupId(1)),
                 },
                 state: EntryState::Bound,
                 since: 1,
-                owner: None,
+                owner: Owner::Vm("ten64".into()),
+                qemu_pid: None,
             }],
             modules_loaded: vec![],
-            fsl_mc: vec![],
+            helpers: vec![],
         };
         journal.save(&root).unwrap();
         assert_eq!(Journal::load(&root).unwrap(), journal);
@@ -475,8 +487,24 @@ mod tests {
     }
 
     #[test]
+    fn format_1_journals_are_read_with_both_buses() {
+        let text = r#"{"version":1,"entries":[{"original":{"address":"0001:03:00.0","driver":"ath10k_pci","driver_override":null,"iommu_group":1},"state":"bound","since":5,"owner":"pve-100"}],"modules_loaded":["vfio-pci"],"fsl_mc":[{"original":{"object":"dprc.2","driver":"fsl_mc_dprc","driver_override":null,"iommu_group":4},"state":"bound","since":6,"owner":null}]}"#;
+        let journal = Journal::parse(text).unwrap();
+        assert_eq!(journal.version, JOURNAL_VERSION);
+        let devices: Vec<String> = journal
+            .entries
+            .iter()
+            .map(|e| format!("{} {}", e.original.device, e.owner))
+            .collect();
+        assert_eq!(devices, ["0001:03:00.0 proxmox:100", "dprc.2 manual"]);
+        assert_eq!(journal.modules_loaded, ["vfio-pci"]);
+    }
+
+    #[test]
     fn journal_with_bad_driver_name_is_corrupt() {
         let text = r#"{"version":1,"entries":[{"original":{"address":"0000:01:00.0","driver":"../../x","driver_override":null,"iommu_group":1},"state":"bound","since":0}]}"#;
+        assert!(Journal::parse(text).is_err());
+        let text = r#"{"version":2,"entries":[{"original":{"device":"0000:01:00.0","driver":"a/b","driver_override":null,"iommu_group":1},"state":"bound","since":0,"owner":"manual"}]}"#;
         assert!(Journal::parse(text).is_err());
     }
 

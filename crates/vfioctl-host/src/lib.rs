@@ -10,12 +10,17 @@
 
 pub mod apply;
 mod error;
+pub mod executor;
 pub mod facts;
 pub mod fslmc;
 pub mod journal;
+mod journal_v1;
 pub mod kernel;
+pub mod ops;
+pub mod platform;
 pub mod read;
 pub mod root;
+pub mod transaction;
 pub mod usage;
 pub mod vfio;
 pub mod vms;

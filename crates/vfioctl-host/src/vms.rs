@@ -177,8 +177,7 @@ pub enum DprcState {
     Present(Option<String>),
 }
 
-/// The driver that passes DPAA2 containers to guests.
-pub const VFIO_FSL_MC: &str = "vfio-fsl-mc";
+pub use vfioctl_core::fslmc::VFIO_FSL_MC;
 
 /// Whether a container exists, and which driver it has.
 pub fn dprc_state(root: &HostRoot, dprc: DprcName) -> Result<DprcState, crate::HostError> {

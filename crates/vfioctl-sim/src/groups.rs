@@ -85,7 +85,7 @@ pub fn acs_enabled(dev: &DeviceSpec, host: &HostSpec) -> bool {
         // Conventional PCI: every device on the bus sees every transaction.
         PciKind::PciFunction | PciKind::PciBridge => false,
         // "ACS is never applicable" to PCIe-to-PCI bridges; taken conservatively.
-        PciKind::PcieToPciBridge => false,
+        PciKind::PcieToPciBridge | PciKind::RcEventCollector => false,
         PciKind::RootPort | PciKind::Downstream => flags_enabled(),
         PciKind::Endpoint | PciKind::RcEndpoint | PciKind::Upstream => {
             !dev.multifunction || flags_enabled()

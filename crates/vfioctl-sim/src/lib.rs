@@ -37,6 +37,7 @@ pub mod cfgspace;
 pub mod fslmc;
 pub mod groups;
 pub mod kernel;
+pub mod lspci;
 pub mod snapshot;
 pub mod spec;
 pub mod state;

@@ -25,6 +25,8 @@ pub enum PciKind {
     Endpoint,
     /// Root-complex integrated endpoint (port type 9).
     RcEndpoint,
+    /// Root-complex event collector (port type 10).
+    RcEventCollector,
     /// PCIe root port (type 1 header, port type 4).
     RootPort,
     /// Switch upstream port (type 1 header, port type 5).
@@ -62,6 +64,7 @@ impl PciKind {
             Self::Downstream => Some(0x6),
             Self::PcieToPciBridge => Some(0x7),
             Self::RcEndpoint => Some(0x9),
+            Self::RcEventCollector => Some(0xa),
             Self::PciFunction | Self::PciBridge => None,
         }
     }

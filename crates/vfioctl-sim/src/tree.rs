@@ -456,6 +456,12 @@ impl Writer<'_> {
             put(r, format!("{dir}/uevent"), "")?;
             rel_symlink(r, &Path::new("sys/class/iommu").join(name), Path::new(&dir))?;
         }
+        // arm64 device-tree boots leave the raw blob; ACPI boots have sys/firmware/acpi.
+        if host.arch == crate::spec::Arch::Aarch64 && !host.acs_enabled_at_boot {
+            put(r, "sys/firmware/fdt", "")?;
+        } else {
+            fs::create_dir_all(r.join("sys/firmware/acpi/tables"))?;
+        }
         put(r, "proc/cmdline", format!("{}\n", host.cmdline))?;
         put(
             r,

@@ -87,6 +87,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Bind a VM's devices, run its QEMU, and give the devices back when QEMU exits.
     Run(RunArgs),
+    /// Every root port, switch downstream port and physical slot: would a card placed there get
+    /// an IOMMU group of its own, and if not, which bridge breaks isolation.
+    Slots(SlotsArgs),
 }
 
 /// Where VM definitions are read from.
@@ -198,6 +201,23 @@ pub struct GroupsArgs {
     /// Only the groups of these devices or group numbers.
     #[arg(value_name = "DEVICE|GROUP")]
     pub filter: Vec<String>,
+    /// Predict the groups the kernel would form, from config space and topology alone (the
+    /// kernel's pci_device_group() walk with its ACS and DMA-alias quirks). Works with the IOMMU
+    /// off; with it on, also lists where the kernel's groups differ and why that may be.
+    #[arg(long)]
+    pub predict: bool,
+    /// The kernel release whose behaviour --predict models (default: the running kernel's, from
+    /// ROOT/proc/sys/kernel/osrelease).
+    #[arg(long, value_name = "X.Y", requires = "predict")]
+    pub kernel: Option<String>,
+}
+
+/// `vfioctl slots`.
+#[derive(Debug, Args)]
+pub struct SlotsArgs {
+    /// The kernel release whose behaviour is modelled (default: the running kernel's).
+    #[arg(long, value_name = "X.Y")]
+    pub kernel: Option<String>,
 }
 
 /// `vfioctl show`.

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use vfioctl_core::{Inventory, PciDevice, PciSelector};
+use vfioctl_core::{Inventory, PciDevice};
 use vfioctl_host::HostRoot;
 
 use crate::cli::GlobalArgs;
@@ -92,38 +92,11 @@ impl Context {
 
 /// Resolves a device the user named: an address (full or short) or a network interface name.
 pub fn resolve_device<'a>(
-    ctx: &Context,
+    _ctx: &Context,
     inventory: &'a Inventory,
     text: &str,
 ) -> Result<&'a PciDevice, CliError> {
-    match text.parse::<PciSelector>() {
-        Ok(selector) => Ok(inventory.resolve(&selector)?),
-        Err(parse_error) => {
-            if let Some(dev) = inventory
-                .devices()
-                .iter()
-                .find(|d| d.net_interfaces.iter().any(|n| n == text))
-            {
-                return Ok(dev);
-            }
-            let looks_like_interface = !text.contains(':') && !text.is_empty() && text.len() <= 15;
-            let _ = ctx;
-            if looks_like_interface {
-                Err(CliError::new(
-                    Exit::Usage,
-                    format!(
-                        "'{text}' is neither a PCI address nor a network interface of a PCI device"
-                    ),
-                )
-                .hint(
-                    "name a device as DDDD:BB:DD.F (see 'vfioctl list') or by its interface name",
-                ))
-            } else {
-                Err(CliError::new(Exit::Usage, parse_error.to_string())
-                    .hint("name a device as DDDD:BB:DD.F, e.g. 0001:03:00.0 (see 'vfioctl list')"))
-            }
-        }
-    }
+    Ok(vfioctl_core::select::select_pci(inventory, text)?)
 }
 
 /// The `lspci -nn`-style description: `Network controller [0280]: Vendor Device [168c:003e]`.

@@ -40,16 +40,31 @@ impl fmt::Display for CliError {
     }
 }
 
-/// Joins an error and its sources into one sentence ("failed to read X: permission denied").
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+pub use vfioctl_host::executor::chain;
+
+impl CliError {
+    /// The CLI's error for a use case's: its sentence, its remedy, and the exit code of its
+    /// kind.
+    pub fn from_op(error: &vfioctl_host::ops::OpError) -> Self {
+        use vfioctl_host::ops::ErrorKind;
+        let exit = match error.kind() {
+            ErrorKind::Failed => Exit::Failed,
+            ErrorKind::Usage => Exit::Usage,
+            ErrorKind::Refused => Exit::Refused,
+            ErrorKind::Privileges => Exit::Privileges,
+        };
+        Self {
+            message: error.sentence(),
+            hint: error.remedy(),
+            exit,
+        }
     }
-    text
+}
+
+impl From<vfioctl_host::ops::OpError> for CliError {
+    fn from(error: vfioctl_host::ops::OpError) -> Self {
+        Self::from_op(&error)
+    }
 }
 
 impl From<HostError> for CliError {
@@ -68,6 +83,12 @@ impl From<HostError> for CliError {
             hint: error.remedy(),
             exit,
         }
+    }
+}
+
+impl From<vfioctl_core::select::SelectError> for CliError {
+    fn from(error: vfioctl_core::select::SelectError) -> Self {
+        Self::new(Exit::Usage, error.to_string()).hint(error.remedy())
     }
 }
 

@@ -2,20 +2,11 @@
 
 use std::sync::Arc;
 
-use vfioctl_host::apply::{Executor, Timeouts, WRITE_HELPER_OTHER_ERROR};
+use vfioctl_host::apply::WRITE_HELPER_OTHER_ERROR;
 use vfioctl_host::{HostRoot, Kernel, RealKernel};
 
 use crate::context::Context;
 use crate::exit::Exit;
-
-/// An executor for this root, with unbinds done in a child process of this same binary.
-pub fn executor(root: &HostRoot, timeouts: Timeouts) -> Executor {
-    let executor = Executor::new(root.clone(), for_root(root), timeouts);
-    match std::env::current_exe() {
-        Ok(program) => executor.with_write_helper(program),
-        Err(_) => executor,
-    }
-}
 
 /// `vfioctl __write-attr`: one write, its errno as the exit status. Only sysfs paths are
 /// accepted, so the helper cannot be turned into a way to write arbitrary files as root.
@@ -93,5 +84,15 @@ mod sim {
                 message: other.to_string(),
             },
         }
+    }
+}
+
+/// The host the library's use cases act on: this root, its kernel, and unbinds in a child
+/// process of this same binary.
+pub fn host(root: &HostRoot) -> vfioctl_host::ops::Host {
+    let host = vfioctl_host::ops::Host::new(root.clone(), for_root(root));
+    match std::env::current_exe() {
+        Ok(program) => host.with_write_helper(program),
+        Err(_) => host,
     }
 }

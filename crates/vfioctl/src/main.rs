@@ -36,15 +36,8 @@ fn dispatch(ctx: &mut Context, command: &Command) -> Result<Exit, CliError> {
         Command::Apply(args) => cmd::vm::apply(ctx, args),
         Command::Status(args) => cmd::vm::status(ctx, args),
         Command::Run(args) => cmd::vm::run(ctx, args),
-        Command::Recover(args) => cmd::bind::restore(
-            ctx,
-            &cli::RestoreArgs {
-                devices: Vec::new(),
-                all: true,
-                dry_run: args.dry_run,
-                timeout: None,
-            },
-        ),
+        Command::Slots(args) => cmd::predict::slots(ctx, args),
+        Command::Recover(args) => cmd::bind::recover(ctx, args),
     }
 }
 

@@ -351,7 +351,7 @@ fn concurrent_binds_of_one_group_leave_a_consistent_tree_and_journal() {
     );
     let wifi = entries
         .iter()
-        .find(|e| e["original"]["address"] == "0001:03:00.0")
+        .find(|e| e["original"]["device"] == "0001:03:00.0")
         .unwrap();
     assert_eq!(
         wifi["original"]["driver"], "ath10k_pci",

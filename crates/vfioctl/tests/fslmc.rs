@@ -127,3 +127,121 @@ fn a_failure_at_every_write_of_a_container_bind_rolls_back() {
         );
     }
 }
+
+#[test]
+fn a_pci_group_and_a_container_are_one_plan_and_one_json_document() {
+    let t = tree(topology::ten64_dpaa2());
+    let before = kernel_state(&t);
+    let doc = json(
+        t.root(),
+        &["bind", "0001:03:00.0", "dprc.2", "--dry-run"],
+        0,
+    );
+    assert_eq!(doc["result"], "planned");
+    let bound: Vec<&str> = doc["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["disposition"] == "bind")
+        .map(|d| d["device"].as_str().unwrap())
+        .collect();
+    assert_eq!(bound, ["0001:03:00.0", "0001:04:00.0", "dprc.2"]);
+    let writes: Vec<&str> = doc["writes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["path"].as_str().unwrap())
+        .collect();
+    assert!(writes.iter().any(|p| p.starts_with("/sys/bus/pci/")));
+    assert!(writes.iter().any(|p| p.starts_with("/sys/bus/fsl-mc/")));
+    assert_same(&before, &kernel_state(&t), "dry run");
+}
+
+#[test]
+fn a_refused_container_refuses_the_pci_devices_named_with_it() {
+    let t = tree(topology::ten64_dpaa2());
+    let before = kernel_state(&t);
+    let out = vfioctl(t.root())
+        .args(["bind", "0001:03:00.0", "dprc.1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dprc.1 is the root container"));
+    assert_same(&before, &kernel_state(&t), "refused, nothing written");
+    let doc = json(
+        t.root(),
+        &["bind", "0001:03:00.0", "dprc.1", "--dry-run"],
+        3,
+    );
+    assert_eq!(doc["result"], "refused");
+    assert_eq!(doc["refusals"][0]["device"], "dprc.1");
+}
+
+#[test]
+fn a_failure_at_every_write_of_a_mixed_bind_rolls_back_both_buses() {
+    let probe = tree(topology::ten64_dpaa2());
+    let k = probe.kernel().unwrap();
+    let steps0 = k.steps_done();
+    vfioctl(probe.root())
+        .args(["bind", "0001:03:00.0", "dprc.2"])
+        .assert()
+        .code(0);
+    let total = k.steps_done() - steps0;
+    for step in 0..total {
+        let t = tree(topology::ten64_dpaa2());
+        let before = without_group_links(kernel_state(&t));
+        let k = t.kernel().unwrap();
+        k.add_fault(Fault {
+            when: FaultMatch {
+                step: Some(k.steps_done() + step),
+                ..FaultMatch::default()
+            },
+            action: FaultAction::Fail(Errno::Ebusy),
+        })
+        .unwrap();
+        let out = vfioctl(t.root())
+            .args(["bind", "0001:03:00.0", "dprc.2"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "step {step}");
+        k.clear_faults().unwrap();
+        assert_same(
+            &before,
+            &without_group_links(kernel_state(&t)),
+            &format!("fault at step {step} of the mixed plan"),
+        );
+    }
+}
+
+#[test]
+fn a_vm_listing_the_root_container_is_refused_before_anything_runs() {
+    let t = tree(topology::ten64_dpaa2());
+    let dir = t.root().join("etc/vfioctl/vms");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("bad.toml"),
+        "version = 1\nboot = true\ndprc = [\"dprc.1\"]\n\n[qemu]\nbinary = \"/bin/true\"\nmachine = \"virt\"\n",
+    )
+    .unwrap();
+    let before = kernel_state(&t);
+    for args in [
+        vec!["vm", "check", "bad"],
+        vec!["apply", "--dry-run"],
+        vec!["run", "bad", "--dry-run"],
+        vec!["apply"],
+        vec!["run", "bad"],
+    ] {
+        let out = vfioctl(t.root()).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            all.contains("dprc.1 is the root container"),
+            "{args:?}: {all}"
+        );
+    }
+    assert_same(&before, &kernel_state(&t), "refused VM");
+}

@@ -72,6 +72,20 @@ const SCENARIOS: &[Scenario] = &[
         ignore_group_links: true,
     },
     Scenario {
+        name: "bind 0001:03:00.0 dprc.2 (one plan)",
+        host: topology::ten64_dpaa2,
+        setup: &[],
+        op: &["bind", "0001:03:00.0", "dprc.2"],
+        ignore_group_links: true,
+    },
+    Scenario {
+        name: "restore --all (PCI + fsl-mc)",
+        host: topology::ten64_dpaa2,
+        setup: &[&["bind", "0001:03:00.0", "dprc.2"]],
+        op: &["restore", "--all"],
+        ignore_group_links: true,
+    },
+    Scenario {
         name: "restore dprc.2 (fsl-mc)",
         host: topology::ten64_dpaa2,
         setup: &[&["bind", "dprc.2"]],

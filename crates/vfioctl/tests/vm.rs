@@ -306,7 +306,7 @@ fn a_killed_run_is_given_back_by_restore_all() {
     assert_eq!(host.driver(WIFI).as_deref(), Some("vfio-pci"));
     let journal = host.journal();
     assert!(journal.contains(WIFI) && journal.contains(TPU), "{journal}");
-    assert!(journal.contains("\"owner\": \"ten64\""), "{journal}");
+    assert!(journal.contains("\"owner\": \"vm:ten64\""), "{journal}");
     // status sees a boot VM that is as configured; restore --all gives everything back.
     let status = host.run("exit:0", &["status"]);
     assert_eq!(status.status.code(), Some(0), "{}", text(&status.stdout));
@@ -422,7 +422,7 @@ fn apply_is_idempotent_and_refuses_a_drifted_vm_but_does_the_others() {
     let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(doc["vms"][0]["devices"][0]["state"], "bound");
     // The journal's owner is the VM.
-    assert!(host.journal().contains("\"owner\": \"ten64\""));
+    assert!(host.journal().contains("\"owner\": \"vm:ten64\""));
 }
 
 #[test]
@@ -502,20 +502,14 @@ fn check_lists_unlisted_group_members_and_finds_qemu() {
 
 #[test]
 fn check_of_a_dpaa2_vm_asks_qemu_for_vfio_fsl_mc() {
-    let host = Host::ten64();
+    let host = Host::new(vfioctl_sim::topology::ten64_dpaa2().build_temp().unwrap());
     host.define(
         "dpaa2",
         &TEN64_VM.replace("boot = true\n", "boot = true\ndprc = [\"dprc.2\"]\n"),
     );
-    // The container, bound to vfio-fsl-mc (the simulated Ten64 has no fsl-mc bus of its own).
-    let fsl = host.root().join("sys/bus/fsl-mc");
-    fs::create_dir_all(fsl.join("drivers/vfio-fsl-mc")).unwrap();
-    fs::create_dir_all(fsl.join("devices/dprc.2")).unwrap();
-    std::os::unix::fs::symlink(
-        "../../drivers/vfio-fsl-mc",
-        fsl.join("devices/dprc.2/driver"),
-    )
-    .unwrap();
+    // The container, bound to vfio-fsl-mc.
+    let out = host.run("exit:0", &["bind", "dprc.2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     // A mainline QEMU: no vfio-fsl-mc.
     let out = host.run("help", &["vm", "check", "dpaa2"]);
     assert_eq!(out.status.code(), Some(4));

@@ -1,53 +1,20 @@
-//! `bind` and `restore`: moving devices to vfio-pci and giving them back.
+//! `bind`, `restore` and `recover`: parse, call the library's use case, render its report.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use vfioctl_core::fslmc::DprcName;
-use vfioctl_core::plan::{
-    BindOptions, BindPlan, Disposition, OriginalState, Refusal, Step, Write, plan_bind,
-    restore_steps,
-};
-use vfioctl_core::{Inventory, PciAddress, VendorDevice};
-use vfioctl_host::apply::{ApplyError, Rollback, StepError, Timeouts, chain};
-use vfioctl_host::journal::{Journal, Lock};
-use vfioctl_host::read::{device_dir, read_device};
-use vfioctl_host::usage::HostUsage;
+use vfioctl_core::plan::{BindOptions, Disposition, Plan, PlannedDevice, Refusal, Step, Write};
+use vfioctl_core::{Bus, DeviceRef, DriverName, GroupId, Owner, PciAddress};
+use vfioctl_host::apply::Timeouts;
+use vfioctl_host::ops::bind::{BindOutcome, BindReport, BindRequest};
+use vfioctl_host::ops::restore::{RestoreReport, RestoreRequest, RestoreTargets, Source};
 
-use crate::cli::{BindArgs, RestoreArgs};
+use crate::cli::{BindArgs, RecoverArgs, RestoreArgs};
 use crate::cmd::inventory::JSON_VERSION;
-use crate::context::{Context, resolve_device, to_json};
+use crate::context::{Context, to_json};
 use crate::error::CliError;
 use crate::exit::Exit;
-
-/// How long to wait for another vfioctl holding the lock.
-pub const LOCK_WAIT: Duration = Duration::from_secs(30);
-
-/// Resolves what the user named: addresses, `vendor:device` IDs (every match), interface names.
-pub fn select(
-    ctx: &Context,
-    inventory: &Inventory,
-    names: &[String],
-) -> Result<Vec<PciAddress>, CliError> {
-    let mut selected = BTreeSet::new();
-    for name in names {
-        if let Ok(id) = name.parse::<VendorDevice>() {
-            let matches: Vec<PciAddress> = inventory.by_id(id).map(|d| d.address).collect();
-            if matches.is_empty() {
-                return Err(
-                    CliError::new(Exit::Usage, format!("no PCI device has ID {id}"))
-                        .hint("run 'vfioctl list' to see the IDs on this host"),
-                );
-            }
-            selected.extend(matches);
-        } else {
-            selected.insert(resolve_device(ctx, inventory, name)?.address);
-        }
-    }
-    Ok(selected.into_iter().collect())
-}
 
 /// Refuses to change the real host without root, before anything is read or written.
 pub fn require_privileges(ctx: &Context, dry_run: bool) -> Result<(), CliError> {
@@ -64,251 +31,7 @@ pub fn require_privileges(ctx: &Context, dry_run: bool) -> Result<(), CliError> 
     .hint("run it with sudo, or add --dry-run to see the plan"))
 }
 
-pub fn lock_error(e: vfioctl_host::journal::JournalError) -> CliError {
-    let exit = match &e {
-        vfioctl_host::journal::JournalError::Io { source, .. }
-        | vfioctl_host::journal::JournalError::Dir { source, .. }
-            if source.kind() == std::io::ErrorKind::PermissionDenied =>
-        {
-            Exit::Privileges
-        }
-        _ => Exit::Failed,
-    };
-    CliError::new(exit, chain(&e)).hint(e.remedy())
-}
-
-#[derive(Serialize)]
-struct PlanDevice<'a> {
-    address: PciAddress,
-    iommu_group: Option<u32>,
-    current_driver: Option<&'a str>,
-    target_driver: Option<&'a str>,
-    disposition: Disposition,
-    why: &'a str,
-}
-
-#[derive(Serialize)]
-struct PlanDoc<'a> {
-    version: u32,
-    operation: &'static str,
-    dry_run: bool,
-    devices: Vec<PlanDevice<'a>>,
-    writes: Vec<&'a Write>,
-    refusals: &'a [Refusal],
-    warnings: &'a [String],
-    groups: &'a [u32],
-    result: &'static str,
-    error: Option<String>,
-}
-
-pub(crate) fn render_plan(ctx: &mut Context, plan: &BindPlan, dry_run: bool) {
-    if ctx.quiet && !dry_run {
-        return;
-    }
-    for group in &plan.groups {
-        ctx.line(format!("IOMMU group {group}:"));
-        for d in plan
-            .devices
-            .iter()
-            .filter(|d| d.iommu_group == Some(*group))
-        {
-            render_device(ctx, d);
-        }
-    }
-    for d in plan.devices.iter().filter(|d| d.iommu_group.is_none()) {
-        ctx.line("No IOMMU group:");
-        render_device(ctx, d);
-    }
-    if dry_run || ctx.verbose > 0 {
-        let writes = plan.writes();
-        if !writes.is_empty() {
-            ctx.line("Writes, in order:");
-        }
-        for step in &plan.steps {
-            match step {
-                Step::LoadModule { module } => ctx.line(format!("  modprobe {module}")),
-                Step::Write(w)
-                | Step::Unbind { write: w, .. }
-                | Step::UnbindObject { write: w, .. } => {
-                    ctx.line(format!("  {} <- {}", w.path, shown_value(&w.value)));
-                }
-                Step::AwaitDriver { .. }
-                | Step::AwaitObjectDriver { .. }
-                | Step::AwaitGroupNode { .. } => {}
-            }
-        }
-    }
-}
-
-fn shown_value(value: &str) -> String {
-    if value == "\n" {
-        "(newline: clears it)".to_owned()
-    } else {
-        value.to_owned()
-    }
-}
-
-fn render_device(ctx: &mut Context, d: &vfioctl_core::plan::PlannedDevice) {
-    let from = d.current_driver.as_deref().unwrap_or("(no driver)");
-    let action = match d.disposition {
-        Disposition::Bind => format!("{from} -> vfio-pci"),
-        Disposition::AlreadyBound => "already on vfio-pci".to_owned(),
-        Disposition::StaysOnPortDriver => format!("{from} (stays)"),
-        Disposition::LeftOut => format!("{from} (left out)"),
-    };
-    ctx.line(format!("  {}  {action}  [{}]", d.address, d.why));
-}
-
-/// `vfioctl bind`: PCI devices, then DPAA2 containers.
-pub fn bind(ctx: &mut Context, args: &BindArgs) -> Result<Exit, CliError> {
-    require_privileges(ctx, args.dry_run)?;
-    let (dprcs, pci): (Vec<String>, Vec<String>) = args
-        .devices
-        .iter()
-        .cloned()
-        .partition(|n| n.parse::<DprcName>().is_ok());
-    if !pci.is_empty() {
-        bind_pci(ctx, args, &pci)?;
-    }
-    for dprc in &dprcs {
-        let dprc: DprcName = dprc
-            .parse()
-            .map_err(|e: vfioctl_core::fslmc::DprcNameError| {
-                CliError::new(Exit::Usage, e.to_string())
-            })?;
-        crate::cmd::fslmc::bind_container(ctx, args, dprc)?;
-    }
-    Ok(Exit::Success)
-}
-
-fn bind_pci(ctx: &mut Context, args: &BindArgs, names: &[String]) -> Result<Exit, CliError> {
-    let uid_gid = match &args.user {
-        Some(user) => Some(lookup_user(ctx, user)?),
-        None => None,
-    };
-    // Plan under the lock: the state the plan is built from must not change before it is applied.
-    let _lock = if args.dry_run {
-        None
-    } else {
-        Some(Lock::acquire(&ctx.root, LOCK_WAIT).map_err(lock_error)?)
-    };
-    if !args.dry_run {
-        let journal = Journal::load(&ctx.root).map_err(lock_error)?;
-        let interrupted: Vec<PciAddress> =
-            journal.interrupted().map(|e| e.original.address).collect();
-        if !interrupted.is_empty() {
-            return Err(apply_error(ApplyError::Interrupted(interrupted)));
-        }
-    }
-    let inventory = ctx.inventory()?;
-    let named = select(ctx, &inventory, names)?;
-    let usage = HostUsage::read(&ctx.root)?;
-    let uses = vfioctl_host::apply::host_uses(&ctx.root, &inventory, &usage);
-    let options = BindOptions {
-        only: args.only,
-        force: args.force,
-    };
-    let plan = plan_bind(
-        &inventory,
-        &named,
-        &uses,
-        vfioctl_host::apply::vfio_pci_loaded(&ctx.root),
-        &options,
-    );
-    let blocking: Vec<&Refusal> = plan.blocking_refusals(args.force);
-    let nothing_to_do = plan.to_bind().next().is_none();
-
-    let result: Result<&'static str, CliError> = if !blocking.is_empty() {
-        let first = blocking[0];
-        let more = if blocking.len() > 1 {
-            format!(" (and {} more refusal(s) above)", blocking.len() - 1)
-        } else {
-            String::new()
-        };
-        let error = CliError::new(Exit::Refused, format!("refused: {}{more}", first.text))
-            .hint(first.remedy.clone());
-        Err(error)
-    } else if nothing_to_do {
-        Ok("nothing_to_do")
-    } else if args.dry_run {
-        Ok("planned")
-    } else {
-        let executor = crate::kernel::executor(&ctx.root, timeouts(args.timeout));
-        let mut journal = Journal::load(&ctx.root).map_err(lock_error)?;
-        match executor.bind(&plan, &mut journal, args.owner.as_deref()) {
-            Ok(()) => {
-                if let Some((uid, gid)) = uid_gid {
-                    for group in &plan.groups {
-                        vfioctl_host::apply::give_group_node(&ctx.root, *group, uid, gid)
-                            .map_err(CliError::from)?;
-                    }
-                }
-                Ok("bound")
-            }
-            Err(e) => Err(apply_error(e)),
-        }
-    };
-
-    if ctx.json {
-        let doc = PlanDoc {
-            version: JSON_VERSION,
-            operation: "bind",
-            dry_run: args.dry_run,
-            devices: plan
-                .devices
-                .iter()
-                .map(|d| PlanDevice {
-                    address: d.address,
-                    iommu_group: d.iommu_group,
-                    current_driver: d.current_driver.as_deref(),
-                    target_driver: d.target_driver.as_deref(),
-                    disposition: d.disposition,
-                    why: &d.why,
-                })
-                .collect(),
-            writes: plan.writes(),
-            refusals: &plan.refusals,
-            warnings: &plan.warnings,
-            groups: &plan.groups,
-            result: match &result {
-                Ok(r) => r,
-                Err(e) if e.exit == Exit::Refused => "refused",
-                Err(_) => "failed",
-            },
-            error: result.as_ref().err().map(|e| e.message.clone()),
-        };
-        let text = to_json(&doc)?;
-        ctx.line(text);
-    } else {
-        render_plan(ctx, &plan, args.dry_run);
-        for r in &plan.refusals {
-            let status = if args.force && r.overridable {
-                "overridden by --force"
-            } else {
-                "refused"
-            };
-            ctx.line(format!("{status}: {}", r.text));
-        }
-        for w in &plan.warnings {
-            ctx.note(w.clone());
-        }
-        match &result {
-            Ok("nothing_to_do") => ctx.line("Nothing to do: every device is already on vfio-pci."),
-            Ok("planned") => ctx.line("Dry run: nothing was changed."),
-            Ok(_) => {
-                let bound: Vec<String> = plan.to_bind().map(|d| d.address.to_string()).collect();
-                ctx.line(format!("Bound {} to vfio-pci.", bound.join(", ")));
-                for g in &plan.groups {
-                    ctx.line(format!("/dev/vfio/{g} is ready."));
-                }
-                ctx.line("Give them back with: vfioctl restore ".to_owned() + &bound.join(" "));
-            }
-            Err(_) => {}
-        }
-    }
-    result.map(|_| Exit::Success)
-}
-
+/// The timeouts of a command with `--timeout SECONDS` for unbinds.
 pub fn timeouts(unbind_secs: Option<u64>) -> Timeouts {
     let mut t = Timeouts::default();
     if let Some(secs) = unbind_secs {
@@ -317,327 +40,360 @@ pub fn timeouts(unbind_secs: Option<u64>) -> Timeouts {
     t
 }
 
-pub fn apply_error(e: ApplyError) -> CliError {
-    match e {
-        ApplyError::Journal(j) => {
-            CliError::new(Exit::Failed, format!("{}; nothing was changed", chain(&j)))
-                .hint(j.remedy())
+/// One device of a plan document.
+#[derive(Serialize)]
+struct PlanDevice<'a> {
+    device: &'a DeviceRef,
+    bus: Bus,
+    /// Kept for scripts written against PCI-only documents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address: Option<PciAddress>,
+    iommu_group: Option<GroupId>,
+    current_driver: Option<&'a DriverName>,
+    target_driver: Option<&'a DriverName>,
+    disposition: Disposition,
+    why: &'a str,
+}
+
+/// The `bind --json` document.
+#[derive(Serialize)]
+struct PlanDoc<'a> {
+    version: u32,
+    operation: &'static str,
+    dry_run: bool,
+    devices: Vec<PlanDevice<'a>>,
+    writes: Vec<Write>,
+    refusals: &'a [Refusal],
+    warnings: &'a [String],
+    groups: &'a [GroupId],
+    result: &'static str,
+    error: Option<String>,
+}
+
+fn plan_devices(plan: &Plan) -> Vec<PlanDevice<'_>> {
+    plan.devices
+        .iter()
+        .map(|d| PlanDevice {
+            device: &d.device,
+            bus: d.device.bus(),
+            address: d.device.pci(),
+            iommu_group: d.iommu_group,
+            current_driver: d.current_driver.as_ref(),
+            target_driver: d.target_driver.as_ref(),
+            disposition: d.disposition,
+            why: &d.why,
+        })
+        .collect()
+}
+
+/// The plan as people read it: each group with its devices, each container with its objects,
+/// and (dry run or -v) the writes in order.
+pub(crate) fn render_plan(ctx: &mut Context, plan: &Plan, dry_run: bool) {
+    if ctx.quiet && !dry_run {
+        return;
+    }
+    let pci: Vec<&PlannedDevice> = plan
+        .devices
+        .iter()
+        .filter(|d| d.device.bus() == Bus::Pci)
+        .collect();
+    for group in &plan.groups {
+        let members: Vec<&&PlannedDevice> = pci
+            .iter()
+            .filter(|d| d.iommu_group == Some(*group))
+            .collect();
+        if members.is_empty() {
+            continue;
         }
-        ApplyError::Interrupted(devices) => CliError::new(
-            Exit::Failed,
-            format!(
-                "a previous vfioctl run was interrupted while binding {}; nothing was changed",
-                vfioctl_core::comma_list(devices)
-            ),
-        )
-        .hint("run 'vfioctl recover' to give those devices back first"),
-        ApplyError::Step { source, rollback } => {
-            let hint = step_hint(&source);
-            match rollback {
-                Rollback::Clean => CliError::new(
-                    Exit::Failed,
-                    format!("{}; every device was put back as it was", chain(&source)),
-                )
-                .hint(hint),
-                Rollback::Incomplete(failures) => CliError::new(
-                    Exit::Failed,
-                    format!(
-                        "{}; rolling back failed for {}",
-                        chain(&source),
-                        failures.join("; ")
-                    ),
-                )
-                .hint(
-                    "the journal still lists them: run 'vfioctl recover' once the cause is fixed",
-                ),
-            }
+        ctx.line(format!("IOMMU group {group}:"));
+        for d in members {
+            render_device(ctx, d);
+        }
+    }
+    for d in pci.iter().filter(|d| d.iommu_group.is_none()) {
+        ctx.line("No IOMMU group:");
+        render_device(ctx, d);
+    }
+    for d in plan.devices.iter().filter(|d| d.device.bus() == Bus::FslMc) {
+        if d.disposition == Disposition::InContainer {
+            ctx.line(format!(
+                "  {}  {}",
+                d.device,
+                d.current_driver
+                    .as_ref()
+                    .map_or("(no driver)", DriverName::as_str)
+            ));
+        } else {
+            let group = d
+                .iommu_group
+                .map_or(String::new(), |g| format!(" (IOMMU group {g})"));
+            ctx.line(format!(
+                "{}: {} -> vfio-fsl-mc{}{group}",
+                d.device,
+                d.current_driver
+                    .as_ref()
+                    .map_or("(no driver)", DriverName::as_str),
+                if d.disposition == Disposition::AlreadyBound {
+                    " (already)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    if dry_run || ctx.verbose > 0 {
+        if plan.steps.iter().any(|s| s.write().is_some()) {
+            ctx.line("Writes, in order:");
+        }
+        for line in plan.steps.iter().filter_map(Step::describe) {
+            ctx.line(format!("  {line}"));
         }
     }
 }
 
-fn step_hint(e: &StepError) -> String {
-    match e {
-        StepError::UnbindTimeout { device, driver, .. } => format!(
-            "something still uses {device} through {driver} (a mounted filesystem, a network \
-             interface, a display server, a process holding its device node); stop it and retry"
-        ),
-        StepError::WrongDriver { device, .. } => format!(
-            "the kernel did not bind {device} to vfio-pci; check 'dmesg' and 'vfioctl doctor {device}' \
-             (a device without an IOMMU group, or a vfio-pci that refuses it)"
-        ),
-        StepError::NoGroupNode { .. } => {
-            "check that udev/devtmpfs creates /dev/vfio nodes ('vfioctl doctor')".to_owned()
-        }
-        StepError::Module(m) => match m {
-            vfioctl_host::ModuleError::Blacklisted(name) => format!(
-                "remove the 'blacklist {name}' line from /etc/modprobe.d, or load it by hand"
-            ),
-            vfioctl_host::ModuleError::NotFound(_) => {
-                "this kernel has no vfio-pci module: install a kernel built with CONFIG_VFIO_PCI"
-                    .to_owned()
-            }
-            vfioctl_host::ModuleError::Failed { .. } => {
-                "see 'dmesg' for why the module failed".to_owned()
-            }
+fn render_device(ctx: &mut Context, d: &PlannedDevice) {
+    let from = d
+        .current_driver
+        .as_ref()
+        .map_or("(no driver)", DriverName::as_str);
+    let action = match d.disposition {
+        Disposition::Bind => format!("{from} -> vfio-pci"),
+        Disposition::AlreadyBound => "already on vfio-pci".to_owned(),
+        Disposition::StaysOnPortDriver => format!("{from} (stays)"),
+        Disposition::LeftOut => format!("{from} (left out)"),
+        Disposition::InContainer => format!("{from} (with its container)"),
+    };
+    ctx.line(format!("  {}  {action}  [{}]", d.device, d.why));
+}
+
+/// Prints each refusal (or that `--force` overrode it), and the warnings.
+pub(crate) fn render_refusals(ctx: &mut Context, plan: &Plan, force: bool) {
+    for r in &plan.refusals {
+        let status = if force && r.overridable {
+            "overridden by --force"
+        } else {
+            "refused"
+        };
+        ctx.line(format!("{status}: {}", r.text));
+    }
+    for w in &plan.warnings {
+        ctx.note(w.clone());
+    }
+}
+
+/// The error a refused plan ends with: the first refusal that stands, and its remedy.
+pub(crate) fn refused_error(plan: &Plan, force: bool) -> CliError {
+    let blocking = plan.blocking_refusals(force);
+    let Some(first) = blocking.first() else {
+        return CliError::new(Exit::Refused, "refused");
+    };
+    let more = match blocking.len() {
+        1 => String::new(),
+        n => format!(" (and {} more refusal(s) above)", n - 1),
+    };
+    CliError::new(Exit::Refused, format!("refused: {}{more}", first.text))
+        .hint(first.remedy.clone())
+}
+
+/// `vfioctl bind`: PCI functions and DPAA2 containers, in one plan and one transaction.
+pub fn bind(ctx: &mut Context, args: &BindArgs) -> Result<Exit, CliError> {
+    require_privileges(ctx, args.dry_run)?;
+    let user = args
+        .user
+        .as_deref()
+        .map(|u| vfioctl_host::ops::lookup_user(&ctx.root, u))
+        .transpose()?;
+    let request = BindRequest {
+        names: args.devices.clone(),
+        options: BindOptions {
+            only: args.only,
+            force: args.force,
         },
-        StepError::Write { .. } => "see 'dmesg' for the kernel's reason".to_owned(),
-        StepError::Host(h) => h
-            .remedy()
-            .unwrap_or_else(|| "see 'vfioctl list'".to_owned()),
+        dry_run: args.dry_run,
+        owner: args
+            .owner
+            .as_deref()
+            .map_or(Owner::Manual, |o| o.parse().unwrap_or(Owner::Manual)),
+        user,
+        timeouts: timeouts(args.timeout),
+    };
+    let report = vfioctl_host::ops::bind::bind(&crate::kernel::host(&ctx.root), &request)?;
+    render_bind(ctx, &report, args.dry_run)
+}
+
+/// Renders a bind report and turns its outcome into the exit code.
+pub(crate) fn render_bind(
+    ctx: &mut Context,
+    report: &BindReport,
+    dry_run: bool,
+) -> Result<Exit, CliError> {
+    let plan = &report.plan;
+    let error = match &report.outcome {
+        BindOutcome::Refused => Some(refused_error(plan, report.forced)),
+        BindOutcome::Failed(e) => Some(CliError::from_op(e)),
+        BindOutcome::NothingToDo | BindOutcome::Planned | BindOutcome::Bound => None,
+    };
+    if ctx.json {
+        let doc = PlanDoc {
+            version: JSON_VERSION,
+            operation: "bind",
+            dry_run,
+            devices: plan_devices(plan),
+            writes: plan.writes(),
+            refusals: &plan.refusals,
+            warnings: &plan.warnings,
+            groups: &plan.groups,
+            result: match &report.outcome {
+                BindOutcome::Refused => "refused",
+                BindOutcome::Failed(_) => "failed",
+                BindOutcome::NothingToDo => "nothing_to_do",
+                BindOutcome::Planned => "planned",
+                BindOutcome::Bound => "bound",
+            },
+            error: error.as_ref().map(|e| e.message.clone()),
+        };
+        let text = to_json(&doc)?;
+        ctx.line(text);
+    } else {
+        render_plan(ctx, plan, dry_run);
+        render_refusals(ctx, plan, report.forced);
+        match &report.outcome {
+            BindOutcome::NothingToDo => {
+                ctx.line("Nothing to do: every device is already on its vfio driver.");
+            }
+            BindOutcome::Planned => ctx.line("Dry run: nothing was changed."),
+            BindOutcome::Bound => render_bound(ctx, plan),
+            BindOutcome::Refused | BindOutcome::Failed(_) => {}
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(Exit::Success),
     }
 }
 
-pub(crate) fn lookup_user(ctx: &Context, user: &str) -> Result<(u32, u32), CliError> {
-    let passwd = ctx.root.join("etc/passwd");
-    let text = std::fs::read_to_string(&passwd).unwrap_or_default();
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split(':').collect();
-        if let [name, _, uid, gid, ..] = fields.as_slice()
-            && (*name == user || *uid == user)
-            && let (Ok(uid), Ok(gid)) = (uid.parse(), gid.parse())
-        {
-            return Ok((uid, gid));
-        }
+fn render_bound(ctx: &mut Context, plan: &Plan) {
+    let bound: Vec<&PlannedDevice> = plan.to_bind().collect();
+    let pci: Vec<String> = bound
+        .iter()
+        .filter(|d| d.device.bus() == Bus::Pci)
+        .map(|d| d.device.to_string())
+        .collect();
+    if !pci.is_empty() {
+        ctx.line(format!("Bound {} to vfio-pci.", pci.join(", ")));
     }
-    Err(CliError::new(
-        Exit::Usage,
-        format!(
-            "no user '{user}' in {}",
-            ctx.root.display_path(&passwd).display()
-        ),
-    )
-    .hint("name an existing user (the one that runs QEMU)"))
+    for d in bound.iter().filter(|d| d.device.bus() == Bus::FslMc) {
+        ctx.line(format!(
+            "Bound {0} to vfio-fsl-mc. Give it to QEMU with: -device vfio-fsl-mc,host={0}",
+            d.device
+        ));
+    }
+    for g in plan.vfio_groups() {
+        ctx.line(format!("/dev/vfio/{g} is ready."));
+    }
+    let all: Vec<String> = bound.iter().map(|d| d.device.to_string()).collect();
+    ctx.line(format!(
+        "Give them back with: vfioctl restore {}",
+        all.join(" ")
+    ));
 }
 
 #[derive(Serialize)]
-struct RestoreDevice {
+struct RestoreDevice<'a> {
+    device: &'a DeviceRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
     address: Option<PciAddress>,
     #[serde(skip_serializing_if = "Option::is_none")]
     object: Option<String>,
-    from_driver: Option<String>,
-    to_driver: Option<String>,
+    from_driver: Option<&'a DriverName>,
+    to_driver: Option<&'a DriverName>,
     source: &'static str,
     result: String,
 }
 
-/// `vfioctl restore` (and `recover`, which is `restore --all`).
+fn source_word(source: Source) -> &'static str {
+    match source {
+        Source::Journal => "journal",
+        Source::Default => "default",
+        Source::None => "none",
+    }
+}
+
+/// `vfioctl restore`.
 pub fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> {
     require_privileges(ctx, args.dry_run)?;
-    let _lock = if args.dry_run {
-        None
-    } else {
-        Some(Lock::acquire(&ctx.root, LOCK_WAIT).map_err(lock_error)?)
-    };
-    let mut journal = Journal::load(&ctx.root).map_err(lock_error)?;
-    let inventory = ctx.inventory()?;
     if !args.all && args.devices.is_empty() {
         return Err(
             CliError::new(Exit::Usage, "name the devices to restore, or pass --all")
                 .hint("'vfioctl restore --all' gives back every device vfioctl bound"),
         );
     }
-    // Which devices: everything journaled (--all), or the named ones and their groups' journaled
-    // members (they were bound together, so they go back together).
-    let (dprc_names, pci_names): (Vec<String>, Vec<String>) = args
-        .devices
-        .iter()
-        .cloned()
-        .partition(|n| n.parse::<DprcName>().is_ok());
-    let mut targets: BTreeSet<PciAddress> = BTreeSet::new();
-    if args.all {
-        targets.extend(journal.entries.iter().map(|e| e.original.address));
+    let targets = if args.all {
+        RestoreTargets::All
     } else {
-        for address in select(ctx, &inventory, &pci_names)? {
-            targets.insert(address);
-            let group = inventory.get(&address).and_then(|d| d.iommu_group);
-            targets.extend(
-                journal
-                    .entries
-                    .iter()
-                    .filter(|e| group.is_some() && e.original.iommu_group == group)
-                    .map(|e| e.original.address),
-            );
-        }
-    }
-    let executor = crate::kernel::executor(&ctx.root, timeouts(args.timeout));
-    let mut report: Vec<RestoreDevice> = Vec::new();
-    let mut restored: Vec<PciAddress> = Vec::new();
-    let mut failed = false;
-    // Restore in reverse binding order, as a rollback would.
-    let mut ordered: Vec<PciAddress> = journal
-        .entries
-        .iter()
-        .rev()
-        .map(|e| e.original.address)
-        .filter(|a| targets.contains(a))
-        .collect();
-    ordered.extend(targets.iter().filter(|a| journal.entry(a).is_none()));
-    for address in ordered {
-        let current = device_dir(&ctx.root, &address).and_then(|dir| read_device(address, &dir));
-        let from_driver = current.as_ref().ok().and_then(|d| d.driver.clone());
-        match journal.entry(&address).cloned() {
-            Some(entry) => {
-                let original: OriginalState = entry.original.clone();
-                let outcome = if args.dry_run {
-                    match &current {
-                        Ok(dev) => {
-                            let steps = restore_steps(dev, &original);
-                            if steps.is_empty() {
-                                "already as it was".to_owned()
-                            } else {
-                                describe_steps(&steps)
-                            }
-                        }
-                        Err(e) => format!("cannot read it: {}", chain(e)),
-                    }
-                } else {
-                    match executor.restore_device(&original) {
-                        Ok(()) => {
-                            restored.push(address);
-                            "restored".to_owned()
-                        }
-                        Err(e) => {
-                            failed = true;
-                            format!("failed: {}", chain(&e))
-                        }
-                    }
-                };
-                report.push(RestoreDevice {
-                    address: Some(address),
-                    object: None,
-                    from_driver,
-                    to_driver: original.driver.clone(),
-                    source: "journal",
-                    result: outcome,
-                });
-            }
-            None => {
-                let Ok(dev) = current else {
-                    failed = true;
-                    report.push(RestoreDevice {
-                        address: Some(address),
-                        object: None,
-                        from_driver,
-                        to_driver: None,
-                        source: "none",
-                        result: "cannot read the device".to_owned(),
-                    });
-                    continue;
-                };
-                if dev.driver.as_deref() != Some("vfio-pci")
-                    && dev.driver_override.as_deref() != Some("vfio-pci")
-                {
-                    report.push(RestoreDevice {
-                        address: Some(address),
-                        object: None,
-                        from_driver,
-                        to_driver: dev.driver.clone(),
-                        source: "none",
-                        result: "not bound to vfio-pci; nothing to do".to_owned(),
-                    });
-                    continue;
-                }
-                let outcome = if args.dry_run {
-                    "would clear driver_override and let the kernel pick its default driver"
-                        .to_owned()
-                } else {
-                    match executor.release_to_default(address) {
-                        Ok(()) => {
-                            let now = executor.current_driver(&address).ok().flatten();
-                            format!(
-                                "no journal entry: cleared driver_override and reprobed; now on {}",
-                                now.as_deref().unwrap_or("no driver")
-                            )
-                        }
-                        Err(e) => {
-                            failed = true;
-                            format!("failed: {}", chain(&e))
-                        }
-                    }
-                };
-                report.push(RestoreDevice {
-                    address: Some(address),
-                    object: None,
-                    from_driver,
-                    to_driver: None,
-                    source: "default",
-                    result: outcome,
-                });
-            }
-        }
-    }
-    let executor_ref = &executor;
-    let containers: Vec<String> = if args.all {
-        journal
-            .fsl_mc
-            .iter()
-            .map(|e| e.original.object.clone())
-            .collect()
-    } else {
-        dprc_names
+        RestoreTargets::Named(args.devices.clone())
     };
-    for name in containers {
-        let entry = journal
-            .fsl_mc
-            .iter()
-            .find(|e| e.original.object == name)
-            .cloned();
-        let Some(entry) = entry else {
-            report.push(RestoreDevice {
-                address: None,
-                object: Some(name.clone()),
-                from_driver: None,
-                to_driver: None,
-                source: "none",
-                result: "not in the journal: vfioctl did not bind it; nothing to do".to_owned(),
-            });
-            continue;
-        };
-        let outcome = if args.dry_run {
-            "would be given back".to_owned()
-        } else {
-            match executor_ref.restore_object(&entry.original) {
-                Ok(()) => {
-                    journal.fsl_mc.retain(|e| e.original.object != name);
-                    "restored".to_owned()
-                }
-                Err(e) => {
-                    failed = true;
-                    format!("failed: {}", chain(&e))
-                }
-            }
-        };
-        report.push(RestoreDevice {
-            address: None,
-            object: Some(name.clone()),
-            from_driver: Some(vfioctl_core::fslmc::VFIO_FSL_MC.to_owned()),
-            to_driver: entry.original.driver.clone(),
-            source: "journal",
-            result: outcome,
-        });
-    }
-    if !args.dry_run {
-        journal.remove(&restored);
-        executor.unload_unused(&mut journal);
-        journal.save(&ctx.root).map_err(lock_error)?;
-    }
+    run_restore(ctx, targets, args.dry_run, args.timeout)
+}
+
+/// `vfioctl recover`: give back everything the journal holds.
+pub fn recover(ctx: &mut Context, args: &RecoverArgs) -> Result<Exit, CliError> {
+    require_privileges(ctx, args.dry_run)?;
+    run_restore(ctx, RestoreTargets::All, args.dry_run, None)
+}
+
+fn run_restore(
+    ctx: &mut Context,
+    targets: RestoreTargets,
+    dry_run: bool,
+    timeout: Option<u64>,
+) -> Result<Exit, CliError> {
+    let request = RestoreRequest {
+        targets,
+        dry_run,
+        timeouts: timeouts(timeout),
+    };
+    let report = vfioctl_host::ops::restore::restore(&crate::kernel::host(&ctx.root), &request)?;
+    render_restore(ctx, &report, dry_run)
+}
+
+/// Renders a restore report and turns it into the exit code.
+pub(crate) fn render_restore(
+    ctx: &mut Context,
+    report: &RestoreReport,
+    dry_run: bool,
+) -> Result<Exit, CliError> {
+    let failed = report.failed();
     if ctx.json {
         #[derive(Serialize)]
         struct Doc<'a> {
             version: u32,
             operation: &'static str,
             dry_run: bool,
-            devices: &'a [RestoreDevice],
+            devices: Vec<RestoreDevice<'a>>,
             result: &'static str,
         }
+        let devices = report
+            .devices
+            .iter()
+            .map(|d| RestoreDevice {
+                device: &d.device,
+                address: d.device.pci(),
+                object: d.device.fslmc().map(ToString::to_string),
+                from_driver: d.from_driver.as_ref(),
+                to_driver: d.to_driver.as_ref(),
+                source: source_word(d.source),
+                result: d.result.describe(),
+            })
+            .collect();
         let text = to_json(&Doc {
             version: JSON_VERSION,
             operation: "restore",
-            dry_run: args.dry_run,
-            devices: &report,
+            dry_run,
+            devices,
             result: if failed {
                 "failed"
-            } else if report.is_empty() {
+            } else if report.devices.is_empty() {
                 "nothing_to_do"
             } else {
                 "restored"
@@ -645,24 +401,26 @@ pub fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> 
         })?;
         ctx.line(text);
     } else {
-        if report.is_empty() {
+        if report.devices.is_empty() {
             ctx.line("Nothing to restore: the journal is empty.");
         }
-        for r in &report {
+        for d in &report.devices {
+            let fallback = if d.source == Source::Journal {
+                "(no driver)"
+            } else {
+                "(default)"
+            };
             ctx.line(format!(
                 "  {}  {} -> {}  [{}]",
-                r.address
-                    .map_or_else(|| r.object.clone().unwrap_or_default(), |a| a.to_string()),
-                r.from_driver.as_deref().unwrap_or("(no driver)"),
-                r.to_driver.as_deref().unwrap_or(if r.source == "journal" {
-                    "(no driver)"
-                } else {
-                    "(default)"
-                }),
-                r.result
+                d.device,
+                d.from_driver
+                    .as_ref()
+                    .map_or("(no driver)", DriverName::as_str),
+                d.to_driver.as_ref().map_or(fallback, DriverName::as_str),
+                d.result.describe()
             ));
         }
-        if args.dry_run {
+        if dry_run {
             ctx.line("Dry run: nothing was changed.");
         }
     }
@@ -674,17 +432,4 @@ pub fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> 
         .hint("fix the cause (see 'dmesg') and run 'vfioctl restore --all' again"));
     }
     Ok(Exit::Success)
-}
-
-fn describe_steps(steps: &[Step]) -> String {
-    steps
-        .iter()
-        .filter_map(|s| match s {
-            Step::Write(w) | Step::Unbind { write: w, .. } => {
-                Some(format!("{} <- {}", w.path, shown_value(&w.value)))
-            }
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }

@@ -300,6 +300,9 @@ fn group_docs<'a>(inventory: &'a Inventory, ids: &[u32]) -> Vec<GroupDoc<'a>> {
 
 /// `vfioctl groups`.
 pub fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliError> {
+    if args.predict {
+        return super::predict::groups(ctx, args);
+    }
     let inventory = ctx.inventory_at(Depth::Summary)?;
     let mut ids: Vec<u32> = Vec::new();
     if args.filter.is_empty() {

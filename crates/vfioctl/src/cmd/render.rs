@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use vfioctl_core::doctor::Arch;
 use vfioctl_core::fslmc::DprcName;
 use vfioctl_core::render::libvirt::hostdev_xml;
 use vfioctl_core::render::qemu::{Machine, qemu_args, shell_join};
@@ -9,18 +10,23 @@ use vfioctl_core::render::{Passthrough, RenderError};
 use vfioctl_core::{Inventory, PciAddress};
 
 use crate::cli::{LibvirtArgs, QemuArgs};
-use crate::cmd::bind::select;
 use crate::cmd::inventory::JSON_VERSION;
 use crate::context::{Context, to_json};
 use crate::error::CliError;
 use crate::exit::Exit;
 
-/// The machine type of this host's own architecture.
-pub fn native_machine() -> Machine {
-    if std::env::consts::ARCH == "aarch64" {
-        Machine::Virt
-    } else {
-        Machine::Q35
+/// The machine type for the host under the root: `virt` for DPAA2 containers and arm64 hosts
+/// (a `--root` tree of a Ten64 renders for the Ten64 wherever vfioctl runs), `q35` on x86-64,
+/// this build's architecture when the tree does not say.
+pub fn default_machine(ctx: &Context, containers: bool) -> Machine {
+    if containers {
+        return Machine::Virt;
+    }
+    match vfioctl_host::facts::root_arch(&ctx.root) {
+        Arch::Aarch64 => Machine::Virt,
+        Arch::X86_64 => Machine::Q35,
+        Arch::Unknown if std::env::consts::ARCH == "aarch64" => Machine::Virt,
+        Arch::Unknown => Machine::Q35,
     }
 }
 
@@ -49,7 +55,20 @@ pub fn request(
             Err(_) => pci_names.push(name.clone()),
         }
     }
-    let named = select(ctx, inventory, &pci_names)?;
+    let _ = ctx;
+    let mut named = Vec::new();
+    for name in &pci_names {
+        match name.parse::<vfioctl_core::VendorDevice>() {
+            Ok(id) => {
+                let matches: Vec<PciAddress> = inventory.by_id(id).map(|d| d.address).collect();
+                if matches.is_empty() {
+                    return Err(vfioctl_core::select::SelectError::NoSuchId(id).into());
+                }
+                named.extend(matches);
+            }
+            Err(_) => named.push(vfioctl_core::select::select_pci(inventory, name)?.address),
+        }
+    }
     let mut pci: Vec<PciAddress> = Vec::new();
     for address in named {
         pci.push(address);
@@ -70,14 +89,14 @@ pub fn request(
 
 /// `vfioctl qemu-args`.
 pub fn qemu(ctx: &mut Context, args: &QemuArgs) -> Result<Exit, CliError> {
+    let inventory = ctx.inventory()?;
+    let request = request(ctx, &inventory, &args.devices, args.only)?;
     let machine = match &args.machine {
         Some(text) => text
             .parse::<Machine>()
             .map_err(|e| CliError::new(Exit::Usage, e.to_string()))?,
-        None => native_machine(),
+        None => default_machine(ctx, !request.dprc.is_empty()),
     };
-    let inventory = ctx.inventory()?;
-    let request = request(ctx, &inventory, &args.devices, args.only)?;
     let argv = qemu_args(&inventory, &request, machine).map_err(render_error)?;
     if ctx.json {
         #[derive(Serialize)]

@@ -1,0 +1,168 @@
+//! `bind`: PCI functions (whole groups) and DPAA2 containers to their vfio drivers, in one plan
+//! and one transaction.
+
+use vfioctl_core::fslmc::FslMcInventory;
+use vfioctl_core::plan::{BindInput, BindOptions, HostUses, Plan, plan_bind};
+use vfioctl_core::{DeviceRef, FslMcName, GroupId, Inventory, Owner};
+
+use super::{Host, LOCK_WAIT, OpError};
+use crate::executor::Timeouts;
+use crate::journal::{Journal, Lock};
+use crate::read::{Depth, read_inventory_at};
+use crate::usage::HostUsage;
+
+/// What to bind, and how.
+#[derive(Debug, Clone)]
+pub struct BindRequest {
+    /// What the user named (addresses, IDs, interfaces, `dprc.N`), resolved under the lock.
+    pub names: Vec<String>,
+    /// `--only`, `--force`.
+    pub options: BindOptions,
+    /// Plan only.
+    pub dry_run: bool,
+    /// Who the devices are bound for.
+    pub owner: Owner,
+    /// The user (uid, gid) that gets `/dev/vfio/<group>`.
+    pub user: Option<(u32, u32)>,
+    /// How long steps may wait.
+    pub timeouts: Timeouts,
+}
+
+/// How a bind ended.
+#[derive(Debug)]
+pub enum BindOutcome {
+    /// A dry run: nothing was changed.
+    Planned,
+    /// Every device is on its vfio driver already.
+    NothingToDo,
+    /// Bound (and the group nodes handed over).
+    Bound,
+    /// A safety rule refused it; nothing was changed.
+    Refused,
+    /// Carrying it out failed; see the error for what was rolled back.
+    Failed(OpError),
+}
+
+/// The plan and how it ended.
+#[derive(Debug)]
+pub struct BindReport {
+    /// What was (or would be) done.
+    pub plan: Plan,
+    /// How it ended.
+    pub outcome: BindOutcome,
+    /// Whether `--force` was given (refusals it overrides did not stop the plan).
+    pub forced: bool,
+}
+
+/// Both buses as they are now.
+#[derive(Debug, Clone, Default)]
+pub struct HostState {
+    /// The PCI functions.
+    pub pci: Inventory,
+    /// The fsl-mc objects.
+    pub fslmc: FslMcInventory,
+}
+
+impl HostState {
+    /// Reads both buses.
+    pub fn read(host: &Host) -> Result<Self, OpError> {
+        Ok(Self {
+            pci: read_inventory_at(host.root(), Depth::Full)?,
+            fslmc: crate::fslmc::read_fslmc(host.root())?,
+        })
+    }
+}
+
+/// How the host uses its devices on both buses, for the planner's refusals.
+pub fn host_uses(host: &Host, state: &HostState) -> Result<HostUses, OpError> {
+    let usage = HostUsage::read(host.root())?;
+    let mut uses: HostUses = crate::apply::host_uses(host.root(), &state.pci, &usage)
+        .into_iter()
+        .map(|(address, list)| (DeviceRef::Pci(address), list))
+        .collect();
+    for (name, list) in crate::fslmc::fslmc_host_uses(host.root(), &state.fslmc, &usage) {
+        if let Ok(name) = name.parse::<FslMcName>() {
+            uses.insert(DeviceRef::FslMc(name), list);
+        }
+    }
+    Ok(uses)
+}
+
+/// Plans binding `devices` on the host as it is now.
+pub fn plan(
+    host: &Host,
+    state: &HostState,
+    devices: &[DeviceRef],
+    options: &BindOptions,
+) -> Result<Plan, OpError> {
+    let uses = host_uses(host, state)?;
+    let loaded = host.loaded_vfio_drivers();
+    Ok(plan_bind(
+        &BindInput {
+            pci: &state.pci,
+            fslmc: &state.fslmc,
+            named: devices,
+            host_uses: &uses,
+            loaded: &loaded,
+        },
+        options,
+    ))
+}
+
+/// Binds what `request` names: one plan under one lock, one journal transaction.
+pub fn bind(host: &Host, request: &BindRequest) -> Result<BindReport, OpError> {
+    // Plan under the lock: the state the plan is built from must not change before it is applied.
+    let _lock = if request.dry_run {
+        None
+    } else {
+        Some(Lock::acquire(host.root(), LOCK_WAIT)?)
+    };
+    if !request.dry_run {
+        let journal = Journal::load(host.root())?;
+        let interrupted: Vec<DeviceRef> = journal
+            .interrupted()
+            .map(|e| e.original.device.clone())
+            .collect();
+        if !interrupted.is_empty() {
+            return Err(crate::transaction::ApplyError::Interrupted(interrupted).into());
+        }
+    }
+    let state = HostState::read(host)?;
+    let devices = vfioctl_core::select::select(&state.pci, &state.fslmc, &request.names)?;
+    let plan = plan(host, &state, &devices, &request.options)?;
+    let outcome = if !plan.blocking_refusals(request.options.force).is_empty() {
+        BindOutcome::Refused
+    } else if plan.to_bind().next().is_none() {
+        BindOutcome::NothingToDo
+    } else if request.dry_run {
+        BindOutcome::Planned
+    } else {
+        match carry_out(host, &plan, request) {
+            Ok(()) => BindOutcome::Bound,
+            Err(e) => BindOutcome::Failed(e),
+        }
+    };
+    Ok(BindReport {
+        plan,
+        outcome,
+        forced: request.options.force,
+    })
+}
+
+fn carry_out(host: &Host, plan: &Plan, request: &BindRequest) -> Result<(), OpError> {
+    let executor = host.executor(request.timeouts);
+    let mut journal = Journal::load(host.root())?;
+    executor.apply(plan, &mut journal, &request.owner)?;
+    if let Some((uid, gid)) = request.user {
+        give_groups(host, &plan.vfio_groups(), uid, gid)?;
+    }
+    Ok(())
+}
+
+/// Hands `/dev/vfio/<group>` of each group to `uid:gid`.
+pub fn give_groups(host: &Host, groups: &[GroupId], uid: u32, gid: u32) -> Result<(), OpError> {
+    for group in groups {
+        crate::apply::give_group_node(host.root(), group.0, uid, gid)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,292 @@
+//! `restore` and `recover`: every device back to the driver it had before vfioctl, both buses
+//! alike, in reverse binding order.
+
+use std::collections::BTreeSet;
+
+use vfioctl_core::plan::restore_steps;
+use vfioctl_core::{DeviceRef, DriverName, GroupId};
+
+use super::bind::HostState;
+use super::{Host, LOCK_WAIT, OpError};
+use crate::executor::{Executor, Timeouts, chain};
+use crate::journal::{Journal, JournalEntry, Lock};
+use crate::transaction::held_by_vfio;
+
+/// Which devices to give back.
+#[derive(Debug, Clone)]
+pub enum RestoreTargets {
+    /// Everything the journal holds.
+    All,
+    /// The named devices, and the journaled members of their IOMMU groups (they were bound
+    /// together, so they go back together).
+    Named(Vec<String>),
+}
+
+/// What to restore, and how.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// Which devices.
+    pub targets: RestoreTargets,
+    /// Say what would be done, change nothing.
+    pub dry_run: bool,
+    /// How long steps may wait.
+    pub timeouts: Timeouts,
+}
+
+/// Where the target driver came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The journal recorded the original driver.
+    Journal,
+    /// No journal entry: the bus picks its default driver.
+    Default,
+    /// Nothing to go by, nothing done.
+    None,
+}
+
+/// What happened to one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreResult {
+    /// Back on its original driver.
+    Restored,
+    /// It already was as the journal recorded it.
+    AsItWas,
+    /// Dry run: these writes would be made.
+    WouldWrite(Vec<String>),
+    /// Dry run: it would go to its bus's default driver.
+    WouldReleaseToDefault,
+    /// No journal entry; its override was cleared and the bus probed it.
+    ReleasedToDefault {
+        /// Its driver afterwards.
+        now: Option<String>,
+    },
+    /// No journal entry and not on its vfio driver: nothing to do.
+    NotOnVfio,
+    /// A container vfioctl did not bind: nothing to do.
+    NotInJournal,
+    /// Its sysfs could not be read.
+    Unreadable(String),
+    /// Giving it back failed.
+    Failed(String),
+}
+
+impl RestoreResult {
+    /// True when this device was not given back as asked.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Self::Unreadable(_) | Self::Failed(_))
+    }
+
+    /// The result in words.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Restored => "restored".to_owned(),
+            Self::AsItWas => "already as it was".to_owned(),
+            Self::WouldWrite(writes) => writes.join("; "),
+            Self::WouldReleaseToDefault => {
+                "would clear driver_override and let the kernel pick its default driver".to_owned()
+            }
+            Self::ReleasedToDefault { now } => format!(
+                "no journal entry: cleared driver_override and reprobed; now on {}",
+                now.as_deref().unwrap_or("no driver")
+            ),
+            Self::NotOnVfio => "not bound to vfio-pci; nothing to do".to_owned(),
+            Self::NotInJournal => {
+                "not in the journal: vfioctl did not bind it; nothing to do".to_owned()
+            }
+            Self::Unreadable(why) => format!("cannot read it: {why}"),
+            Self::Failed(why) => format!("failed: {why}"),
+        }
+    }
+}
+
+/// One device of a restore.
+#[derive(Debug, Clone)]
+pub struct RestoredDevice {
+    /// The device.
+    pub device: DeviceRef,
+    /// Its driver before the restore.
+    pub from_driver: Option<DriverName>,
+    /// The driver it goes back to (`None` with [`Source::Default`]: whatever the bus picks).
+    pub to_driver: Option<DriverName>,
+    /// Where the target came from.
+    pub source: Source,
+    /// What happened.
+    pub result: RestoreResult,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreReport {
+    /// Each device, in the order they were handled.
+    pub devices: Vec<RestoredDevice>,
+}
+
+impl RestoreReport {
+    /// True when some device was not given back.
+    pub fn failed(&self) -> bool {
+        self.devices.iter().any(|d| d.result.is_failure())
+    }
+}
+
+/// The devices a restore acts on, in reverse binding order, then the named ones the journal
+/// does not know.
+fn targets(
+    journal: &Journal,
+    state: &HostState,
+    targets: &RestoreTargets,
+) -> Result<Vec<DeviceRef>, OpError> {
+    let wanted: BTreeSet<DeviceRef> = match targets {
+        RestoreTargets::All => journal
+            .entries
+            .iter()
+            .map(|e| e.original.device.clone())
+            .collect(),
+        RestoreTargets::Named(names) => {
+            let mut wanted = BTreeSet::new();
+            for device in vfioctl_core::select::select(&state.pci, &state.fslmc, names)? {
+                if let DeviceRef::Pci(address) = &device {
+                    let group = state
+                        .pci
+                        .get(address)
+                        .and_then(|d| d.iommu_group)
+                        .map(GroupId);
+                    wanted.extend(
+                        journal
+                            .entries
+                            .iter()
+                            .filter(|e| {
+                                group.is_some()
+                                    && e.original.device.pci().is_some()
+                                    && e.original.iommu_group == group
+                            })
+                            .map(|e| e.original.device.clone()),
+                    );
+                }
+                wanted.insert(device);
+            }
+            wanted
+        }
+    };
+    let mut ordered: Vec<DeviceRef> = journal
+        .entries
+        .iter()
+        .rev()
+        .map(|e| e.original.device.clone())
+        .filter(|d| wanted.contains(d))
+        .collect();
+    ordered.extend(wanted.into_iter().filter(|d| journal.entry(d).is_none()));
+    Ok(ordered)
+}
+
+fn from_journal(
+    executor: &Executor,
+    entry: &JournalEntry,
+    journal: &mut Journal,
+    dry_run: bool,
+) -> RestoredDevice {
+    let device = entry.original.device.clone();
+    let current = executor.device_state(&device);
+    let from_driver = current.as_ref().ok().and_then(|s| s.driver.clone());
+    let result = match (&current, dry_run) {
+        (Err(e), true) => RestoreResult::Unreadable(chain(e)),
+        (Ok(now), true) => {
+            let writes: Vec<String> = restore_steps(&device, now, &entry.original.state)
+                .iter()
+                .filter_map(|s| s.describe())
+                .collect();
+            if writes.is_empty() {
+                RestoreResult::AsItWas
+            } else {
+                RestoreResult::WouldWrite(writes)
+            }
+        }
+        (_, false) => match executor.restore_device(&entry.original, journal) {
+            Ok(()) => RestoreResult::Restored,
+            Err(e) => RestoreResult::Failed(chain(&e)),
+        },
+    };
+    RestoredDevice {
+        device,
+        from_driver,
+        to_driver: entry.original.state.driver.clone(),
+        source: Source::Journal,
+        result,
+    }
+}
+
+fn without_journal(
+    executor: &Executor,
+    device: DeviceRef,
+    journal: &mut Journal,
+    dry_run: bool,
+) -> RestoredDevice {
+    let current = executor.device_state(&device);
+    let from_driver = current.as_ref().ok().and_then(|s| s.driver.clone());
+    let done = |source, to_driver, result| RestoredDevice {
+        device: device.clone(),
+        from_driver: from_driver.clone(),
+        to_driver,
+        source,
+        result,
+    };
+    if device.fslmc().is_some() {
+        return done(Source::None, None, RestoreResult::NotInJournal);
+    }
+    let state = match current {
+        Ok(state) => state,
+        Err(_) => {
+            return done(
+                Source::None,
+                None,
+                RestoreResult::Unreadable("cannot read the device".to_owned()),
+            );
+        }
+    };
+    if !held_by_vfio(&device, &state) {
+        return done(Source::None, state.driver.clone(), RestoreResult::NotOnVfio);
+    }
+    let result = if dry_run {
+        RestoreResult::WouldReleaseToDefault
+    } else {
+        match executor.release_to_default(&device, journal) {
+            Ok(()) => RestoreResult::ReleasedToDefault {
+                now: executor.current_driver(&device).ok().flatten(),
+            },
+            Err(e) => RestoreResult::Failed(chain(&e)),
+        }
+    };
+    done(Source::Default, None, result)
+}
+
+/// Gives devices back: from the journal where it knows them, else to the bus's default driver.
+pub fn restore(host: &Host, request: &RestoreRequest) -> Result<RestoreReport, OpError> {
+    let _lock = if request.dry_run {
+        None
+    } else {
+        Some(Lock::acquire(host.root(), LOCK_WAIT)?)
+    };
+    let mut journal = Journal::load(host.root())?;
+    let state = HostState::read(host)?;
+    let ordered = targets(&journal, &state, &request.targets)?;
+    let executor = host.executor(request.timeouts);
+    let mut report = RestoreReport::default();
+    for device in ordered {
+        let handled = match journal.entry(&device).cloned() {
+            Some(entry) => from_journal(&executor, &entry, &mut journal, request.dry_run),
+            None => without_journal(&executor, device, &mut journal, request.dry_run),
+        };
+        report.devices.push(handled);
+    }
+    if !request.dry_run {
+        let restored: Vec<DeviceRef> = report
+            .devices
+            .iter()
+            .filter(|d| d.result == RestoreResult::Restored)
+            .map(|d| d.device.clone())
+            .collect();
+        journal.remove(&restored);
+        executor.unload_unused(&mut journal);
+        journal.save(host.root())?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,229 @@
+//! `vm check`: a definition against this host: identities, groups, the bind planner's refusals,
+//! claims by other VMs, the user, and the QEMU binary.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use vfioctl_core::vm::{DeviceCheck, GroupCoverage, VmName, claims};
+use vfioctl_host::ops::bind::HostState;
+use vfioctl_host::ops::vm::{ContainerState, Finding, preflight};
+use vfioctl_host::vms::{self, VFIO_FSL_MC, VmFile};
+
+use super::{list_all, load, not_bound};
+use crate::cli::VmNameArgs;
+use crate::cmd::inventory::JSON_VERSION;
+use crate::context::{Context, to_json};
+use crate::error::{CliError, chain};
+use crate::exit::Exit;
+
+/// How long `<qemu> -device help` may take.
+const QEMU_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Serialize)]
+struct QemuReport {
+    binary: String,
+    path: Option<String>,
+    /// `Some` when DPAA2 containers make vfio-fsl-mc necessary.
+    vfio_fsl_mc: Option<bool>,
+}
+
+fn check_qemu(vm: &VmFile, problems: &mut Vec<Finding>) -> Option<QemuReport> {
+    let qemu = vm.definition.qemu.as_ref()?;
+    let binary = qemu.binary().to_owned();
+    let Some(path) = vms::find_program(&binary) else {
+        problems.push(Finding {
+            text: format!("the QEMU binary {binary} is not installed (or not executable)"),
+            hint: if vm.definition.dprc.is_empty() {
+                "install it (Debian: apt install qemu-system), or set [qemu] binary".to_owned()
+            } else {
+                "DPAA2 containers need NXP's QEMU (vfio-fsl-mc is not in mainline QEMU): build \
+                 it from NXP's qemu repository and set [qemu] binary to it"
+                    .to_owned()
+            },
+        });
+        return Some(QemuReport {
+            binary,
+            path: None,
+            vfio_fsl_mc: None,
+        });
+    };
+    let mut fsl = None;
+    if !vm.definition.dprc.is_empty() {
+        match vms::qemu_device_help(&path, QEMU_PROBE_TIMEOUT) {
+            Ok(text) if text.contains(VFIO_FSL_MC) => fsl = Some(true),
+            Ok(_) => {
+                fsl = Some(false);
+                problems.push(Finding {
+                    text: format!(
+                        "{} has no {VFIO_FSL_MC} device ('-device help' does not list it), so it \
+                         cannot take DPAA2 containers",
+                        path.display()
+                    ),
+                    hint: "mainline QEMU has no vfio-fsl-mc: use NXP's QEMU (its qemu repository, \
+                           or the patch set in uVirt) and set [qemu] binary to it"
+                        .to_owned(),
+                });
+            }
+            Err(e) => problems.push(Finding {
+                text: chain(&e),
+                hint: "run it by hand to see why it does not answer".to_owned(),
+            }),
+        }
+    }
+    Some(QemuReport {
+        binary,
+        path: Some(path.display().to_string()),
+        vfio_fsl_mc: fsl,
+    })
+}
+
+pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliError> {
+    let vm = load(ctx, &args.config, &args.name)?;
+    let host = crate::kernel::host(&ctx.root);
+    let state = HostState::read(&host)?;
+    let inventory = &state.pci;
+    let pre = preflight(&host, &state, &vm)?;
+    let mut problems = pre.refusals.clone();
+    let mut warnings = pre.warnings.clone();
+    for f in pre.unbound_containers() {
+        warnings.push(format!("{} ({})", f.text, f.hint));
+    }
+    // Other definitions that claim the same groups or containers.
+    let others: Vec<VmFile> = list_all(ctx, &args.config)?
+        .into_iter()
+        .flatten()
+        .filter(|o| o.name != vm.name)
+        .collect();
+    for other in &others {
+        let pair = [
+            (vm.name.clone(), &vm.definition),
+            (other.name.clone(), &other.definition),
+        ];
+        for claim in claims(&pair, inventory) {
+            let text = format!("{} is claimed by VM {} too", claim.what, other.name);
+            if vm.definition.boot && other.definition.boot {
+                problems.push(Finding {
+                    text: format!("{text}, and both are bound at boot"),
+                    hint: "set boot = false on one of them".to_owned(),
+                });
+            } else {
+                warnings.push(format!("{text}: only one of them can run at a time"));
+            }
+        }
+    }
+    if let Some(user) = &vm.definition.user
+        && let Err(e) = vfioctl_host::ops::lookup_user(&ctx.root, user)
+    {
+        problems.push(Finding {
+            text: e.sentence(),
+            hint: e.remedy().unwrap_or_default(),
+        });
+    }
+    let qemu = check_qemu(&vm, &mut problems);
+    if vm.definition.qemu.is_none() {
+        warnings.push(
+            "no [qemu] table: 'vfioctl run' and 'vfioctl vm qemu-args' need one (a VM started by \
+             libvirt does not)"
+                .to_owned(),
+        );
+    }
+    if ctx.json {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            version: u32,
+            name: &'a VmName,
+            file: String,
+            ok: bool,
+            devices: &'a [DeviceCheck],
+            groups: &'a [GroupCoverage],
+            problems: &'a [Finding],
+            warnings: &'a [String],
+            qemu: Option<QemuReport>,
+        }
+        let text = to_json(&Doc {
+            version: JSON_VERSION,
+            name: &vm.name,
+            file: vm.path.display().to_string(),
+            ok: problems.is_empty(),
+            devices: &pre.checks,
+            groups: &pre.coverage,
+            problems: &problems,
+            warnings: &warnings,
+            qemu,
+        })?;
+        ctx.line(text);
+    } else {
+        ctx.line(format!("VM {} ({})", vm.name, vm.path.display()));
+        for c in &pre.checks {
+            let state = match c.drift_message() {
+                Some(m) => format!("DRIFTED: {m}"),
+                None => state_words(&c.state),
+            };
+            ctx.line(format!(
+                "  {}  {}  {state}",
+                c.device.address,
+                c.device.expected()
+            ));
+        }
+        for g in &pre.coverage {
+            let unlisted = if g.unlisted.is_empty() {
+                String::new()
+            } else {
+                format!("; not listed: {}", vfioctl_core::comma_list(&g.unlisted))
+            };
+            ctx.line(format!(
+                "  IOMMU group {}: {}{unlisted}",
+                g.group,
+                vfioctl_core::comma_list(&g.listed)
+            ));
+        }
+        for &d in &vm.definition.dprc {
+            let state = match pre.container_state(d) {
+                ContainerState::Missing => "missing",
+                ContainerState::NotBound => "not bound",
+                ContainerState::Bound => "bound",
+            };
+            ctx.line(format!("  {d}  {state}"));
+        }
+        if let Some(q) = &qemu {
+            ctx.line(format!(
+                "  QEMU: {}{}",
+                q.path.as_deref().unwrap_or(&q.binary),
+                match q.vfio_fsl_mc {
+                    Some(true) => " (has vfio-fsl-mc)",
+                    _ => "",
+                }
+            ));
+        }
+        for w in &warnings {
+            ctx.line(format!("warning: {w}"));
+        }
+        for p in &problems {
+            ctx.line(format!("problem: {}", p.text));
+            ctx.line(format!("  fix: {}", p.hint));
+        }
+        ctx.line(if problems.is_empty() {
+            format!("VM {} is ready.", vm.name)
+        } else {
+            format!("VM {}: {} problem(s).", vm.name, problems.len())
+        });
+    }
+    Ok(if pre.refused_by_plan {
+        Exit::Refused
+    } else if problems.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Problems
+    })
+}
+
+fn state_words(state: &vfioctl_core::vm::DeviceState) -> String {
+    use vfioctl_core::vm::DeviceState as S;
+    match state {
+        S::Bound => "bound to vfio-pci".to_owned(),
+        S::NotBound { driver } => not_bound(driver.as_deref()),
+        S::Drifted { .. } => "drifted".to_owned(),
+        S::Missing { .. } => "missing".to_owned(),
+    }
+}
