@@ -161,8 +161,10 @@ pub const CASES: &[Case] = &[
         topology: "rootports",
         nested_qemu: true,
     },
+    Case::plain(Arch::Aarch64, "rootports"),
     Case::plain(Arch::Aarch64, "switch"),
     Case::plain(Arch::Aarch64, "pcibridge"),
+    Case::plain(Arch::Aarch64, "multifn"),
 ];
 
 #[cfg(test)]
