@@ -32,8 +32,10 @@ pub use cases::{CASES, Case, TOPOLOGIES, Topology, topology};
 pub use machine::{Arch, Boot, Qemu, QemuKind};
 pub use matrix::{Filter, NewQemu, Variant, expand};
 pub use prepare::{GuestBinaries, PreparedCase, RunOptions, build_guest_binaries, prepare_case};
-pub use report::{group_layout, render_layouts, render_table};
-pub use run::{CaseReport, Outcome, parse_facts, parse_sentinel, run_case, run_cases};
+pub use report::{group_layout, render_layouts, render_predict_differences, render_table};
+pub use run::{
+    CaseReport, Outcome, parse_facts, parse_predict_diff, parse_sentinel, run_case, run_cases,
+};
 pub use setup::{Kernel, Setup};
 
 /// The line the guest prints last; everything after it on the line is the result.

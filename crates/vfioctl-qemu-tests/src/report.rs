@@ -136,6 +136,36 @@ pub fn render_layouts(reports: &[CaseReport]) -> String {
     out
 }
 
+/// Where `groups --predict` formed other groups than the kernel: each distinct difference with
+/// the variants (`case kernel/boot/qemu`) that showed it. Empty when there is none.
+pub fn render_predict_differences(reports: &[CaseReport]) -> String {
+    let mut by_diff: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for r in reports {
+        if let Some(diff) = &r.predict_diff {
+            let v = &r.variant;
+            by_diff.entry(diff).or_default().push(format!(
+                "{} {}/{}/{}",
+                v.case.id(),
+                v.kernel.kver,
+                v.boot,
+                v.qemu.label()
+            ));
+        }
+    }
+    let mut out = String::new();
+    if by_diff.is_empty() {
+        return out;
+    }
+    let n: usize = by_diff.values().map(Vec::len).sum();
+    out.push_str(&format!(
+        "groups --predict differs from the kernel's groups on {n} variants:\n"
+    ));
+    for (diff, variants) in by_diff {
+        out.push_str(&format!("  {diff}\n    on {}\n", variants.join(", ")));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +208,7 @@ mod tests {
             seconds: 7.94,
             log: PathBuf::from("x"),
             facts: [("rp-acs".to_owned(), "enabled".to_owned())].into(),
+            predict_diff: None,
             layout: layout.map(str::to_owned),
         }
     }
@@ -216,5 +247,23 @@ mod tests {
             report("trixie", Boot::Dt, None),
         ]);
         insta::assert_snapshot!(format!("{same}\n{differ}"));
+    }
+
+    #[test]
+    fn lists_the_prediction_differences() {
+        assert_eq!(
+            render_predict_differences(&[report("bookworm", Boot::Dt, None)]),
+            ""
+        );
+        let mut a = report("bookworm", Boot::Dt, None);
+        a.predict_diff = Some("kernel only []; predicted only [0000:00:00.0]".to_owned());
+        let mut b = report("trixie", Boot::Acpi, None);
+        b.predict_diff = a.predict_diff.clone();
+        let mut c = report("trixie", Boot::Dt, None);
+        c.predict_diff = Some(
+            "kernel only [0000:01:00.0 0000:01:00.1]; predicted only [0000:01:00.0] [0000:01:00.1]"
+                .to_owned(),
+        );
+        insta::assert_snapshot!(render_predict_differences(&[a, b, c]));
     }
 }

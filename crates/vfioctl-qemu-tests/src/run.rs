@@ -81,6 +81,17 @@ pub fn parse_facts(log: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The prefix of `vfioctl-guest-check predict-match`'s failure line.
+const PREDICT_DIFF: &str = "CHECK FAILED: predicted groups differ from the kernel's: ";
+
+/// The difference `predict-match` printed, if any (the last one).
+pub fn parse_predict_diff(log: &str) -> Option<String> {
+    log.lines().rev().find_map(|line| {
+        let rest = &line[line.find(PREDICT_DIFF)? + PREDICT_DIFF.len()..];
+        Some(rest.trim().to_owned())
+    })
+}
+
 /// One finished VM.
 #[derive(Debug, Clone)]
 pub struct CaseReport {
@@ -94,6 +105,9 @@ pub struct CaseReport {
     pub log: PathBuf,
     /// What the guest measured (`VFIOCTL-FACT:` lines).
     pub facts: BTreeMap<String, String>,
+    /// What `gc predict-match` found when `groups --predict` formed other groups than the
+    /// kernel: the groups only the kernel and only the prediction formed.
+    pub predict_diff: Option<String>,
     /// The IOMMU groups `/init` listed before the case ran ([`group_layout`]); `None` when the
     /// guest never got that far.
     pub layout: Option<String>,
@@ -128,6 +142,7 @@ pub fn run_case(p: &PreparedCase) -> Result<CaseReport> {
         seconds,
         log,
         facts: parse_facts(&text),
+        predict_diff: parse_predict_diff(&text),
         layout: group_layout(&text),
     })
 }
@@ -275,5 +290,19 @@ mod tests {
         assert_eq!(facts.len(), 2);
         assert_eq!(facts["rp-acs"], "enabled");
         assert_eq!(facts["predict"], "match");
+    }
+
+    #[test]
+    fn reads_the_prediction_difference() {
+        let log = "CHECK FAILED: predicted groups differ from the kernel's: kernel only []; \
+                   predicted only [0000:00:00.0]\r\nVFIOCTL-FACT: predict=differs\n";
+        assert_eq!(
+            parse_predict_diff(log).as_deref(),
+            Some("kernel only []; predicted only [0000:00:00.0]")
+        );
+        assert_eq!(
+            parse_predict_diff("predict-match: 5 predicted groups equal\n"),
+            None
+        );
     }
 }

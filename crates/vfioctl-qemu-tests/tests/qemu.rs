@@ -12,6 +12,8 @@
 //! - `VFIOCTL_QEMU_NEW=none|newest|all`: the kernels the newer QEMU runs on (default `newest`);
 //! - `VFIOCTL_QEMU_STRICT=1`: a case that ends as SKIP (vfioctl lacks a subcommand it needs)
 //!   fails the run; by default a SKIP is reported but does not fail;
+//! - `VFIOCTL_QEMU_PREDICT_STRICT=1`: a variant where `groups --predict` forms other groups than
+//!   the kernel fails the run; by default the differences are listed but do not fail it;
 //! - `VFIOCTL_QEMU_STANDIN=1`: harness self-test; `qemu-tests/standin/vfioctl-standin.sh`
 //!   answers `bind`/`restore`/`check` in the guest, the real vfioctl everything else;
 //! - `VFIOCTL_QEMU_PRELOAD=1`: load vfio-pci in `/init` before the case;
@@ -28,7 +30,7 @@ use std::time::{Duration, Instant};
 use vfioctl_qemu_tests::prepare::Initrds;
 use vfioctl_qemu_tests::{
     Arch, CaseReport, Filter, NewQemu, RunOptions, Setup, build_guest_binaries, cache_dir, expand,
-    prepare_case, render_layouts, render_table, repo_root, run_cases,
+    prepare_case, render_layouts, render_predict_differences, render_table, repo_root, run_cases,
 };
 
 fn env_flag(name: &str) -> bool {
@@ -54,6 +56,7 @@ fn qemu_guest_cases() {
     }
     let started = Instant::now();
     let strict = env_flag("VFIOCTL_QEMU_STRICT");
+    let predict_strict = env_flag("VFIOCTL_QEMU_PREDICT_STRICT");
     let standin = env_flag("VFIOCTL_QEMU_STANDIN");
     let cache = cache_dir();
     let setup = Setup::load(&cache).unwrap();
@@ -146,10 +149,11 @@ fn qemu_guest_cases() {
     }
     let vm_seconds: f64 = reports.iter().map(|r| r.seconds).sum();
     let summary = format!(
-        "{}\n{}\n{} VMs: {:.1} s of VM time in {:.1} s wall with {} at a time; total {:.1} s \
+        "{}\n{}\n{}\n{} VMs: {:.1} s of VM time in {:.1} s wall with {} at a time; total {:.1} s \
          (guest binaries and initramfs included)\n",
         render_table(&reports),
         render_layouts(&reports),
+        render_predict_differences(&reports),
         reports.len(),
         vm_seconds,
         boot_start.elapsed().as_secs_f64(),
@@ -174,6 +178,18 @@ fn qemu_guest_cases() {
                 r.log.display()
             )
         })
+        .chain(
+            reports
+                .iter()
+                .filter(|r| predict_strict && r.predict_diff.is_some())
+                .map(|r| {
+                    format!(
+                        "{}: groups --predict differs: {}",
+                        r.variant.id(),
+                        r.predict_diff.as_deref().unwrap_or_default()
+                    )
+                }),
+        )
         .chain(errors)
         .collect();
     assert!(

@@ -286,10 +286,17 @@ pub fn cmd_predict_match(sys: &Sysfs) -> Check {
         );
         return Ok(());
     }
+    let side = |groups: &[String]| {
+        if groups.is_empty() {
+            "none".to_owned()
+        } else {
+            format!("[{}]", groups.join("] ["))
+        }
+    };
     fail(format!(
-        "predicted groups differ from the kernel's: kernel only [{}]; predicted only [{}]",
-        only_kernel.join("] ["),
-        only_predicted.join("] [")
+        "predicted groups differ from the kernel's: kernel only {}; predicted only {}",
+        side(&only_kernel),
+        side(&only_predicted)
     ))
 }
 
