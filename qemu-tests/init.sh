@@ -12,6 +12,7 @@
 #   vfiotest.preload=1    load vfio_iommu_type1 and vfio-pci before the case
 #   vfiotest.timeout=<s>  time limit for /case.sh (default 90)
 #   vfiotest.shell=1      drop into a shell instead of powering off (hand debugging)
+#   vfiotest.boot=<b>     the boot the runner asked for (bios, dt, acpi); cases check it
 # The main part runs in a subshell with `set -euo pipefail`; this outer part must not exit on an
 # error, because a dying init panics the kernel before the sentinel is printed.
 /bin/busybox mkdir -p /proc /sys /dev /tmp /run

@@ -26,10 +26,56 @@ case_fail() {
   echo "--- FAILED: $1"
   exit 1
 }
-# The checks every case starts with: vfioctl's view equals the kernel's, vfio-pci not loaded yet.
+# fact <key> <value>: a measured fact; the runner shows it in the matrix table.
+fact() {
+  echo "VFIOCTL-FACT: $1=$2"
+}
+# The hardware description the kernel took: acpi when it has ACPI tables, else dt.
+firmware_tables() {
+  if [ -d /sys/firmware/acpi/tables ]; then echo acpi; else echo dt; fi
+}
+# The boot the runner asked for (vfiotest.boot=bios|dt|acpi on the kernel command line).
+requested_boot() {
+  sed -n 's/.*vfiotest\.boot=\([a-z]*\).*/\1/p' /proc/cmdline
+}
+# acs_state <addr>: enabled, disabled or absent, from the port's config space.
+acs_state() {
+  gc acs "$1" | sed -n 's/.*state=//p'
+}
+# The first root port of every topology, at addr=0x10.
+ROOT_PORT=0000:00:10.0
+# The layout a case expects on aarch64 depends on one fact: whether the kernel enabled ACS on
+# the root port. ACPI boots do; device-tree boots of the kernels measured so far do not.
+root_port_isolates() {
+  [ "$(acs_state $ROOT_PORT)" = enabled ]
+}
+# The prediction from config space must form the kernel's groups. A vfioctl without
+# `groups --predict` is reported as such (fact predict=unavailable), never as agreement. A
+# difference is reported (fact predict=differs, and the CHECK FAILED line with both sides) and the
+# case goes on; the runner lists the differences and fails the run on them under
+# VFIOCTL_QEMU_PREDICT_STRICT=1.
+predict_check() {
+  rc=0
+  gc predict-match || rc=$?
+  case $rc in
+    0) fact predict match ;;
+    3) fact predict unavailable ;;
+    *) fact predict differs ;;
+  esac
+}
+# The checks every case starts with: the VM booted as asked, vfioctl's view equals the kernel's
+# (and so does its prediction), vfio-pci not loaded yet.
 common_start() {
+  boot=$(requested_boot)
+  want=acpi
+  [ "$boot" = dt ] && want=dt
+  step "the kernel took its hardware description from $want ($boot boot)" [ "$(firmware_tables)" = "$want" ]
+  if [ -e /sys/bus/pci/devices/$ROOT_PORT ]; then
+    fact rp-acs "$(acs_state $ROOT_PORT)"
+  fi
   step "vfioctl groups --json matches /sys/kernel/iommu_groups" gc groups-match
   step "vfioctl list --json matches sysfs" gc list-match
+  predict_check
   if ! preloaded; then
     step "vfio-pci is not loaded before vfioctl runs" gc module vfio_pci absent
   fi

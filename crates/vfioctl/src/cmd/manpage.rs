@@ -313,6 +313,24 @@ fn extra(page: &str) -> Extra {
                 &["vfioctl-apply(1)", "vfioctl-vm(1)", "udev(7)"],
             )
         }
+        "vfioctl-dpaa2" | "vfioctl-dpaa2-create" | "vfioctl-dpaa2-destroy" => (
+            &[SYSFS],
+            &[
+                (
+                    "vfioctl dpaa2 create --for-vm ten64 --dpmac dpmac.2 --dry-run",
+                    "The restool commands that make a container for a VM, wired to a port.",
+                ),
+                (
+                    "vfioctl dpaa2 create --for-vm ten64 --dpmac dpmac.2",
+                    "Make it; a failure part way takes apart what was made.",
+                ),
+                (
+                    "vfioctl dpaa2 destroy dprc.3",
+                    "Take a container vfioctl made apart and give its objects back.",
+                ),
+            ],
+            &["vfioctl-bind(1)", "vfioctl-qemu-args(1)", "restool(8)"],
+        ),
         _ => (&[], &[], &[]),
     };
     Extra {
