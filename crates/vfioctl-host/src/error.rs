@@ -96,7 +96,7 @@ impl HostError {
 }
 
 /// An I/O error's text without Rust's " (os error N)" suffix.
-pub fn os_words(text: &str) -> String {
+pub(crate) fn os_words(text: &str) -> String {
     match text.rfind(" (os error ") {
         Some(at) if text.ends_with(')') => text[..at].to_owned(),
         _ => text.to_owned(),

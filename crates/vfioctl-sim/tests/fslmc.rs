@@ -1,6 +1,6 @@
 //! The fsl-mc (DPAA2) bus of the Ten64: layout, container scanning, vfio-fsl-mc binding.
 // Helpers outside #[test] fns are test code too; a panic is the failure report.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::fs;
 use std::path::PathBuf;

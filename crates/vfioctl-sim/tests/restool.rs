@@ -1,6 +1,6 @@
 //! The restool stand-in with the host's `dpaa2` use cases: create then destroy leaves the MC and
 //! the tree as they began, a refusal at every step rolls back, argv are checked.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! The emulated `pci_device_group()` against the groups real kernels produced
 //! (qemu-guest-tests.md §4), and the trees read back through vfioctl-host's reader.
 // Helpers outside #[test] fns are test code too; a panic is the failure report.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! host booted again by the simulated kernel and its udev, which run the rule as systemd-udevd
 //! does; and `doctor`'s early-boot checks.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod common;
 

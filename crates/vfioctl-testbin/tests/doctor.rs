@@ -1,7 +1,7 @@
 //! `vfioctl doctor` end to end: the test binary over simulated kernels (vfioctl-sim) and,
 //! read-only, over this machine's `/`.
 // Helpers outside #[test] fns are test code too; a panic is the failure report.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::path::Path;
 

@@ -13,7 +13,7 @@ use crate::exit::EXIT_CODES_HELP;
 #[derive(Debug, Parser)]
 // The usage lines name `vfioctl` whatever the file is called (the test binary included).
 #[command(name = "vfioctl", bin_name = "vfioctl", version, after_long_help = EXIT_CODES_HELP, after_help = EXIT_CODES_HELP)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -22,7 +22,7 @@ pub struct Cli {
 
 /// Options every command takes.
 #[derive(Debug, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Work on the sysfs, /proc, /dev and /run under DIR instead of / (like lspci's
     /// -O sysfs.path=); for simulated trees, chroots and tests.
     #[arg(long, global = true, value_name = "DIR", default_value = "/")]
@@ -49,7 +49,7 @@ pub struct GlobalArgs {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// List PCI functions with their driver, driver_override and IOMMU group.
     #[command(visible_alias = "ls")]
     List(ListArgs),
@@ -106,14 +106,14 @@ pub enum Command {
 
 /// `vfioctl boot`.
 #[derive(Debug, Args)]
-pub struct BootArgs {
+pub(crate) struct BootArgs {
     #[command(subcommand)]
     pub command: BootCommand,
 }
 
 /// `vfioctl boot ...`.
 #[derive(Debug, Subcommand)]
-pub enum BootCommand {
+pub(crate) enum BootCommand {
     /// Write the udev rule (address and identity of every device of a VM with boot = true), put
     /// it and the vfio modules into the initramfs, and regenerate the initramfs.
     Install(BootInstallArgs),
@@ -126,7 +126,7 @@ pub enum BootCommand {
 
 /// `vfioctl boot install`.
 #[derive(Debug, Args)]
-pub struct BootInstallArgs {
+pub(crate) struct BootInstallArgs {
     /// Print every file and command, and change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -143,7 +143,7 @@ pub struct BootInstallArgs {
 
 /// `vfioctl boot remove`.
 #[derive(Debug, Args)]
-pub struct BootRemoveArgs {
+pub(crate) struct BootRemoveArgs {
     /// Print what would be removed, and change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -154,7 +154,7 @@ pub struct BootRemoveArgs {
 
 /// Where VM definitions are read from.
 #[derive(Debug, Args)]
-pub struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     /// Read VM definitions from DIR instead of ROOT/etc/vfioctl/vms (ROOT: --root); DIR must
     /// exist. Also accepted before the command, like --root.
     #[arg(long, value_name = "DIR")]
@@ -163,14 +163,14 @@ pub struct ConfigArgs {
 
 /// `vfioctl vm`.
 #[derive(Debug, Args)]
-pub struct VmArgs {
+pub(crate) struct VmArgs {
     #[command(subcommand)]
     pub command: VmCommand,
 }
 
 /// `vfioctl vm ...`.
 #[derive(Debug, Subcommand)]
-pub enum VmCommand {
+pub(crate) enum VmCommand {
     /// List the VM definitions, their devices, and whether each file is valid.
     #[command(visible_alias = "ls")]
     List(VmListArgs),
@@ -182,14 +182,14 @@ pub enum VmCommand {
 
 /// `vfioctl vm list`.
 #[derive(Debug, Args)]
-pub struct VmListArgs {
+pub(crate) struct VmListArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
 }
 
 /// `vfioctl vm check|qemu-args <name>`.
 #[derive(Debug, Args)]
-pub struct VmNameArgs {
+pub(crate) struct VmNameArgs {
     /// The VM (the stem of its .toml file).
     pub name: String,
     #[command(flatten)]
@@ -198,7 +198,7 @@ pub struct VmNameArgs {
 
 /// `vfioctl apply`.
 #[derive(Debug, Args)]
-pub struct ApplyArgs {
+pub(crate) struct ApplyArgs {
     /// Print what would be bound, and change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -211,14 +211,14 @@ pub struct ApplyArgs {
 
 /// `vfioctl status`.
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
 }
 
 /// `vfioctl run`.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The VM (the stem of its .toml file).
     pub name: String,
     /// Print what would be bound and the exact QEMU command line, and change nothing.
@@ -233,7 +233,7 @@ pub struct RunArgs {
 
 /// `vfioctl recover`.
 #[derive(Debug, Args)]
-pub struct RecoverArgs {
+pub(crate) struct RecoverArgs {
     /// Print what would be done, and change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -247,7 +247,7 @@ pub struct RecoverArgs {
 
 /// `vfioctl list`.
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Only the device at this address (DDDD:BB:DD.F, or BB:DD.F for domain 0); repeat for
     /// more.
     #[arg(short = 's', long = "slot", value_name = "ADDRESS")]
@@ -265,7 +265,7 @@ pub struct ListArgs {
 
 /// `vfioctl groups`.
 #[derive(Debug, Args)]
-pub struct GroupsArgs {
+pub(crate) struct GroupsArgs {
     /// Only the groups of these devices or group numbers.
     #[arg(value_name = "DEVICE|GROUP")]
     pub filter: Vec<String>,
@@ -282,7 +282,7 @@ pub struct GroupsArgs {
 
 /// `vfioctl slots`.
 #[derive(Debug, Args)]
-pub struct SlotsArgs {
+pub(crate) struct SlotsArgs {
     /// The kernel release whose behaviour is modelled (default: the running kernel's).
     #[arg(long, value_name = "X.Y")]
     pub kernel: Option<String>,
@@ -290,14 +290,14 @@ pub struct SlotsArgs {
 
 /// `vfioctl show`.
 #[derive(Debug, Args)]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     /// The device (DDDD:BB:DD.F, BB:DD.F, or a network interface name).
     pub device: String,
 }
 
 /// `vfioctl bind`.
 #[derive(Debug, Args)]
-pub struct BindArgs {
+pub(crate) struct BindArgs {
     /// Devices: addresses (0001:03:00.0), vendor:device IDs (every match), or interface names.
     #[arg(required = true, value_name = "DEVICE")]
     pub devices: Vec<String>,
@@ -325,7 +325,7 @@ pub struct BindArgs {
 
 /// `vfioctl restore`.
 #[derive(Debug, Args)]
-pub struct RestoreArgs {
+pub(crate) struct RestoreArgs {
     /// Devices to give back (their journaled group members go with them).
     #[arg(value_name = "DEVICE")]
     pub devices: Vec<String>,
@@ -345,7 +345,7 @@ pub struct RestoreArgs {
 
 /// `vfioctl check`.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// IOMMU group numbers or devices.
     #[arg(required = true, value_name = "GROUP|DEVICE")]
     pub targets: Vec<String>,
@@ -353,7 +353,7 @@ pub struct CheckArgs {
 
 /// `vfioctl doctor`.
 #[derive(Debug, Args)]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     /// Devices to judge (addresses or interface names): device checks then cover only them and
     /// their IOMMU groups, and each gets a verdict. Without any, the whole host is checked.
     #[arg(value_name = "DEVICE")]
@@ -362,7 +362,7 @@ pub struct DoctorArgs {
 
 /// `vfioctl qemu-args`.
 #[derive(Debug, Args)]
-pub struct QemuArgs {
+pub(crate) struct QemuArgs {
     /// Devices (addresses, vendor:device IDs, interface names) and DPAA2 containers (dprc.N).
     #[arg(required = true, value_name = "DEVICE|DPRC")]
     pub devices: Vec<String>,
@@ -376,7 +376,7 @@ pub struct QemuArgs {
 
 /// `vfioctl libvirt-xml`.
 #[derive(Debug, Args)]
-pub struct LibvirtArgs {
+pub(crate) struct LibvirtArgs {
     /// Devices (addresses, vendor:device IDs, interface names).
     #[arg(required = true, value_name = "DEVICE")]
     pub devices: Vec<String>,
@@ -405,7 +405,7 @@ fn parse_bus(text: &str) -> Result<u8, String> {
 
 /// `vfioctl generate-docs`.
 #[derive(Debug, Args)]
-pub struct GenerateDocsArgs {
+pub(crate) struct GenerateDocsArgs {
     /// Directory to write `man/` and `completions/` into.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -413,7 +413,7 @@ pub struct GenerateDocsArgs {
 
 /// `vfioctl hook`.
 #[derive(Debug, Args)]
-pub struct HookArgs {
+pub(crate) struct HookArgs {
     /// Seconds to wait for a driver to let go of a device before giving up (default 10).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
@@ -423,7 +423,7 @@ pub struct HookArgs {
 
 /// Which VM manager calls the hook.
 #[derive(Debug, Subcommand)]
-pub enum HookTarget {
+pub(crate) enum HookTarget {
     /// libvirt's qemu hook: binds a domain's PCI hostdevs on prepare, restores them on release.
     /// Reads the domain XML from standard input.
     Libvirt {
@@ -448,7 +448,7 @@ pub enum HookTarget {
 
 /// `vfioctl __write-attr`.
 #[derive(Debug, Args)]
-pub struct WriteAttrArgs {
+pub(crate) struct WriteAttrArgs {
     /// The attribute, as on `/` (`/sys/bus/pci/drivers/e1000e/unbind`).
     pub path: String,
     /// The value.

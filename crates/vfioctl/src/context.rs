@@ -13,7 +13,7 @@ use crate::kernel::KernelSource;
 use crate::names::Names;
 
 /// Shared state of one vfioctl run.
-pub struct Context {
+pub(crate) struct Context {
     /// The root the host layer works under.
     pub root: HostRoot,
     /// The kernel that serves the root: every change goes through it.
@@ -34,7 +34,7 @@ pub struct Context {
 
 impl Context {
     /// Opens the root given on the command line, served by the kernel `kernels` gives for it.
-    pub fn new(global: &GlobalArgs, kernels: &dyn KernelSource) -> Result<Self, CliError> {
+    pub(crate) fn new(global: &GlobalArgs, kernels: &dyn KernelSource) -> Result<Self, CliError> {
         let root = HostRoot::open(&global.root)?;
         Ok(Self {
             kernel: kernels.kernel(&root),
@@ -51,7 +51,7 @@ impl Context {
     }
 
     /// Reads the inventory (everything about each device), and the names its devices need.
-    pub fn inventory(&mut self) -> Result<Inventory, CliError> {
+    pub(crate) fn inventory(&mut self) -> Result<Inventory, CliError> {
         self.inventory_at(vfioctl_host::read::Depth::Full)
     }
 
@@ -59,7 +59,7 @@ impl Context {
     /// bridges above them when every name is an address of this host; everything otherwise
     /// (an ID or an interface name needs every device, and a wrong address is reported by the
     /// selection as it would be on the whole inventory).
-    pub fn inventory_around(&mut self, names: &[String]) -> Result<Inventory, CliError> {
+    pub(crate) fn inventory_around(&mut self, names: &[String]) -> Result<Inventory, CliError> {
         let all = vfioctl_host::around::addresses(&self.root);
         let mut seeds = Vec::new();
         for name in names {
@@ -87,7 +87,7 @@ impl Context {
     }
 
     /// Reads the inventory at `depth`, and the names its devices need.
-    pub fn inventory_at(
+    pub(crate) fn inventory_at(
         &mut self,
         depth: vfioctl_host::read::Depth,
     ) -> Result<Inventory, CliError> {
@@ -99,12 +99,12 @@ impl Context {
 
     /// True when the command has put a document of its own on standard output (a refused or
     /// failed bind prints its plan document, which carries the error).
-    pub fn printed_document(&self) -> bool {
+    pub(crate) fn printed_document(&self) -> bool {
         self.printed
     }
 
     /// Appends a line to standard output (written when the command ends).
-    pub fn line(&mut self, text: impl AsRef<str>) {
+    pub(crate) fn line(&mut self, text: impl AsRef<str>) {
         self.printed = true;
         self.out
             .extend_from_slice(vfioctl_core::escape_controls(text.as_ref()).as_bytes());
@@ -112,13 +112,13 @@ impl Context {
     }
 
     /// A note for standard error (suppressed by `--quiet`).
-    pub fn note(&mut self, text: impl Into<String>) {
+    pub(crate) fn note(&mut self, text: impl Into<String>) {
         self.notes
             .push(vfioctl_core::escape_controls(&text.into()).into_owned());
     }
 
     /// Writes what was gathered; a closed pipe (`| head`) is not an error.
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         let mut stdout = io::stdout().lock();
         match stdout.write_all(&self.out).and_then(|()| stdout.flush()) {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
@@ -136,7 +136,7 @@ impl Context {
 }
 
 /// Resolves a device the user named: an address (full or short) or a network interface name.
-pub fn resolve_device<'a>(
+pub(crate) fn resolve_device<'a>(
     _ctx: &Context,
     inventory: &'a Inventory,
     text: &str,
@@ -145,12 +145,12 @@ pub fn resolve_device<'a>(
 }
 
 /// The `lspci -nn`-style description: `Network controller [0280]: Vendor Device [168c:003e]`.
-pub fn describe(names: &Names, dev: &PciDevice) -> String {
+pub(crate) fn describe(names: &Names, dev: &PciDevice) -> String {
     names.describe(dev)
 }
 
 /// Encodes a JSON document for output.
-pub fn to_json(value: &impl serde::Serialize) -> Result<String, CliError> {
+pub(crate) fn to_json(value: &impl serde::Serialize) -> Result<String, CliError> {
     serde_json::to_string_pretty(value)
         .map_err(|e| CliError::new(Exit::Failed, format!("cannot encode JSON: {e}")))
 }

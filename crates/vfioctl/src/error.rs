@@ -8,7 +8,7 @@ use crate::exit::Exit;
 
 /// An error the CLI reports to the user and exits with.
 #[derive(Debug)]
-pub struct CliError {
+pub(crate) struct CliError {
     /// What went wrong, as one sentence.
     pub message: String,
     /// What to do about it.
@@ -19,7 +19,7 @@ pub struct CliError {
 
 impl CliError {
     /// An error with an exit code and no hint.
-    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+    pub(crate) fn new(exit: Exit, message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             hint: None,
@@ -28,7 +28,7 @@ impl CliError {
     }
 
     /// Adds a hint.
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
@@ -40,12 +40,12 @@ impl fmt::Display for CliError {
     }
 }
 
-pub use vfioctl_host::executor::chain;
+pub(crate) use vfioctl_host::executor::chain;
 
 impl CliError {
     /// The CLI's error for a use case's: its sentence, its remedy, and the exit code of its
     /// kind.
-    pub fn from_op(error: &vfioctl_host::ops::OpError) -> Self {
+    pub(crate) fn from_op(error: &vfioctl_host::ops::OpError) -> Self {
         use vfioctl_host::ops::ErrorKind;
         let exit = match error.kind() {
             ErrorKind::Failed => Exit::Failed,
@@ -107,7 +107,7 @@ impl From<vfioctl_core::SelectorError> for CliError {
 }
 
 /// The `--json` error document: `{"version": 1, "error": {"message", "hint", "exit"}}`.
-pub fn json_document(error: &CliError) -> String {
+pub(crate) fn json_document(error: &CliError) -> String {
     serde_json::json!({
         "version": crate::json::JSON_VERSION,
         "error": {

@@ -3,7 +3,7 @@
 /// Exit codes, documented in `--help` and the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// Everything asked was done (or was already so).
     Success = 0,
     /// An operation failed; what it had changed was rolled back.
@@ -19,7 +19,7 @@ pub enum Exit {
 }
 
 /// The table printed at the end of `--help`.
-pub const EXIT_CODES_HELP: &str = "\
+pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success (or nothing to do)
   1  an operation failed; its changes were rolled back

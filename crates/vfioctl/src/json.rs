@@ -4,4 +4,4 @@
 //! version without either importing the other.
 
 /// Version of every JSON document vfioctl prints.
-pub const JSON_VERSION: u32 = 1;
+pub(crate) const JSON_VERSION: u32 = 1;

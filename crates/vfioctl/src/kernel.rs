@@ -37,7 +37,7 @@ impl KernelSource for RealKernelSource {
 /// The host the library's use cases act on: the run's root and kernel, with unbinds done in a
 /// child process of this same binary (so a test binary's child serves the same kernel as its
 /// parent).
-pub fn host(ctx: &Context) -> vfioctl_host::ops::Host {
+pub(crate) fn host(ctx: &Context) -> vfioctl_host::ops::Host {
     let host = vfioctl_host::ops::Host::new(ctx.root.clone(), Arc::clone(&ctx.kernel));
     match std::env::current_exe() {
         Ok(program) => host.with_write_helper(program),
@@ -47,7 +47,7 @@ pub fn host(ctx: &Context) -> vfioctl_host::ops::Host {
 
 /// `vfioctl __write-attr`: one write, its errno as the exit status. Only sysfs paths are
 /// accepted, so the helper cannot be turned into a way to write arbitrary files as root.
-pub fn write_attr_helper(ctx: &Context, args: &crate::cli::WriteAttrArgs) -> Exit {
+pub(crate) fn write_attr_helper(ctx: &Context, args: &crate::cli::WriteAttrArgs) -> Exit {
     let escapes = std::path::Path::new(&args.path)
         .components()
         .any(|c| c == std::path::Component::ParentDir);

@@ -11,7 +11,7 @@ const DEFAULT_PATHS: &[&str] = &["usr/share/misc/pci.ids", "usr/share/hwdata/pci
 
 /// Names for IDs; empty when no pci.ids was found (then IDs show as numbers, as lspci does).
 #[derive(Debug, Default)]
-pub struct Names {
+pub(crate) struct Names {
     ids: PciIds,
 }
 
@@ -20,7 +20,7 @@ impl Names {
     ///
     /// The default is looked up on the real `/` even under `--root`: a simulated or copied tree
     /// rarely carries its own database, and names do not change what vfioctl does.
-    pub fn load(
+    pub(crate) fn load(
         root: &HostRoot,
         explicit: Option<&Path>,
         inventory: &Inventory,
@@ -52,19 +52,19 @@ impl Names {
     }
 
     /// Vendor name.
-    pub fn vendor(&self, vendor: u16) -> Option<&str> {
+    pub(crate) fn vendor(&self, vendor: u16) -> Option<&str> {
         self.ids.vendor_name(vendor)
     }
     /// Device name.
-    pub fn device(&self, vendor: u16, device: u16) -> Option<&str> {
+    pub(crate) fn device(&self, vendor: u16, device: u16) -> Option<&str> {
         self.ids.device_name(vendor, device)
     }
     /// Class name, most specific known.
-    pub fn class(&self, class: u32) -> Option<&str> {
+    pub(crate) fn class(&self, class: u32) -> Option<&str> {
         self.ids.class_name(vfioctl_core::ClassCode(class))
     }
     /// The `lspci -nn` description.
-    pub fn describe(&self, dev: &PciDevice) -> String {
+    pub(crate) fn describe(&self, dev: &PciDevice) -> String {
         self.ids.describe_device(dev).to_string()
     }
 }

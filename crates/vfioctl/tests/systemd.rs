@@ -1,6 +1,6 @@
 //! The shipped systemd unit passes `systemd-analyze verify`, with its ExecStart pointed at the
 //! binary under test (verify insists that the command exists).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -287,6 +287,10 @@ fn stale_modules(
     }
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "built from owned text at each call site"
+)]
 fn pci_stub(path: String, what: String) -> Finding {
     Finding {
         id: "pci-stub-leftover",

@@ -109,11 +109,11 @@ pub struct Record {
 mod name {
     use super::*;
 
-    pub fn serialize<S: Serializer>(n: &FslMcName, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(n: &FslMcName, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(n)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<FslMcName, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<FslMcName, D::Error> {
         String::deserialize(d)?
             .parse()
             .map_err(serde::de::Error::custom)
@@ -123,11 +123,13 @@ mod name {
 mod opt_name {
     use super::*;
 
-    pub fn serialize<S: Serializer>(n: &Option<FslMcName>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(n: &Option<FslMcName>, s: S) -> Result<S::Ok, S::Error> {
         n.as_ref().map(ToString::to_string).serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<FslMcName>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<FslMcName>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|t| t.parse().map_err(serde::de::Error::custom))
             .transpose()
@@ -137,11 +139,11 @@ mod opt_name {
 mod names {
     use super::*;
 
-    pub fn serialize<S: Serializer>(n: &[FslMcName], s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(n: &[FslMcName], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(n.iter().map(ToString::to_string))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<FslMcName>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<FslMcName>, D::Error> {
         Vec::<String>::deserialize(d)?
             .into_iter()
             .map(|t| t.parse().map_err(serde::de::Error::custom))

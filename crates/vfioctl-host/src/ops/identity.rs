@@ -48,7 +48,7 @@ pub fn credentials(root: &HostRoot, user: &str) -> Result<Credentials, OpError> 
 /// Makes `command` run as `credentials`: groups, then gid, then uid (each needs the one before
 /// to still be root). std's own `uid`/`gid` cannot be combined with supplementary groups on
 /// stable Rust, so all three are set here.
-#[allow(
+#[expect(
     unsafe_code,
     reason = "pre_exec is the only place to drop privileges in the child"
 )]

@@ -282,6 +282,10 @@ fn from_journal(
     }
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the device moves into the report"
+)]
 fn without_journal(
     executor: &Executor,
     device: DeviceRef,

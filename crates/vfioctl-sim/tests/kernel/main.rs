@@ -1,6 +1,6 @@
 //! The simulated kernel's write semantics, one behaviour per test.
 // Helpers outside #[test] fns are test code too; a panic is the failure report.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod binding;
 mod devices;

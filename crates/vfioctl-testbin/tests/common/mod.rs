@@ -1,16 +1,20 @@
 //! Helpers shared by the CLI tests: simulated hosts, and running the test binary (vfioctl's entry
 //! point with the simulated kernel) on them.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses part of the shared helpers")]
 
 use std::path::Path;
 
-pub mod shown;
+pub(crate) mod shown;
 
 use assert_cmd::Command;
 use vfioctl_sim::{SimBuilder, SimTree};
 
 /// Builds a simulated host in a temporary directory.
-pub fn tree(builder: SimBuilder) -> SimTree {
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "tests pass the builder they just made"
+)]
+pub(crate) fn tree(builder: SimBuilder) -> SimTree {
     let tree = builder.build_temp().expect("simulated tree");
     std::fs::write(tree.root().join("empty-pci.ids"), "").expect("empty pci.ids");
     tree
@@ -18,7 +22,7 @@ pub fn tree(builder: SimBuilder) -> SimTree {
 
 /// The whole tree, minus vfioctl's own state directory (`run/vfioctl`: the lock file stays, by
 /// design), for "ends exactly as it began" comparisons.
-pub fn kernel_state(tree: &SimTree) -> vfioctl_sim::Snapshot {
+pub(crate) fn kernel_state(tree: &SimTree) -> vfioctl_sim::Snapshot {
     let mut snap = tree.snapshot().expect("snapshot");
     snap.0
         .retain(|path, _| !path.starts_with("run/vfioctl") && path != "run");
@@ -26,13 +30,17 @@ pub fn kernel_state(tree: &SimTree) -> vfioctl_sim::Snapshot {
 }
 
 /// Asserts two snapshots are equal, naming the paths that differ.
-pub fn assert_same(before: &vfioctl_sim::Snapshot, after: &vfioctl_sim::Snapshot, what: &str) {
+pub(crate) fn assert_same(
+    before: &vfioctl_sim::Snapshot,
+    after: &vfioctl_sim::Snapshot,
+    what: &str,
+) {
     let diff = before.diff(after);
     assert!(diff.is_empty(), "{what}: the tree changed at {diff:#?}");
 }
 
 /// The driver of a PCI device in the tree, read as the kernel shows it.
-pub fn driver(root: &Path, address: &str) -> Option<String> {
+pub(crate) fn driver(root: &Path, address: &str) -> Option<String> {
     std::fs::read_link(
         root.join("sys/bus/pci/devices")
             .join(address)
@@ -43,7 +51,7 @@ pub fn driver(root: &Path, address: &str) -> Option<String> {
 }
 
 /// `driver_override` of a PCI device, `None` when unset.
-pub fn override_of(root: &Path, address: &str) -> Option<String> {
+pub(crate) fn override_of(root: &Path, address: &str) -> Option<String> {
     let text = std::fs::read_to_string(
         root.join("sys/bus/pci/devices")
             .join(address)
@@ -56,7 +64,7 @@ pub fn override_of(root: &Path, address: &str) -> Option<String> {
 
 /// The vfioctl binary, pointed at `root`, with names from an empty pci.ids so output does not
 /// depend on the machine's database.
-pub fn vfioctl(root: &Path) -> Command {
+pub(crate) fn vfioctl(root: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vfioctl-testbin"));
     let empty = root.join("empty-pci.ids");
     if !empty.exists() {
@@ -67,7 +75,7 @@ pub fn vfioctl(root: &Path) -> Command {
 }
 
 /// Runs vfioctl with `args` and parses its JSON output, asserting the exit code.
-pub fn json(root: &Path, args: &[&str], code: i32) -> serde_json::Value {
+pub(crate) fn json(root: &Path, args: &[&str], code: i32) -> serde_json::Value {
     let output = vfioctl(root)
         .args(args)
         .arg("--json")
@@ -88,7 +96,7 @@ pub fn json(root: &Path, args: &[&str], code: i32) -> serde_json::Value {
 }
 
 /// The members of each group of a `groups --json` document, as sets of addresses.
-pub fn group_sets(
+pub(crate) fn group_sets(
     groups: &serde_json::Value,
 ) -> std::collections::BTreeSet<std::collections::BTreeSet<String>> {
     groups

@@ -10,19 +10,19 @@ use vfioctl_sim::{SimBuilder, SimTree};
 /// Builds a simulated host for a snapshot. The umask is pinned first: file modes in the tree
 /// (`/dev/vfio/vfio`) are what `doctor` reports, and they must not depend on the shell that ran
 /// the tests.
-pub fn host(builder: SimBuilder) -> SimTree {
+pub(crate) fn host(builder: SimBuilder) -> SimTree {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     super::tree(builder)
 }
 
 /// Runs vfioctl on `root` with the words of `line` as arguments (names from an empty pci.ids)
 /// and renders the run.
-pub fn shown(root: &Path, line: &str) -> String {
+pub(crate) fn shown(root: &Path, line: &str) -> String {
     shown_with_input(root, line, "")
 }
 
 /// [`shown`], with `input` on standard input (as libvirt gives its hook the domain XML).
-pub fn shown_with_input(root: &Path, line: &str, input: &str) -> String {
+pub(crate) fn shown_with_input(root: &Path, line: &str, input: &str) -> String {
     let args: Vec<&str> = line.split_whitespace().collect();
     let empty = root.join("empty-pci.ids");
     if !empty.exists() {
@@ -48,7 +48,7 @@ pub fn shown_with_input(root: &Path, line: &str, input: &str) -> String {
 }
 
 /// Leaves out the environment that changes how clap and vfioctl print (colours, width).
-pub fn plain(cmd: &mut Command) -> &mut Command {
+pub(crate) fn plain(cmd: &mut Command) -> &mut Command {
     cmd.env_remove("CLICOLOR_FORCE")
         .env_remove("CLICOLOR")
         .env_remove("COLUMNS")
@@ -57,7 +57,7 @@ pub fn plain(cmd: &mut Command) -> &mut Command {
 
 /// Renders one run as the person at the terminal saw it, each path in `redact` replaced by its
 /// placeholder (longest first, so a path inside another is not half-replaced).
-pub fn render(args: &[&str], output: &Output, redact: &[(&Path, &str)]) -> String {
+pub(crate) fn render(args: &[&str], output: &Output, redact: &[(&Path, &str)]) -> String {
     let mut redact: Vec<(String, &str)> = redact
         .iter()
         .map(|(path, name)| (path.display().to_string(), *name))

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use vfioctl_sim::SimTree;
 use vfioctl_sim::topology::ten64;
 
-pub const WIFI: &str = "0001:03:00.0";
-pub const TPU: &str = "0001:04:00.0";
+pub(crate) const WIFI: &str = "0001:03:00.0";
+pub(crate) const TPU: &str = "0001:04:00.0";
 
 /// The stand-in QEMU: records its arguments (one per line) and the drivers of the Ten64's cards
 /// as it saw them, then behaves as `STANDIN_MODE` says: `exit:N`, `signal:NAME` (dies of it), or
 /// `wait` (writes its PID to the ready file and runs until SIGTERM or SIGINT, then exits 42).
-pub const STANDIN: &str = r#"#!/bin/sh
+pub(crate) const STANDIN: &str = r#"#!/bin/sh
 ulimit -c 0
 printf '%s\n' "$@" > "$STANDIN_DIR/argv"
 for dev in 0001:03:00.0 0001:04:00.0; do
@@ -43,13 +43,13 @@ exit 0
 "#;
 
 /// A simulated host with VM definitions and a stand-in QEMU.
-pub struct Host {
+pub(crate) struct Host {
     pub tree: SimTree,
     pub qemu_dir: tempfile::TempDir,
 }
 
 impl Host {
-    pub fn new(tree: SimTree) -> Self {
+    pub(crate) fn new(tree: SimTree) -> Self {
         let qemu_dir = tempfile::tempdir().unwrap();
         // Written by a child process, so no descriptor open for writing in this (multi-threaded,
         // forking) test process can make exec fail with ETXTBSY.
@@ -71,26 +71,26 @@ impl Host {
         Self { tree, qemu_dir }
     }
 
-    pub fn ten64() -> Self {
+    pub(crate) fn ten64() -> Self {
         Self::new(ten64().build_temp().unwrap())
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.tree.root()
     }
 
-    pub fn qemu(&self) -> PathBuf {
+    pub(crate) fn qemu(&self) -> PathBuf {
         self.qemu_dir.path().join("qemu-system-aarch64")
     }
 
-    pub fn define(&self, name: &str, text: &str) -> PathBuf {
+    pub(crate) fn define(&self, name: &str, text: &str) -> PathBuf {
         let text = text.replace("@QEMU@", &self.qemu().display().to_string());
         let path = self.root().join(format!("etc/vfioctl/vms/{name}.toml"));
         fs::write(&path, text).unwrap();
         path
     }
 
-    pub fn vfioctl(&self, mode: &str) -> Command {
+    pub(crate) fn vfioctl(&self, mode: &str) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vfioctl-testbin"));
         cmd.arg("--root")
             .arg(self.root())
@@ -101,11 +101,11 @@ impl Host {
         cmd
     }
 
-    pub fn run(&self, mode: &str, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, mode: &str, args: &[&str]) -> Output {
         self.vfioctl(mode).args(args).output().unwrap()
     }
 
-    pub fn driver(&self, address: &str) -> Option<String> {
+    pub(crate) fn driver(&self, address: &str) -> Option<String> {
         fs::read_link(
             self.root()
                 .join(format!("sys/bus/pci/devices/{address}/driver")),
@@ -114,16 +114,16 @@ impl Host {
         .map(|t| t.file_name().unwrap().to_string_lossy().into_owned())
     }
 
-    pub fn recorded(&self, file: &str) -> String {
+    pub(crate) fn recorded(&self, file: &str) -> String {
         fs::read_to_string(self.qemu_dir.path().join(file)).unwrap_or_default()
     }
 
-    pub fn journal(&self) -> String {
+    pub(crate) fn journal(&self) -> String {
         fs::read_to_string(self.root().join("run/vfioctl/journal.json")).unwrap_or_default()
     }
 
     /// The Ten64's cards are as the host had them: Wi-Fi on ath10k_pci, the TPU on nothing.
-    pub fn assert_given_back(&self) {
+    pub(crate) fn assert_given_back(&self) {
         assert_eq!(self.driver(WIFI).as_deref(), Some("ath10k_pci"));
         assert_eq!(self.driver(TPU), None);
         let journal = self.journal();
@@ -136,7 +136,7 @@ impl Host {
     }
 
     /// Waits for the stand-in to say it is running; returns its PID.
-    pub fn wait_ready(&self) -> i32 {
+    pub(crate) fn wait_ready(&self) -> i32 {
         let ready = self.qemu_dir.path().join("ready");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -151,11 +151,11 @@ impl Host {
     }
 }
 
-pub fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-pub fn kill(pid: i32, signal: &str) {
+pub(crate) fn kill(pid: i32, signal: &str) {
     let status = Command::new("kill")
         .args(["-s", signal, &pid.to_string()])
         .status()
@@ -165,7 +165,7 @@ pub fn kill(pid: i32, signal: &str) {
 
 /// The Ten64 VM of the README, without a DPAA2 container (`topology::ten64()` has no fsl-mc bus;
 /// `ten64_dpaa2()` does).
-pub const TEN64_VM: &str = r#"version = 1
+pub(crate) const TEN64_VM: &str = r#"version = 1
 boot = true
 
 [[device]]

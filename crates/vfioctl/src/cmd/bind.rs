@@ -19,7 +19,7 @@ use crate::error::CliError;
 use crate::exit::Exit;
 
 /// Refuses to change the real host without root, before anything is read or written.
-pub fn require_privileges(ctx: &Context, dry_run: bool) -> Result<(), CliError> {
+pub(crate) fn require_privileges(ctx: &Context, dry_run: bool) -> Result<(), CliError> {
     if dry_run || !ctx.root.is_real_root() {
         return Ok(());
     }
@@ -34,7 +34,7 @@ pub fn require_privileges(ctx: &Context, dry_run: bool) -> Result<(), CliError> 
 }
 
 /// The timeouts of a command with `--timeout SECONDS` for unbinds.
-pub fn timeouts(unbind_secs: Option<u64>) -> Timeouts {
+pub(crate) fn timeouts(unbind_secs: Option<u64>) -> Timeouts {
     let mut t = Timeouts::default();
     if let Some(secs) = unbind_secs {
         t.unbind = Duration::from_secs(secs);
@@ -198,7 +198,7 @@ pub(crate) fn refused_error(plan: &Plan, force: bool) -> CliError {
 }
 
 /// `vfioctl bind`: PCI functions and DPAA2 containers, in one plan and one transaction.
-pub fn bind(ctx: &mut Context, args: &BindArgs) -> Result<Exit, CliError> {
+pub(crate) fn bind(ctx: &mut Context, args: &BindArgs) -> Result<Exit, CliError> {
     require_privileges(ctx, args.dry_run)?;
     let user = args
         .user
@@ -327,7 +327,7 @@ fn source_word(source: Source) -> &'static str {
 }
 
 /// `vfioctl restore`.
-pub fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> {
+pub(crate) fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> {
     require_privileges(ctx, args.dry_run)?;
     if !args.all && args.devices.is_empty() {
         return Err(
@@ -344,7 +344,7 @@ pub fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> 
 }
 
 /// `vfioctl recover`: give back everything the journal holds.
-pub fn recover(ctx: &mut Context, args: &RecoverArgs) -> Result<Exit, CliError> {
+pub(crate) fn recover(ctx: &mut Context, args: &RecoverArgs) -> Result<Exit, CliError> {
     require_privileges(ctx, args.dry_run)?;
     run_restore(
         ctx,

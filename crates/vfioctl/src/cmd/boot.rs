@@ -16,7 +16,7 @@ use crate::error::{CliError, chain};
 use crate::exit::Exit;
 
 /// `vfioctl boot ...`.
-pub fn boot(ctx: &mut Context, args: &BootArgs) -> Result<Exit, CliError> {
+pub(crate) fn boot(ctx: &mut Context, args: &BootArgs) -> Result<Exit, CliError> {
     match &args.command {
         BootCommand::Install(a) => install(ctx, a),
         BootCommand::Remove(a) => remove(ctx, a),

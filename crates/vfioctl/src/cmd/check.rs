@@ -22,7 +22,7 @@ struct GroupCheck {
 }
 
 /// `vfioctl check`.
-pub fn check(ctx: &mut Context, args: &CheckArgs) -> Result<Exit, CliError> {
+pub(crate) fn check(ctx: &mut Context, args: &CheckArgs) -> Result<Exit, CliError> {
     let inventory = ctx.inventory()?;
     let fslmc = vfioctl_host::fslmc::read_fslmc(&ctx.root)?;
     let mut groups = Vec::new();

@@ -21,7 +21,7 @@ fn io_error(path: &Path, e: &std::io::Error) -> CliError {
 
 /// Every man page: (file name, roff text), `vfioctl.1` and one `vfioctl-<command>.1` per
 /// visible command, each ending with EXIT STATUS, FILES, EXAMPLES and SEE ALSO.
-pub fn man_pages() -> Vec<(String, String)> {
+pub(crate) fn man_pages() -> Vec<(String, String)> {
     let mut command = Cli::command().disable_help_subcommand(true);
     command.build();
     let mut pages = Vec::new();
@@ -73,7 +73,7 @@ fn collect(command: &clap::Command, parent: Option<&str>, pages: &mut Vec<(Strin
 
 /// Writes `man/vfioctl.1`, one `man/vfioctl-<command>.1` per command, and bash, zsh and fish
 /// completions under `out`.
-pub fn generate(out: &Path) -> Result<(), CliError> {
+pub(crate) fn generate(out: &Path) -> Result<(), CliError> {
     let man_dir = out.join("man");
     let completions = out.join("completions");
     for dir in [&man_dir, &completions] {

@@ -13,7 +13,7 @@ use crate::error::CliError;
 use crate::exit::Exit;
 
 /// The known-devices table vfioctl ships; `/etc/vfioctl/devices.toml` overrides and extends it.
-pub const KNOWN_DEVICES: &str = include_str!("../../../../data/known-devices.toml");
+pub(crate) const KNOWN_DEVICES: &str = include_str!("../../../../data/known-devices.toml");
 
 #[derive(Serialize)]
 struct Doc<'a> {
@@ -28,7 +28,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 /// `vfioctl doctor [DEVICE...]`.
-pub fn doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<Exit, CliError> {
+pub(crate) fn doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<Exit, CliError> {
     let inventory = ctx.inventory()?;
     let mut named: Vec<PciAddress> = Vec::new();
     for text in &args.devices {

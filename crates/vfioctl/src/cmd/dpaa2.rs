@@ -14,7 +14,7 @@ use crate::kernel::KernelSource;
 
 /// `vfioctl dpaa2 ...`.
 #[derive(Debug, Args)]
-pub struct Dpaa2Args {
+pub(crate) struct Dpaa2Args {
     /// The restool program (default: `restool` from PATH).
     #[arg(long, value_name = "PATH", global = true)]
     pub restool: Option<PathBuf>,
@@ -24,7 +24,7 @@ pub struct Dpaa2Args {
 
 /// The DPAA2 commands.
 #[derive(Debug, Subcommand)]
-pub enum Dpaa2Command {
+pub(crate) enum Dpaa2Command {
     /// Make a child container of the root container for a VM, with a DPNI and the DPBP, DPIO,
     /// DPCON and DPMCP its driver needs, wired to a DPMAC or DPDMUX.
     Create(CreateArgs),
@@ -34,7 +34,7 @@ pub enum Dpaa2Command {
 
 /// `dpaa2 create`.
 #[derive(Debug, Args)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     /// The VM the container is for (its owner: `vm:NAME`).
     #[arg(long, value_name = "NAME")]
     pub for_vm: String,
@@ -54,7 +54,7 @@ pub struct CreateArgs {
 
 /// `dpaa2 destroy`.
 #[derive(Debug, Args)]
-pub struct DestroyArgs {
+pub(crate) struct DestroyArgs {
     /// The container.
     pub container: FslMcName,
     /// Print the restool commands without running them.
@@ -63,7 +63,7 @@ pub struct DestroyArgs {
 }
 
 /// Runs a `dpaa2` command.
-pub fn dpaa2(
+pub(crate) fn dpaa2(
     ctx: &mut Context,
     args: &Dpaa2Args,
     kernels: &dyn KernelSource,
@@ -145,6 +145,7 @@ fn commands(ctx: &mut Context, plan: &[Vec<String>]) -> Exit {
     Exit::Success
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "used as a map_err function")]
 fn error(e: Dpaa2Error) -> CliError {
     let exit = match e {
         Dpaa2Error::NotMade(_) | Dpaa2Error::InUse(_) => Exit::Refused,

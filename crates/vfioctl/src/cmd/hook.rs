@@ -15,7 +15,7 @@ use crate::exit::Exit;
 const MAX_XML: u64 = 16 * 1024 * 1024;
 
 /// `vfioctl hook`.
-pub fn hook(ctx: &mut Context, args: &HookArgs) -> Result<Exit, CliError> {
+pub(crate) fn hook(ctx: &mut Context, args: &HookArgs) -> Result<Exit, CliError> {
     let host = crate::kernel::host(ctx);
     let action = match &args.target {
         HookTarget::Libvirt {

@@ -341,7 +341,7 @@ fn extra(page: &str) -> Extra {
 }
 
 /// The exit codes, one (code, meaning) pair per line of the `--help` table.
-pub fn exit_codes() -> Vec<(&'static str, &'static str)> {
+pub(crate) fn exit_codes() -> Vec<(&'static str, &'static str)> {
     EXIT_CODES_HELP
         .lines()
         .skip(1)
@@ -352,7 +352,7 @@ pub fn exit_codes() -> Vec<(&'static str, &'static str)> {
 
 /// Appends EXIT STATUS, FILES, EXAMPLES and SEE ALSO for `page` (`vfioctl-bind`), and `parent`,
 /// `children` to SEE ALSO.
-pub fn render(roff: &mut Roff, page: &str, related: &[String]) {
+pub(crate) fn render(roff: &mut Roff, page: &str, related: &[String]) {
     let extra = extra(page);
     roff.control("SH", ["EXIT STATUS"]);
     for (code, meaning) in exit_codes() {

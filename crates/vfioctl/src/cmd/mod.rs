@@ -1,14 +1,14 @@
 //! One module per family of commands.
-pub mod bind;
-pub mod boot;
-pub mod check;
-pub mod docs;
-pub mod doctor;
-pub mod dpaa2;
-pub mod hook;
-pub mod inventory;
-pub mod manpage;
-pub mod predict;
-pub mod render;
-pub mod select;
-pub mod vm;
+pub(crate) mod bind;
+pub(crate) mod boot;
+pub(crate) mod check;
+pub(crate) mod docs;
+pub(crate) mod doctor;
+pub(crate) mod dpaa2;
+pub(crate) mod hook;
+pub(crate) mod inventory;
+pub(crate) mod manpage;
+pub(crate) mod predict;
+pub(crate) mod render;
+pub(crate) mod select;
+pub(crate) mod vm;

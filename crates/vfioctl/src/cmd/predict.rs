@@ -159,7 +159,7 @@ fn align(rows: &[[String; 4]]) -> Vec<String> {
 }
 
 /// `vfioctl groups --predict`.
-pub fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliError> {
+pub(crate) fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliError> {
     let inventory = ctx.inventory_at(Depth::Summary)?;
     let (platform, _) = platform(ctx, args.kernel.as_deref())?;
     let prediction = predict(&inventory, &platform);
@@ -305,7 +305,7 @@ pub fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliError> {
 }
 
 /// `vfioctl slots`.
-pub fn slots(ctx: &mut Context, args: &SlotsArgs) -> Result<Exit, CliError> {
+pub(crate) fn slots(ctx: &mut Context, args: &SlotsArgs) -> Result<Exit, CliError> {
     let inventory = ctx.inventory_at(Depth::Summary)?;
     let (platform, sites) = platform(ctx, args.kernel.as_deref())?;
     let prediction = predict(&inventory, &platform);

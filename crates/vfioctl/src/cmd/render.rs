@@ -19,7 +19,7 @@ use crate::exit::Exit;
 /// The machine type for the host under the root: `virt` for DPAA2 containers and arm64 hosts
 /// (a `--root` tree of a Ten64 renders for the Ten64 wherever vfioctl runs), `q35` on x86-64,
 /// this build's architecture when the tree does not say.
-pub fn default_machine(ctx: &Context, containers: bool) -> Machine {
+pub(crate) fn default_machine(ctx: &Context, containers: bool) -> Machine {
     if containers {
         return Machine::Virt;
     }
@@ -31,6 +31,7 @@ pub fn default_machine(ctx: &Context, containers: bool) -> Machine {
     }
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "used as a map_err function")]
 fn render_error(e: RenderError) -> CliError {
     let hint = e.remedy();
     let error = CliError::new(Exit::Usage, e.to_string());
@@ -42,7 +43,7 @@ fn render_error(e: RenderError) -> CliError {
 
 /// Splits names into DPAA2 containers and PCI devices, and (unless `only`) adds every endpoint of
 /// each device's IOMMU group: a group goes to one VM whole.
-pub fn request(
+pub(crate) fn request(
     ctx: &Context,
     inventory: &Inventory,
     names: &[String],
@@ -104,7 +105,7 @@ pub fn request(
 }
 
 /// `vfioctl qemu-args`.
-pub fn qemu(ctx: &mut Context, args: &QemuArgs) -> Result<Exit, CliError> {
+pub(crate) fn qemu(ctx: &mut Context, args: &QemuArgs) -> Result<Exit, CliError> {
     let inventory = ctx.inventory()?;
     let request = request(ctx, &inventory, &args.devices, args.only)?;
     let machine = match &args.machine {
@@ -148,7 +149,7 @@ fn hostdev_file(host: PciAddress) -> String {
 }
 
 /// `vfioctl libvirt-xml`.
-pub fn libvirt(ctx: &mut Context, args: &LibvirtArgs) -> Result<Exit, CliError> {
+pub(crate) fn libvirt(ctx: &mut Context, args: &LibvirtArgs) -> Result<Exit, CliError> {
     let inventory = ctx.inventory()?;
     let request = request(ctx, &inventory, &args.devices, args.only)?;
     let all = hostdevs(&inventory, &request, args.guest_bus).map_err(render_error)?;

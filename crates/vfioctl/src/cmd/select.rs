@@ -9,14 +9,14 @@ use crate::error::CliError;
 use crate::exit::Exit;
 
 /// Says on standard error which devices the reader skipped, and why.
-pub fn note_skipped(ctx: &mut Context, inventory: &Inventory) {
+pub(crate) fn note_skipped(ctx: &mut Context, inventory: &Inventory) {
     for s in &inventory.skipped {
         ctx.note(s.warning());
     }
 }
 
 /// The remedy of a refusal, on a command that takes `--force`: overridable refusals say so.
-pub fn remedy_with_force(refusal: &Refusal) -> String {
+pub(crate) fn remedy_with_force(refusal: &Refusal) -> String {
     if refusal.overridable {
         format!(
             "{}, or pass --force if you really mean to take it away",
@@ -29,7 +29,7 @@ pub fn remedy_with_force(refusal: &Refusal) -> String {
 
 /// Resolves a device for a command that only reads: a short address that exists only in another
 /// domain is shown, with a note saying so (write commands refuse it instead).
-pub fn resolve_for_reading<'a>(
+pub(crate) fn resolve_for_reading<'a>(
     ctx: &mut Context,
     inventory: &'a Inventory,
     text: &str,
@@ -50,7 +50,7 @@ pub fn resolve_for_reading<'a>(
 
 /// lspci's `-d [VENDOR][:DEVICE]`: `10de`, `10de:`, `10de:*`, `10de:2684`, `:2684`, `*:2684`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdFilter {
+pub(crate) struct IdFilter {
     vendor: Option<u16>,
     device: Option<u16>,
 }
@@ -83,7 +83,7 @@ impl std::str::FromStr for IdFilter {
 
 impl IdFilter {
     /// True when the device's IDs match.
-    pub fn matches(&self, dev: &PciDevice) -> bool {
+    pub(crate) fn matches(&self, dev: &PciDevice) -> bool {
         self.vendor.is_none_or(|v| v == dev.id.vendor)
             && self.device.is_none_or(|d| d == dev.id.device)
     }

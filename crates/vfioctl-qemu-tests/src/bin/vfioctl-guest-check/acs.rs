@@ -15,7 +15,7 @@ const REQUIRED: u16 = 0x0001 | 0x0004 | 0x0008 | 0x0010;
 
 /// What a port's ACS says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AcsState {
+pub(crate) enum AcsState {
     /// No ACS capability.
     Absent,
     /// Implemented controls of [`REQUIRED`] are not all on.
@@ -36,7 +36,7 @@ impl AcsState {
 
 /// Walks the extended capability list of a config space dump (which must hold more than the
 /// 256 bytes an unprivileged read gets).
-pub fn acs_state(config: &[u8]) -> Result<AcsState, String> {
+pub(crate) fn acs_state(config: &[u8]) -> Result<AcsState, String> {
     if config.len() < 0x104 {
         return Err(format!(
             "config space is {} bytes: no extended capabilities (not read as root?)",
@@ -82,7 +82,7 @@ pub fn acs_state(config: &[u8]) -> Result<AcsState, String> {
 
 /// `acs <addr> [enabled|disabled|absent]`: prints `state=<word>`, and with an expectation
 /// fails when the port is otherwise.
-pub fn cmd_acs(sys: &Sysfs, addr: &str, want: Option<&str>) -> Check {
+pub(crate) fn cmd_acs(sys: &Sysfs, addr: &str, want: Option<&str>) -> Check {
     let path = sys.pci_dir().join(addr).join("config");
     let config = match fs::read(&path) {
         Ok(c) => c,

@@ -10,7 +10,7 @@ use crate::sysfs::{Sysfs, normalize_hex};
 use crate::vfioctl::{show, vfioctl_bin, vfioctl_group_members, vfioctl_groups, vfioctl_json};
 use crate::{Check, CheckError, fail, usage};
 
-pub fn cmd_sysfs(sys: &Sysfs) -> Check {
+pub(crate) fn cmd_sysfs(sys: &Sysfs) -> Check {
     for addr in sys.devices()? {
         let driver = sys.driver(&addr)?.unwrap_or_else(|| "-".to_owned());
         let group = sys
@@ -27,7 +27,7 @@ pub fn cmd_sysfs(sys: &Sysfs) -> Check {
     Ok(())
 }
 
-pub fn cmd_groups_match(sys: &Sysfs) -> Check {
+pub(crate) fn cmd_groups_match(sys: &Sysfs) -> Check {
     let json = vfioctl_json(&["groups", "--json"])?;
     let kernel = sys.groups()?;
     if json.get("iommu_enabled").and_then(Value::as_bool) != Some(!kernel.is_empty()) {
@@ -68,7 +68,7 @@ pub fn cmd_groups_match(sys: &Sysfs) -> Check {
     }
 }
 
-pub fn cmd_list_match(sys: &Sysfs) -> Check {
+pub(crate) fn cmd_list_match(sys: &Sysfs) -> Check {
     let json = vfioctl_json(&["list", "--json"])?;
     let Some(devices) = json.get("devices").and_then(Value::as_array) else {
         return fail("vfioctl list --json: no \"devices\" array");
@@ -128,14 +128,14 @@ pub fn cmd_list_match(sys: &Sysfs) -> Check {
 
 /// Options of `expect-group`: each is a `|`-separated set of accepted values.
 #[derive(Default)]
-pub struct GroupExpectation {
+pub(crate) struct GroupExpectation {
     members: BTreeSet<String>,
     shared: Option<bool>,
     reasons: Option<Vec<String>>,
     reason_devices: Option<Vec<String>>,
 }
 
-pub fn parse_group_expectation(args: &[String]) -> Check<GroupExpectation> {
+pub(crate) fn parse_group_expectation(args: &[String]) -> Check<GroupExpectation> {
     let Some((members, rest)) = args.split_first() else {
         return usage("expect-group needs a member list");
     };
@@ -163,7 +163,7 @@ pub fn parse_group_expectation(args: &[String]) -> Check<GroupExpectation> {
     Ok(exp)
 }
 
-pub fn cmd_expect_group(sys: &Sysfs, args: &[String]) -> Check {
+pub(crate) fn cmd_expect_group(sys: &Sysfs, args: &[String]) -> Check {
     let exp = parse_group_expectation(args)?;
     let kernel = sys.groups()?;
     let Some((&id, _)) = kernel.iter().find(|(_, m)| **m == exp.members) else {
@@ -225,7 +225,7 @@ pub fn cmd_expect_group(sys: &Sysfs, args: &[String]) -> Check {
     Ok(())
 }
 
-pub fn cmd_expect_no_group(sys: &Sysfs, addr: &str) -> Check {
+pub(crate) fn cmd_expect_no_group(sys: &Sysfs, addr: &str) -> Check {
     if let Some(g) = sys.group_of(addr)? {
         return fail(format!("{addr} is in group {g} in sysfs"));
     }
@@ -251,12 +251,12 @@ pub fn cmd_expect_no_group(sys: &Sysfs, addr: &str) -> Check {
 }
 
 /// Exit status of `predict-match` when the vfioctl under test has no `groups --predict`.
-pub const PREDICT_UNAVAILABLE: u8 = 3;
+pub(crate) const PREDICT_UNAVAILABLE: u8 = 3;
 
 /// `vfioctl groups --predict --json` forms exactly the kernel's groups (compared by members:
 /// a prediction has no kernel group numbers). Devices the kernel left without a group must not
 /// be in a predicted group either.
-pub fn cmd_predict_match(sys: &Sysfs) -> Check {
+pub(crate) fn cmd_predict_match(sys: &Sysfs) -> Check {
     let out = match Command::new(vfioctl_bin())
         .args(["groups", "--predict", "--json"])
         .output()

@@ -9,7 +9,11 @@ use crate::vfio::{VFIO_GROUP_FLAGS_VIABLE, group_status};
 use crate::vfioctl::{vfioctl_bin, vfioctl_groups, vfioctl_json};
 use crate::{Check, fail, usage};
 
-pub fn expect_opt(what: &str, addr: &str, got: Option<String>, want: &str) -> Check {
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "every caller hands over the value it just read"
+)]
+pub(crate) fn expect_opt(what: &str, addr: &str, got: Option<String>, want: &str) -> Check {
     let want = (want != "none").then(|| want.to_owned());
     if got == want {
         println!("{what} {addr}: {}", got.as_deref().unwrap_or("none"));
@@ -23,7 +27,7 @@ pub fn expect_opt(what: &str, addr: &str, got: Option<String>, want: &str) -> Ch
     }
 }
 
-pub fn parse_yes_no(s: &str) -> Check<bool> {
+pub(crate) fn parse_yes_no(s: &str) -> Check<bool> {
     match s {
         "yes" | "true" | "present" | "loaded" => Ok(true),
         "no" | "false" | "absent" => Ok(false),
@@ -31,14 +35,14 @@ pub fn parse_yes_no(s: &str) -> Check<bool> {
     }
 }
 
-pub fn require_group(sys: &Sysfs, addr: &str) -> Check<u64> {
+pub(crate) fn require_group(sys: &Sysfs, addr: &str) -> Check<u64> {
     match sys.group_of(addr)? {
         Some(g) => Ok(g),
         None => fail(format!("{addr} has no IOMMU group")),
     }
 }
 
-pub fn cmd_vfio_node(sys: &Sysfs, addr: &str, want: &str) -> Check {
+pub(crate) fn cmd_vfio_node(sys: &Sysfs, addr: &str, want: &str) -> Check {
     let want = parse_yes_no(want)?;
     let group = require_group(sys, addr)?;
     let present = sys.root.join("dev/vfio").join(group.to_string()).exists();
@@ -56,7 +60,7 @@ pub fn cmd_vfio_node(sys: &Sysfs, addr: &str, want: &str) -> Check {
     }
 }
 
-pub fn cmd_viable(sys: &Sysfs, addr: &str, want: &str) -> Check {
+pub(crate) fn cmd_viable(sys: &Sysfs, addr: &str, want: &str) -> Check {
     let want = parse_yes_no(want)?;
     let group = require_group(sys, addr)?;
     let out = match Command::new(vfioctl_bin())
@@ -125,7 +129,7 @@ pub fn cmd_viable(sys: &Sysfs, addr: &str, want: &str) -> Check {
     Ok(())
 }
 
-pub fn cmd_exit(args: &[String]) -> Check {
+pub(crate) fn cmd_exit(args: &[String]) -> Check {
     let Some(sep) = args.iter().position(|a| a == "--") else {
         return usage("exit <codes> -- <cmd> [args]");
     };
@@ -158,7 +162,7 @@ pub fn cmd_exit(args: &[String]) -> Check {
 }
 
 /// `/sys/module/<name>` exists (`loaded`) or not (`absent`).
-pub fn cmd_module(sys: &Sysfs, name: &str, want: &str) -> Check {
+pub(crate) fn cmd_module(sys: &Sysfs, name: &str, want: &str) -> Check {
     let loaded = sys
         .root
         .join("sys/module")
@@ -174,7 +178,7 @@ pub fn cmd_module(sys: &Sysfs, name: &str, want: &str) -> Check {
 }
 
 /// Prints `VFIO_GROUP_GET_STATUS` of `/dev/vfio/<group>`.
-pub fn cmd_group_status(sys: &Sysfs, group: &str) -> Check {
+pub(crate) fn cmd_group_status(sys: &Sysfs, group: &str) -> Check {
     let node = sys.root.join("dev/vfio").join(group);
     match group_status(&node) {
         Ok(flags) => {

@@ -7,22 +7,22 @@ use std::path::{Path, PathBuf};
 use crate::{Check, fail};
 
 /// The kernel's view, read straight from sysfs under `root`.
-pub struct Sysfs {
+pub(crate) struct Sysfs {
     pub root: PathBuf,
 }
 
 impl Sysfs {
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let root = std::env::var_os("VFIOCTL_GUEST_ROOT")
             .map_or_else(|| PathBuf::from("/"), PathBuf::from);
         Self { root }
     }
 
-    pub fn pci_dir(&self) -> PathBuf {
+    pub(crate) fn pci_dir(&self) -> PathBuf {
         self.root.join("sys/bus/pci/devices")
     }
 
-    pub fn devices(&self) -> Check<Vec<String>> {
+    pub(crate) fn devices(&self) -> Check<Vec<String>> {
         let mut out = Vec::new();
         for name in read_dir_names(&self.pci_dir())? {
             out.push(name);
@@ -32,7 +32,7 @@ impl Sysfs {
     }
 
     /// Group id → member addresses.
-    pub fn groups(&self) -> Check<BTreeMap<u64, BTreeSet<String>>> {
+    pub(crate) fn groups(&self) -> Check<BTreeMap<u64, BTreeSet<String>>> {
         let base = self.root.join("sys/kernel/iommu_groups");
         let mut out = BTreeMap::new();
         if !base.exists() {
@@ -48,7 +48,7 @@ impl Sysfs {
         Ok(out)
     }
 
-    pub fn link_name(&self, addr: &str, attr: &str) -> Check<Option<String>> {
+    pub(crate) fn link_name(&self, addr: &str, attr: &str) -> Check<Option<String>> {
         let path = self.pci_dir().join(addr).join(attr);
         match fs::read_link(&path) {
             Ok(target) => Ok(target.file_name().map(|n| n.to_string_lossy().into_owned())),
@@ -63,11 +63,11 @@ impl Sysfs {
         }
     }
 
-    pub fn driver(&self, addr: &str) -> Check<Option<String>> {
+    pub(crate) fn driver(&self, addr: &str) -> Check<Option<String>> {
         self.link_name(addr, "driver")
     }
 
-    pub fn group_of(&self, addr: &str) -> Check<Option<u64>> {
+    pub(crate) fn group_of(&self, addr: &str) -> Check<Option<u64>> {
         match self.link_name(addr, "iommu_group")? {
             None => Ok(None),
             Some(name) => match name.parse() {
@@ -77,7 +77,7 @@ impl Sysfs {
         }
     }
 
-    pub fn driver_override(&self, addr: &str) -> Check<Option<String>> {
+    pub(crate) fn driver_override(&self, addr: &str) -> Check<Option<String>> {
         let path = self.pci_dir().join(addr).join("driver_override");
         let text = read_trim(&path)?;
         Ok(if text.is_empty() || text == "(null)" {
@@ -87,12 +87,12 @@ impl Sysfs {
         })
     }
 
-    pub fn id_attr(&self, addr: &str, attr: &str) -> Check<String> {
+    pub(crate) fn id_attr(&self, addr: &str, attr: &str) -> Check<String> {
         read_trim(&self.pci_dir().join(addr).join(attr)).map(|s| normalize_hex(&s))
     }
 }
 
-pub fn read_dir_names(dir: &Path) -> Check<Vec<String>> {
+pub(crate) fn read_dir_names(dir: &Path) -> Check<Vec<String>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => return fail(format!("cannot list {}: {e}", dir.display())),
@@ -108,7 +108,7 @@ pub fn read_dir_names(dir: &Path) -> Check<Vec<String>> {
     Ok(names)
 }
 
-pub fn read_trim(path: &Path) -> Check<String> {
+pub(crate) fn read_trim(path: &Path) -> Check<String> {
     match fs::read_to_string(path) {
         Ok(s) => Ok(s.trim().to_owned()),
         Err(e) => fail(format!("cannot read {}: {e}", path.display())),
@@ -116,19 +116,19 @@ pub fn read_trim(path: &Path) -> Check<String> {
 }
 
 /// `0x8086`, `8086` and `0X8086` all become `8086`.
-pub fn normalize_hex(s: &str) -> String {
+pub(crate) fn normalize_hex(s: &str) -> String {
     let s = s.trim().to_ascii_lowercase();
     s.strip_prefix("0x").unwrap_or(&s).to_owned()
 }
 
 #[cfg(test)]
-pub mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::vfioctl::show;
     use std::os::unix::fs::symlink;
 
     /// A fake tree: two NICs in group 4 (one bound to e1000e), one bridge in group 3.
-    pub fn fake_tree() -> tempfile::TempDir {
+    pub(crate) fn fake_tree() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         for (addr, group, driver) in [

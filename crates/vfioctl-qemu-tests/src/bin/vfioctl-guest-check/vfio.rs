@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-pub const VFIO_GROUP_FLAGS_VIABLE: u32 = 1;
+pub(crate) const VFIO_GROUP_FLAGS_VIABLE: u32 = 1;
 /// `_IO(VFIO_TYPE, VFIO_BASE + 3)` with `VFIO_TYPE = ';'` and `VFIO_BASE = 100`.
 const VFIO_GROUP_GET_STATUS: u64 = (0x3b << 8) | 103;
 
@@ -18,7 +18,7 @@ unsafe extern "C" {
 }
 
 /// `VFIO_GROUP_GET_STATUS` on a group node; returns the flags.
-pub fn group_status(node: &Path) -> Result<u32, String> {
+pub(crate) fn group_status(node: &Path) -> Result<u32, String> {
     use std::os::fd::AsRawFd;
     let file = fs::OpenOptions::new()
         .read(true)

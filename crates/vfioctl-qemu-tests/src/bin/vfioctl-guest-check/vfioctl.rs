@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::{Check, fail};
 
 /// Runs `vfioctl <args>` and parses its stdout as JSON.
-pub fn vfioctl_json(args: &[&str]) -> Check<Value> {
+pub(crate) fn vfioctl_json(args: &[&str]) -> Check<Value> {
     let out = match Command::new(vfioctl_bin()).args(args).output() {
         Ok(o) => o,
         Err(e) => return fail(format!("cannot run vfioctl {}: {e}", args.join(" "))),
@@ -42,12 +42,12 @@ pub fn vfioctl_json(args: &[&str]) -> Check<Value> {
     Ok(value)
 }
 
-pub fn vfioctl_bin() -> String {
+pub(crate) fn vfioctl_bin() -> String {
     std::env::var("VFIOCTL_BIN").unwrap_or_else(|_| "vfioctl".to_owned())
 }
 
 /// vfioctl's groups as id → (members, the whole JSON object).
-pub fn vfioctl_groups(json: &Value) -> Check<BTreeMap<u64, (BTreeSet<String>, Value)>> {
+pub(crate) fn vfioctl_groups(json: &Value) -> Check<BTreeMap<u64, (BTreeSet<String>, Value)>> {
     let Some(groups) = json.get("groups").and_then(Value::as_array) else {
         return fail("vfioctl groups --json: no \"groups\" array");
     };
@@ -69,12 +69,12 @@ pub fn vfioctl_groups(json: &Value) -> Check<BTreeMap<u64, (BTreeSet<String>, Va
     Ok(out)
 }
 
-pub fn show(set: &BTreeSet<String>) -> String {
+pub(crate) fn show(set: &BTreeSet<String>) -> String {
     set.iter().cloned().collect::<Vec<_>>().join(" ")
 }
 
 /// The member sets of vfioctl's groups, without their ids.
-pub fn vfioctl_group_members(json: &Value) -> Check<BTreeSet<BTreeSet<String>>> {
+pub(crate) fn vfioctl_group_members(json: &Value) -> Check<BTreeSet<BTreeSet<String>>> {
     Ok(vfioctl_groups_or_unnumbered(json)?.into_iter().collect())
 }
 

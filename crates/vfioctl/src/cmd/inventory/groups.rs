@@ -63,7 +63,7 @@ pub(super) fn group_docs<'a>(inventory: &'a Inventory, ids: &[u32]) -> Vec<Group
 }
 
 /// `vfioctl groups`.
-pub fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliError> {
+pub(crate) fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliError> {
     if args.predict {
         return crate::cmd::predict::groups(ctx, args);
     }

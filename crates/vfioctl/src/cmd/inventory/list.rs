@@ -56,7 +56,7 @@ pub(super) fn listed<'a>(ctx: &'a Context, d: &'a PciDevice) -> ListedDevice<'a>
 }
 
 /// `vfioctl list`.
-pub fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError> {
+pub(crate) fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError> {
     let inventory = ctx.inventory_at(Depth::Summary)?;
     let mut slots = Vec::new();
     for text in &args.slot {

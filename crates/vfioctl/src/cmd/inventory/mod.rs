@@ -10,7 +10,7 @@ mod list;
 mod show;
 
 // The other commands still name the version through here.
-pub use crate::json::JSON_VERSION;
-pub use groups::groups;
-pub use list::list;
-pub use show::show;
+pub(crate) use crate::json::JSON_VERSION;
+pub(crate) use groups::groups;
+pub(crate) use list::list;
+pub(crate) use show::show;

@@ -17,7 +17,7 @@ use super::groups::{GroupDoc, group_docs, viability_line};
 use super::list::{ListedDevice, listed};
 
 /// `vfioctl show`.
-pub fn show(ctx: &mut Context, args: &ShowArgs) -> Result<Exit, CliError> {
+pub(crate) fn show(ctx: &mut Context, args: &ShowArgs) -> Result<Exit, CliError> {
     if let Ok(dprc) = args.device.parse::<vfioctl_core::fslmc::DprcName>() {
         return show_container(ctx, dprc);
     }

@@ -13,7 +13,7 @@ use crate::error::CliError;
 use crate::exit::Exit;
 
 /// `vfioctl apply`.
-pub fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliError> {
+pub(crate) fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliError> {
     require_privileges(ctx, args.dry_run)?;
     let dir = definitions_dir(ctx, &args.config);
     let request = ApplyRequest {

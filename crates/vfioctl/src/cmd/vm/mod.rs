@@ -20,12 +20,12 @@ use crate::context::Context;
 use crate::error::CliError;
 use crate::exit::Exit;
 
-pub use apply::apply;
-pub use run::run;
-pub use status::status;
+pub(crate) use apply::apply;
+pub(crate) use run::run;
+pub(crate) use status::status;
 
 /// `vfioctl vm ...`.
-pub fn vm(ctx: &mut Context, args: &VmArgs) -> Result<Exit, CliError> {
+pub(crate) fn vm(ctx: &mut Context, args: &VmArgs) -> Result<Exit, CliError> {
     match &args.command {
         VmCommand::List(a) => list::list(ctx, a),
         VmCommand::Check(a) => check::check(ctx, a),

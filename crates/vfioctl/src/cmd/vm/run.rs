@@ -29,7 +29,7 @@ fn exit_with(ctx: &mut Context, code: i32) -> ! {
 }
 
 /// `vfioctl run`.
-pub fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
+pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
     require_privileges(ctx, args.dry_run)?;
     let vm = load(ctx, &args.config, &args.name)?;
     let host = crate::kernel::host(ctx);

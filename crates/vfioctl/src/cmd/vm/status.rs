@@ -49,7 +49,7 @@ struct StatusVm {
 }
 
 /// `vfioctl status`.
-pub fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliError> {
+pub(crate) fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliError> {
     let all = list_all(ctx, &args.config)?;
     // Every answer is about a device some definition names, its group or its bridges.
     let names: Vec<String> = all
