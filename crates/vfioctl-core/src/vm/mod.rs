@@ -25,7 +25,7 @@
 //! instead of silently handing the host's NVMe disk to a guest.
 //!
 //! Parsing and validation are pure: the host layer reads the file, this module turns its text into
-//! a [`VmDefinition`] or an error with a line and column, compares it with an [`Inventory`], and
+//! a [`VmDefinition`] or an error with a line and column, compares it with an [`Inventory`](crate::Inventory), and
 //! renders the QEMU command line.
 
 mod cmdline;

@@ -1,6 +1,6 @@
 //! Named hosts: real machines and the QEMU topologies the project's guest tests boot.
 //!
-//! Each returns a [`SimBuilder`] so a test can tweak one detail before building. IDs, classes and
+//! Each returns a [`SimBuilder`](crate::SimBuilder) so a test can tweak one detail before building. IDs, classes and
 //! drivers are the real ones; groups come from the emulated `pci_device_group()` and match what the
 //! real kernels produced (see `/work/shared/context/qemu-guest-tests.md` §4).
 
