@@ -78,5 +78,8 @@ dpkg-deb -R "$deb" "$stage/pkg"
     | xargs -0 md5sum >DEBIAN/md5sums
 )
 chmod 0644 "$stage/pkg/DEBIAN/md5sums"
+# A static binary has no shared-library dependencies; cargo-deb still writes an empty Depends:,
+# which dpkg accepts and lintian rightly flags (empty-field).
+sed -i '/^Depends: *$/d' "$stage/pkg/DEBIAN/control"
 dpkg-deb --root-owner-group -Zxz --build "$stage/pkg" "$deb" >/dev/null
 echo "$deb"
