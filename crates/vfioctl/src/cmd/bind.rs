@@ -184,7 +184,8 @@ pub(crate) fn render_refusals(ctx: &mut Context, plan: &Plan, force: bool) {
 }
 
 /// The error a refused plan ends with: the first refusal that stands, and its remedy.
-pub(crate) fn refused_error(plan: &Plan, force: bool) -> CliError {
+/// `takes_force`: the command has a `--force` to name in the hint (the hooks have none).
+pub(crate) fn refused_error(plan: &Plan, force: bool, takes_force: bool) -> CliError {
     let blocking = plan.blocking_refusals(force);
     let Some(first) = blocking.first() else {
         return CliError::new(Exit::Refused, "refused");
@@ -193,8 +194,11 @@ pub(crate) fn refused_error(plan: &Plan, force: bool) -> CliError {
         1 => String::new(),
         n => format!(" (and {} more refusal(s) above)", n - 1),
     };
-    CliError::new(Exit::Refused, format!("refused: {}{more}", first.text))
-        .hint(crate::cmd::select::remedy_with_force(first))
+    CliError::new(Exit::Refused, format!("refused: {}{more}", first.text)).hint(if takes_force {
+        crate::cmd::select::remedy_with_force(first)
+    } else {
+        first.remedy.clone()
+    })
 }
 
 /// `vfioctl bind`: PCI functions and DPAA2 containers, in one plan and one transaction.
@@ -220,7 +224,7 @@ pub(crate) fn bind(ctx: &mut Context, args: &BindArgs) -> Result<Exit, CliError>
         timeouts: timeouts(args.timeout),
     };
     let report = vfioctl_host::ops::bind::bind(&crate::kernel::host(ctx), &request)?;
-    render_bind(ctx, &report, args.dry_run)
+    render_bind(ctx, &report, args.dry_run, true)
 }
 
 /// Renders a bind report and turns its outcome into the exit code.
@@ -228,6 +232,7 @@ pub(crate) fn render_bind(
     ctx: &mut Context,
     report: &BindReport,
     dry_run: bool,
+    takes_force: bool,
 ) -> Result<Exit, CliError> {
     let plan = &report.plan;
     let fb = vfioctl_host::boot::facts::framebuffer_warnings(
@@ -236,7 +241,7 @@ pub(crate) fn render_bind(
     );
     fb.into_iter().for_each(|w| ctx.note(w));
     let error = match &report.outcome {
-        BindOutcome::Refused => Some(refused_error(plan, report.forced)),
+        BindOutcome::Refused => Some(refused_error(plan, report.forced, takes_force)),
         BindOutcome::Failed(e) => Some(CliError::from_op(e)),
         BindOutcome::NothingToDo | BindOutcome::Planned | BindOutcome::Bound => None,
     };

@@ -43,7 +43,7 @@ pub(crate) fn hook(ctx: &mut Context, args: &HookArgs) -> Result<Exit, CliError>
     };
     match action {
         HookAction::Ignored => Ok(Exit::Success),
-        HookAction::Bound(report) => render_bind(ctx, &report, false),
+        HookAction::Bound(report) => render_bind(ctx, &report, false, false),
         HookAction::Restored(report) => {
             // The hook scripts run with --quiet, which drops notes; a device left to its holder
             // is worth one sentence in libvirt's or Proxmox's log all the same.
