@@ -19,6 +19,23 @@ pub fn addresses(root: &HostRoot) -> Vec<PciAddress> {
     all
 }
 
+/// The PCI functions `names` select when every name is an address this host has (DPAA2 names
+/// select none); `None` when some name needs every device to resolve (an ID, an interface, an
+/// address that is not there, which the full selection then reports).
+pub fn seeds(root: &HostRoot, names: &[String]) -> Option<Vec<PciAddress>> {
+    let mut all: Option<Vec<PciAddress>> = None;
+    let mut seeds = Vec::new();
+    for name in names {
+        if name.parse::<vfioctl_core::FslMcName>().is_ok() {
+            continue;
+        }
+        let selector = name.parse::<vfioctl_core::PciSelector>().ok()?;
+        let list = all.get_or_insert_with(|| addresses(root));
+        seeds.push(selector.resolve(list.iter()).ok()?);
+    }
+    Some(seeds)
+}
+
 /// The members of IOMMU group `group`, as the kernel lists them.
 fn group_members(root: &HostRoot, group: u32) -> Vec<PciAddress> {
     let mut members: Vec<PciAddress> =

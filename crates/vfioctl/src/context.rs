@@ -60,18 +60,9 @@ impl Context {
     /// (an ID or an interface name needs every device, and a wrong address is reported by the
     /// selection as it would be on the whole inventory).
     pub(crate) fn inventory_around(&mut self, names: &[String]) -> Result<Inventory, CliError> {
-        let all = vfioctl_host::around::addresses(&self.root);
-        let mut seeds = Vec::new();
-        for name in names {
-            match name
-                .parse::<vfioctl_core::PciSelector>()
-                .ok()
-                .and_then(|s| s.resolve(all.iter()).ok())
-            {
-                Some(address) => seeds.push(address),
-                None => return self.inventory(),
-            }
-        }
+        let Some(seeds) = vfioctl_host::around::seeds(&self.root, names) else {
+            return self.inventory();
+        };
         let inventory =
             vfioctl_host::around::read_around(&self.root, &seeds, vfioctl_host::read::Depth::Full)?;
         self.load_names(&inventory)?;

@@ -80,23 +80,10 @@ impl HostState {
     /// only those functions, their groups and the bridges above them; names that need every
     /// device to resolve (IDs, interfaces, an address that is not there) read everything.
     pub fn read_for(host: &Host, names: &[String]) -> Result<Self, OpError> {
-        let root = host.root();
-        let mut seeds = Vec::new();
-        let mut all: Option<Vec<vfioctl_core::PciAddress>> = None;
-        for name in names {
-            if name.parse::<FslMcName>().is_ok() {
-                continue;
-            }
-            let Ok(selector) = name.parse::<vfioctl_core::PciSelector>() else {
-                return Self::read(host);
-            };
-            let list = all.get_or_insert_with(|| crate::around::addresses(root));
-            match selector.resolve(list.iter()) {
-                Ok(address) => seeds.push(address),
-                Err(_) => return Self::read(host),
-            }
+        match crate::around::seeds(host.root(), names) {
+            Some(seeds) => Self::around(host, &seeds),
+            None => Self::read(host),
         }
-        Self::around(host, &seeds)
     }
 
     /// Reads `seeds`, their groups and the bridges above them, and the fsl-mc bus.
