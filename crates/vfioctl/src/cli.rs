@@ -102,6 +102,9 @@ pub(crate) enum Command {
     Boot(BootArgs),
     /// DPAA2 containers made for VMs with restool: create, destroy.
     Dpaa2(crate::cmd::dpaa2::Dpaa2Args),
+    /// This node's passthrough-ready IOMMU groups for Proxmox VE mappings, OpenStack Nova or
+    /// KubeVirt; --check FILE says which entries of an earlier export no longer match.
+    Export(crate::cmd::export::ExportArgs),
 }
 
 /// `vfioctl boot`.

@@ -331,6 +331,36 @@ fn extra(page: &str) -> Extra {
             ],
             &["vfioctl-bind(1)", "vfioctl-qemu-args(1)", "restool(8)"],
         ),
+        "vfioctl-export" => (
+            &["/etc/pve/mapping/pci.cfg", "/etc/vfioctl/device-plugin.toml"],
+            &[
+                (
+                    "vfioctl export proxmox-mapping >> /etc/pve/mapping/pci.cfg",
+                    "Add this node's ready groups as Proxmox VE cluster mappings.",
+                ),
+                (
+                    "vfioctl export nova",
+                    "The [pci] device_spec and alias lines for nova.conf.",
+                ),
+                (
+                    "vfioctl export kubevirt > patch.yaml",
+                    "A merge patch for KubeVirt's permittedHostDevices.",
+                ),
+                (
+                    "vfioctl export --check /etc/pve/mapping/pci.cfg",
+                    "Which entries no longer match this node (exit 4 when one does not).",
+                ),
+            ],
+            &["vfioctl-groups(1)", "vfioctl-device-plugin(1)"],
+        ),
+        "vfioctl-device-plugin" => (
+            &["/etc/vfioctl/device-plugin.toml", "/var/lib/kubelet/device-plugins/kubelet.sock"],
+            &[(
+                "vfioctl device-plugin --config /etc/vfioctl/device-plugin.toml",
+                "Bind the configured groups and serve them to the kubelet until SIGTERM.",
+            )],
+            &["vfioctl-export(1)", "vfioctl-bind(1)"],
+        ),
         _ => (&[], &[], &[]),
     };
     Extra {

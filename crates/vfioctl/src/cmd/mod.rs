@@ -5,6 +5,7 @@ pub(crate) mod check;
 pub(crate) mod docs;
 pub(crate) mod doctor;
 pub(crate) mod dpaa2;
+pub(crate) mod export;
 pub(crate) mod hook;
 pub(crate) mod inventory;
 pub(crate) mod manpage;
