@@ -37,7 +37,7 @@ pub fn seeds(root: &HostRoot, names: &[String]) -> Option<Vec<PciAddress>> {
 }
 
 /// The members of IOMMU group `group`, as the kernel lists them.
-fn group_members(root: &HostRoot, group: u32) -> Vec<PciAddress> {
+pub(crate) fn group_members(root: &HostRoot, group: u32) -> Vec<PciAddress> {
     let mut members: Vec<PciAddress> =
         dir_names(&root.join(format!("sys/kernel/iommu_groups/{group}/devices")))
             .iter()

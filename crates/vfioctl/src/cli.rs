@@ -105,6 +105,9 @@ pub(crate) enum Command {
     /// This node's passthrough-ready IOMMU groups for Proxmox VE mappings, OpenStack Nova or
     /// KubeVirt; --check FILE says which entries of an earlier export no longer match.
     Export(crate::cmd::export::ExportArgs),
+    /// A Kubernetes device plugin (kubelet API v1beta1) that binds and advertises whole IOMMU
+    /// groups, and gives them back at SIGTERM.
+    DevicePlugin(crate::cmd::device_plugin::DevicePluginArgs),
 }
 
 /// `vfioctl boot`.

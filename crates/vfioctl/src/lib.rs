@@ -51,6 +51,7 @@ fn dispatch(
         Command::Recover(args) => cmd::bind::recover(ctx, args),
         Command::Dpaa2(args) => cmd::dpaa2::dpaa2(ctx, args, kernels),
         Command::Export(args) => cmd::export::export(ctx, args),
+        Command::DevicePlugin(args) => cmd::device_plugin::device_plugin(ctx, args),
     }
 }
 

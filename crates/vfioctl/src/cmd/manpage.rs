@@ -41,6 +41,14 @@ const UNIT: File = File {
     path: "/usr/lib/systemd/system/vfioctl-apply.service",
     what: "runs vfioctl apply at boot once enabled (systemctl enable vfioctl-apply)",
 };
+const PLUGIN_CONFIG: File = File {
+    path: "/etc/vfioctl/device-plugin.toml",
+    what: "the Kubernetes resources of the device plugin, each named by selectors",
+};
+const PLUGIN_DIR: File = File {
+    path: "/var/lib/kubelet/device-plugins/",
+    what: "the kubelet's kubelet.sock, and the plugin's own sockets (--plugin-dir DIR)",
+};
 const HOOKS: File = File {
     path: "/usr/share/vfioctl/hooks/",
     what: "the libvirt qemu hook and the Proxmox VE hookscript, to copy or link into place",
@@ -332,7 +340,7 @@ fn extra(page: &str) -> Extra {
             &["vfioctl-bind(1)", "vfioctl-qemu-args(1)", "restool(8)"],
         ),
         "vfioctl-export" => (
-            &["/etc/pve/mapping/pci.cfg", "/etc/vfioctl/device-plugin.toml"],
+            &[SYSFS, PLUGIN_CONFIG],
             &[
                 (
                     "vfioctl export proxmox-mapping >> /etc/pve/mapping/pci.cfg",
@@ -354,7 +362,7 @@ fn extra(page: &str) -> Extra {
             &["vfioctl-groups(1)", "vfioctl-device-plugin(1)"],
         ),
         "vfioctl-device-plugin" => (
-            &["/etc/vfioctl/device-plugin.toml", "/var/lib/kubelet/device-plugins/kubelet.sock"],
+            &[PLUGIN_CONFIG, PLUGIN_DIR, JOURNAL],
             &[(
                 "vfioctl device-plugin --config /etc/vfioctl/device-plugin.toml",
                 "Bind the configured groups and serve them to the kubelet until SIGTERM.",

@@ -2,6 +2,7 @@
 pub(crate) mod bind;
 pub(crate) mod boot;
 pub(crate) mod check;
+pub(crate) mod device_plugin;
 pub(crate) mod docs;
 pub(crate) mod doctor;
 pub(crate) mod dpaa2;

@@ -13,8 +13,35 @@ use crate::read::Depth;
 /// `Allocate` need, without reading the rest of a host that may have thousands of functions.
 pub(super) fn read(root: &HostRoot, devices: &[Advertised]) -> Inventory {
     let seeds: Vec<PciAddress> = devices.iter().flat_map(|d| d.group.addresses()).collect();
-    // A failed read makes every device unhealthy (gone), which is what the kubelet must hear.
-    crate::around::read_around(root, &seeds, Depth::Summary).unwrap_or_default()
+    if let Ok(inv) = crate::around::read_around(root, &seeds, Depth::Summary) {
+        return inv;
+    }
+    // A member is gone or unreadable: read the others one by one, so that the device it belongs
+    // to is reported unhealthy naming that member, and the other devices keep their health.
+    let mut found = Vec::new();
+    let mut groups = std::collections::BTreeMap::new();
+    let mut queue = seeds;
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(address) = queue.pop() {
+        if !seen.insert(address) {
+            continue;
+        }
+        let Ok(device) = crate::read::device_dir(root, &address)
+            .and_then(|dir| crate::read::read_device_at(address, &dir, Depth::Summary))
+        else {
+            continue;
+        };
+        if let Some(group) = device.iommu_group {
+            groups.entry(group).or_insert_with(|| {
+                let members = crate::around::group_members(root, group);
+                queue.extend(members.iter().copied());
+                members
+            });
+        }
+        found.push(device);
+    }
+    let iommu = !groups.is_empty();
+    Inventory::new(found, iommu, groups)
 }
 
 /// The health of each device of `devices`, in order.

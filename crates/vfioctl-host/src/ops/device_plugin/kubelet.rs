@@ -10,11 +10,14 @@ use vfioctl_kubelet_api::v1beta1::registration_client::RegistrationClient;
 use vfioctl_kubelet_api::v1beta1::{DevicePluginOptions, RegisterRequest};
 use vfioctl_kubelet_api::{KUBELET_SOCKET, VERSION};
 
-/// The identity of the kubelet's socket file: a new inode means a new kubelet.
+/// The identity of the kubelet's socket file: a new file means a new kubelet. The inode alone
+/// does not tell, since a file made right after one is deleted often gets its number back; the
+/// change time does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct SocketId {
     dev: u64,
     ino: u64,
+    ctime: (i64, i64),
 }
 
 /// The kubelet socket's identity now, `None` while there is none.
@@ -24,6 +27,7 @@ pub(super) fn socket_id(dir: &Path) -> Option<SocketId> {
         .map(|m| SocketId {
             dev: m.dev(),
             ino: m.ino(),
+            ctime: (m.ctime(), m.ctime_nsec()),
         })
 }
 

@@ -11,6 +11,7 @@ mod kubelet;
 mod service;
 
 pub use kubelet::RegisterError;
+pub use vfioctl_kubelet_api::DEVICE_PLUGIN_PATH;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -75,7 +76,7 @@ pub enum Event {
         /// Its socket.
         socket: PathBuf,
     },
-    /// A registration failed; it is tried again when the kubelet's socket changes.
+    /// A registration failed; it is tried again on the next poll.
     RegisterFailed {
         /// The resource.
         resource: String,
@@ -235,6 +236,8 @@ struct Served {
     list: watch::Sender<Vec<Device>>,
     health: Vec<Option<String>>,
     server: Option<JoinHandle<()>>,
+    /// The kubelet (its socket's identity) this resource is registered with.
+    registered_with: Option<kubelet::SocketId>,
 }
 
 impl Served {
@@ -322,9 +325,9 @@ async fn run(
             devices,
             list,
             server: None,
+            registered_with: None,
         });
     }
-    let mut kubelet = None;
     let mut tick = tokio::time::interval(POLL);
     loop {
         tokio::select! {
@@ -332,26 +335,31 @@ async fn run(
             _ = int.recv() => break,
             _ = tick.tick() => {}
         }
-        let now = kubelet::socket_id(dir);
-        if now.is_some() && now != kubelet {
+        let kubelet = kubelet::socket_id(dir);
+        for s in &mut served {
+            // The kubelet removes every plugin socket when it starts.
+            let ours = s.socket(dir).exists();
+            if kubelet.is_none() || (s.registered_with == kubelet && ours) {
+                continue;
+            }
             // A new kubelet removed every plugin socket, or never saw ours: serve afresh and
-            // register each resource.
-            for s in &mut served {
-                s.listen(host, dir, events)?;
-                let endpoint = socket_name(&s.resource);
-                match kubelet::register(dir, &endpoint, &s.resource).await {
-                    Ok(()) => events(Event::Registered {
+            // register; a failed registration is tried again on the next tick.
+            s.listen(host, dir, events)?;
+            let endpoint = socket_name(&s.resource);
+            match kubelet::register(dir, &endpoint, &s.resource).await {
+                Ok(()) => {
+                    s.registered_with = kubelet;
+                    events(Event::Registered {
                         resource: s.resource.clone(),
                         socket: s.socket(dir),
-                    }),
-                    Err(e) => events(Event::RegisterFailed {
-                        resource: s.resource.clone(),
-                        reason: crate::executor::chain(&e),
-                    }),
+                    });
                 }
+                Err(e) => events(Event::RegisterFailed {
+                    resource: s.resource.clone(),
+                    reason: crate::executor::chain(&e),
+                }),
             }
         }
-        kubelet = now;
         let all: Vec<Advertised> = served.iter().flat_map(|s| s.devices.clone()).collect();
         let inv = health::read(host.root(), &all);
         for s in &mut served {
