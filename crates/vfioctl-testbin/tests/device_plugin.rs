@@ -245,3 +245,36 @@ fn a_member_that_disappears_turns_the_device_unhealthy_within_a_second() {
     let (_, log) = plugin.stop();
     assert!(log.contains("is unhealthy: 0001:04:00.0"), "{log}");
 }
+
+#[test]
+fn an_unknown_key_in_the_configuration_is_an_error_with_its_place() {
+    let tree = common::tree(ten64());
+    let file = tree.root().join("device-plugin.toml");
+    for (name, text) in [
+        (
+            "plugin_config_unknown_key",
+            "version = 1\n\n[[resource]]\nname = \"vfioctl.io/wifi\"\nselct = [{ id = \"168c:003e\" }]\n",
+        ),
+        (
+            "plugin_config_unknown_selector_key",
+            "version = 1\n[[resource]]\nname = \"vfioctl.io/wifi\"\nselect = [{ vendor = \"168c\" }]\n",
+        ),
+        (
+            "plugin_config_bad_name",
+            "version = 1\n[[resource]]\nname = \"wifi\"\nselect = [{ id = \"168c:003e\" }]\n",
+        ),
+        (
+            "plugin_config_valid",
+            "version = 1\n[[resource]]\nname = \"vfioctl.io/wifi\"\nselect = [{ id = \"168c:003e\" }, { class = \"0280\" }]\n",
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        insta::assert_snapshot!(
+            name,
+            common::shown::shown(
+                tree.root(),
+                &format!("device-plugin --check-config --config {}", file.display())
+            )
+        );
+    }
+}

@@ -25,6 +25,9 @@ pub(crate) struct DevicePluginArgs {
     /// Seconds an unbind may block at start or stop before vfioctl gives up on it (positive).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
+    /// Read the configuration, print its resources and exit (0 when it is valid, 2 when not).
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 fn describe(event: &Event) -> String {
@@ -78,6 +81,12 @@ pub(crate) fn device_plugin(ctx: &mut Context, args: &DevicePluginArgs) -> Resul
         .unwrap_or_else(|| PathBuf::from("/etc/vfioctl/device-plugin.toml"));
     let config = plugin_config::load(&path)
         .map_err(|e| CliError::new(Exit::Usage, e.to_string()).hint(e.remedy()))?;
+    if args.check_config {
+        for r in &config.resources {
+            ctx.line(format!("{}: {} selector(s)", r.name, r.select.len()));
+        }
+        return Ok(Exit::Success);
+    }
     let host = crate::kernel::host(ctx);
     // A daemon's log: each line as it happens, not gathered until the command ends.
     let events: Events = Arc::new(|event: Event| {
