@@ -207,6 +207,15 @@ pub const CASES: &[Case] = &[
         udev: true,
         single: true,
     },
+    // The Kubernetes device plugin with a fake kubelet: Allocate's paths on the real kernel.
+    Case {
+        arch: Arch::X86_64,
+        name: "deviceplugin",
+        topology: "rootports",
+        nested_qemu: false,
+        udev: false,
+        single: true,
+    },
     Case::plain(Arch::Aarch64, "rootports"),
     Case::plain(Arch::Aarch64, "switch"),
     Case::plain(Arch::Aarch64, "pcibridge"),
