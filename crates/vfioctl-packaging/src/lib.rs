@@ -143,6 +143,22 @@ pub struct Upstream {
     pub license: String,
     /// Its source URL, if any.
     pub source: Option<String>,
+    /// Files of the project that restate or derive from others' work.
+    pub third_party: Vec<ThirdParty>,
+}
+
+/// A file of the project under another holder's copyright (an interface definition restated
+/// from its upstream), read from `packaging/third-party.json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct ThirdParty {
+    /// The paths, as a DEP-5 `Files:` pattern.
+    pub files: String,
+    /// Its holders.
+    pub copyright: String,
+    /// Its SPDX licence.
+    pub license: String,
+    /// Where it comes from.
+    pub comment: String,
 }
 
 /// Renders the copyright file: the project's own `Files: *` paragraph, one paragraph per linked
@@ -187,6 +203,15 @@ pub fn render(
     let _ = writeln!(out, "Files: *");
     let _ = writeln!(out, "Copyright: {}", upstream.copyright);
     let _ = writeln!(out, "License: {own}");
+    for file in &upstream.third_party {
+        let dep5 = dep5_license(&file.license);
+        need(&dep5, &file.files)?;
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Files: {}", file.files);
+        let _ = writeln!(out, "Copyright: {}", file.copyright);
+        let _ = writeln!(out, "License: {dep5}");
+        let _ = writeln!(out, "Comment: {}", file.comment);
+    }
     for krate in crates {
         let spdx = krate
             .license
@@ -277,6 +302,7 @@ mod tests {
 
     fn upstream() -> Upstream {
         Upstream {
+            third_party: Vec::new(),
             name: "vfioctl".to_owned(),
             copyright: "2026 vfioctl developers".to_owned(),
             license: "MIT OR Apache-2.0".to_owned(),
@@ -287,6 +313,29 @@ mod tests {
     fn texts(name: &str) -> Option<String> {
         matches!(name, "Expat" | "LLVM-exception" | "Unlicense")
             .then(|| format!("The {name} text.\n\nSecond paragraph.\n"))
+    }
+
+    #[test]
+    fn a_third_party_file_gets_its_own_paragraph_and_licence() {
+        let mut up = upstream();
+        up.third_party.push(ThirdParty {
+            files: "crates/x/proto/api.proto".to_owned(),
+            copyright: "The Kubernetes Authors".to_owned(),
+            license: "Apache-2.0".to_owned(),
+            comment: "restates an interface".to_owned(),
+        });
+        let text = render(&up, &[], &texts).expect("renders");
+        assert!(
+            text.contains(
+                "Files: crates/x/proto/api.proto\nCopyright: The Kubernetes Authors\n\
+                 License: Apache-2.0\nComment: restates an interface\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nLicense: Apache-2.0\n On Debian systems"),
+            "{text}"
+        );
     }
 
     #[test]

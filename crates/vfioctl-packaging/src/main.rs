@@ -33,6 +33,9 @@ enum Tool {
         /// The directory holding the licence texts, one file per DEP-5 short name.
         #[arg(long, default_value = "packaging/licenses")]
         licenses: PathBuf,
+        /// Files under other holders' copyright (JSON: files, copyright, license, comment).
+        #[arg(long, default_value = "packaging/third-party.json")]
+        third_party: PathBuf,
         /// The project's copyright line.
         #[arg(long, default_value = "2026 vfioctl developers")]
         copyright: String,
@@ -115,8 +118,14 @@ fn run(cli: Cli) -> Result<String, String> {
         target,
         no_default_features,
         licenses,
+        third_party,
         copyright,
     } = cli.command;
+    let third_party = serde_json::from_str(
+        &std::fs::read_to_string(&third_party)
+            .map_err(|e| format!("cannot read {}: {e}", third_party.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}", third_party.display()))?;
     let linked = linked(&package, target.as_deref(), no_default_features)?;
     let metadata: Metadata =
         serde_json::from_str(&cargo(&["metadata", "--locked", "--format-version", "1"])?)
@@ -143,6 +152,7 @@ fn run(cli: Cli) -> Result<String, String> {
         copyright,
         license: own.license.clone().unwrap_or_default(),
         source: own.repository.clone(),
+        third_party,
     };
     let read = |name: &str| std::fs::read_to_string(licenses.join(name)).ok();
     render(&upstream, &crates, &read).map_err(|e| e.to_string())

@@ -1,12 +1,9 @@
 //! `/etc/vfioctl/device-plugin.toml`: the resources, each named by selectors.
 
-use std::ops::Range;
-
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::export::ReadyMember;
-use crate::vm::Location;
 use crate::{PciAddress, VendorDevice};
 
 /// The only version of the file there is.
@@ -73,32 +70,9 @@ struct Raw {
     resource: Vec<RawResource>,
 }
 
-/// What is wrong with the file, and where.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{message}", location.map(|l| format!("{}:{}: ", l.line, l.column)).unwrap_or_default())]
-pub struct ConfigError {
-    /// Where, when known.
-    pub location: Option<Location>,
-    /// What, as one lowercase sentence.
-    pub message: String,
-}
-
-impl ConfigError {
-    fn at(text: &str, span: Option<Range<usize>>, message: impl Into<String>) -> Self {
-        Self {
-            location: span.map(|s| Location::of(text, s.start)),
-            message: message.into(),
-        }
-    }
-
-    /// The error as compilers print it: `file:line:column: message`.
-    pub fn render(&self, file: &str) -> String {
-        match self.location {
-            Some(l) => format!("{file}:{}:{}: {}", l.line, l.column, self.message),
-            None => format!("{file}: {}", self.message),
-        }
-    }
-}
+/// What is wrong with the file, and where: the located error VM definitions have, rendered
+/// `file:line:column: message` alike.
+pub type ConfigError = crate::vm::VmParseError;
 
 /// A Kubernetes extended resource name: `domain/name`, the domain a DNS subdomain outside
 /// `kubernetes.io`, the name at most 63 characters of letters, digits, `-`, `_`, `.`, starting and

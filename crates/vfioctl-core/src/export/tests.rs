@@ -1,4 +1,6 @@
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+
+use crate::render::tests::inventory;
 
 use super::check::{DriftKind, check, from_proxmox};
 use super::*;
@@ -12,16 +14,6 @@ fn dev(address: &str, id: &str, group: u32) -> PciDevice {
     );
     d.iommu_group = Some(group);
     d
-}
-
-fn inventory(devices: Vec<PciDevice>) -> Inventory {
-    let mut groups: BTreeMap<u32, Vec<PciAddress>> = BTreeMap::new();
-    for d in &devices {
-        if let Some(g) = d.iommu_group {
-            groups.entry(g).or_default().push(d.address);
-        }
-    }
-    Inventory::new(devices, true, groups)
 }
 
 #[test]

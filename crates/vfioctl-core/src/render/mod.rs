@@ -193,7 +193,7 @@ pub(crate) mod tests {
         d
     }
 
-    fn inventory(devices: Vec<PciDevice>) -> Inventory {
+    pub(crate) fn inventory(devices: Vec<PciDevice>) -> Inventory {
         let mut groups: BTreeMap<u32, Vec<PciAddress>> = BTreeMap::new();
         for d in &devices {
             if let Some(g) = d.iommu_group {

@@ -144,7 +144,7 @@ pub struct VmParseError {
 }
 
 impl VmParseError {
-    fn at(text: &str, span: Option<Range<usize>>, message: impl Into<String>) -> Self {
+    pub(crate) fn at(text: &str, span: Option<Range<usize>>, message: impl Into<String>) -> Self {
         Self {
             location: span.map(|s| Location::of(text, s.start)),
             message: message.into(),
