@@ -175,6 +175,16 @@ pub fn create(
 ) -> Result<Record, Dpaa2Error> {
     let _lock = Lock::acquire(root, LOCK_WAIT)?;
     let mut journal = Journal::load(root)?;
+    create_in(root, restool, &mut journal, request)
+}
+
+/// [`create`] for a caller that holds the lock and has loaded `journal`.
+pub(crate) fn create_in(
+    root: &HostRoot,
+    restool: &dyn Restool,
+    journal: &mut Journal,
+    request: &CreateRequest,
+) -> Result<Record, Dpaa2Error> {
     let index = journal.dpaa2.len();
     journal.dpaa2.push(Record {
         owner: request.owner.clone(),
@@ -186,9 +196,7 @@ pub fn create(
     for step in create_steps(&request.root, request.link.as_ref()) {
         if let Err(source) = run_create_step(restool, &step, &mut journal.dpaa2[index].made) {
             journal.save(root)?;
-            let left = teardown(root, restool, &mut journal, index)
-                .err()
-                .map(Box::new);
+            let left = teardown(root, restool, journal, index).err().map(Box::new);
             return Err(Dpaa2Error::CreateFailed { source, left });
         }
         journal.save(root)?;
@@ -291,10 +299,21 @@ pub fn destroy_owned(
 ) -> Result<Vec<FslMcName>, Dpaa2Error> {
     let _lock = Lock::acquire(root, LOCK_WAIT)?;
     let mut journal = Journal::load(root)?;
+    destroy_where(root, restool, &mut journal, |r| &r.owner == owner)
+}
+
+/// Takes apart, for a caller holding the lock, every record `pick` chooses, returning the
+/// containers' names; the first failure stops it (what is left stays journaled).
+pub(crate) fn destroy_where(
+    root: &HostRoot,
+    restool: &dyn Restool,
+    journal: &mut Journal,
+    pick: impl Fn(&Record) -> bool,
+) -> Result<Vec<FslMcName>, Dpaa2Error> {
     let mut gone = Vec::new();
-    while let Some(index) = journal.dpaa2.iter().position(|r| &r.owner == owner) {
+    while let Some(index) = journal.dpaa2.iter().position(&pick) {
         gone.extend(journal.dpaa2[index].made.container.clone());
-        teardown(root, restool, &mut journal, index)?;
+        teardown(root, restool, journal, index)?;
     }
     Ok(gone)
 }

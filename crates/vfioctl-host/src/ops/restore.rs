@@ -148,12 +148,17 @@ pub struct RestoredDevice {
 pub struct RestoreReport {
     /// Each device, in the order they were handled.
     pub devices: Vec<RestoredDevice>,
+    /// The DPAA2 containers made for the owner (`[[dpaa2]]`, `dpaa2 create`) that were taken
+    /// apart once given back.
+    pub destroyed: Vec<vfioctl_core::FslMcName>,
+    /// Why taking one apart failed (what is left stays journaled).
+    pub destroy_failed: Option<String>,
 }
 
 impl RestoreReport {
     /// True when some device was not given back.
     pub fn failed(&self) -> bool {
-        self.devices.iter().any(|d| d.result.is_failure())
+        self.devices.iter().any(|d| d.result.is_failure()) || self.destroy_failed.is_some()
     }
 
     /// True when some device was refused because a live QEMU holds it.
@@ -423,6 +428,21 @@ pub fn restore(host: &Host, request: &RestoreRequest) -> Result<RestoreReport, O
         journal.remove(&restored);
         executor.unload_unused(&mut journal);
         journal.save(host.root())?;
+        // Containers made for an owner go once given back: on behalf of that owner, or of
+        // everyone by `--all` and `recover`; a container named alone is only given back.
+        let owner = match (&request.targets, &request.on_behalf) {
+            (_, Some(owner)) => Some(Some(owner)),
+            (RestoreTargets::All, None) => Some(None),
+            _ => None,
+        };
+        if let Some(owner) = owner {
+            match super::vm_dpaa2::after_restore(host, &mut journal, owner) {
+                Ok(gone) => report.destroyed = gone,
+                Err(e) => {
+                    report.destroy_failed = Some(format!("{}; {}", chain(&e), e.remedy()));
+                }
+            }
+        }
     }
     Ok(report)
 }

@@ -395,6 +395,7 @@ pub(crate) fn render_restore(
             operation: &'static str,
             dry_run: bool,
             devices: Vec<RestoreDevice<'a>>,
+            destroyed: Vec<String>,
             result: &'static str,
         }
         let devices = report
@@ -415,11 +416,12 @@ pub(crate) fn render_restore(
             operation: "restore",
             dry_run,
             devices,
+            destroyed: report.destroyed.iter().map(ToString::to_string).collect(),
             result: if failed {
                 "failed"
             } else if report.refused() {
                 "refused"
-            } else if report.devices.is_empty() {
+            } else if report.devices.is_empty() && report.destroyed.is_empty() {
                 "nothing_to_do"
             } else {
                 "restored"
@@ -427,7 +429,7 @@ pub(crate) fn render_restore(
         })?;
         ctx.line(text);
     } else {
-        if report.devices.is_empty() {
+        if report.devices.is_empty() && report.destroyed.is_empty() {
             ctx.line("Nothing to restore: the journal is empty.");
         }
         for d in report
@@ -449,6 +451,14 @@ pub(crate) fn render_restore(
                 d.to_driver.as_ref().map_or(fallback, DriverName::as_str),
                 d.result.describe()
             ));
+        }
+        for c in &report.destroyed {
+            ctx.line(format!(
+                "  {c}  taken apart: made for a VM, its objects are back with the MC"
+            ));
+        }
+        if let Some(why) = &report.destroy_failed {
+            ctx.line(format!("  taking a made container apart failed: {why}"));
         }
         if dry_run {
             ctx.line("Dry run: nothing was changed.");

@@ -73,6 +73,9 @@ pub(crate) fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliErro
             VmOutcome::Invalid => "invalid".to_owned(),
         };
         ctx.line(format!("{}: {what}", r.name));
+        for argv in &r.restool {
+            ctx.line(format!("  would run: restool {}", argv.join(" ")));
+        }
         for p in &r.problems {
             ctx.line(format!("  problem: {}", p.text));
             ctx.line(format!("    fix: {}", p.hint));
