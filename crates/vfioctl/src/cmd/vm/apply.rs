@@ -66,6 +66,12 @@ pub(crate) fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliErro
         let drivers = drivers.join(" and ");
         let what = match r.result {
             VmOutcome::Bound => format!("bound {devices} to {drivers}"),
+            VmOutcome::Planned if r.devices.is_empty() => {
+                "would make its DPAA2 containers, then bind them to vfio-fsl-mc".to_owned()
+            }
+            VmOutcome::Planned if !r.restool.is_empty() => format!(
+                "would make its DPAA2 containers, then bind them and {devices} to {drivers}"
+            ),
             VmOutcome::Planned => format!("would bind {devices} to {drivers}"),
             VmOutcome::AlreadyBound => "already bound; nothing to do".to_owned(),
             VmOutcome::Refused => "refused".to_owned(),

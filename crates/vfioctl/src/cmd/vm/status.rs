@@ -249,9 +249,12 @@ pub(crate) fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliEr
                     .link
                     .as_deref()
                     .map_or(String::new(), |l| format!(", connected to {l}"));
+                let (name, made) = match d.container.as_deref() {
+                    Some(c) => (c, "made for [[dpaa2]]"),
+                    None => ("[[dpaa2]]", "a container"),
+                };
                 ctx.line(format!(
-                    "  {}  {} ([[dpaa2]]{link})",
-                    d.container.as_deref().unwrap_or("[[dpaa2]]"),
+                    "  {name}  {} ({made}{link})",
                     d.state.replace('_', " ")
                 ));
             }
