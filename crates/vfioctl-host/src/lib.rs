@@ -14,6 +14,7 @@ pub mod boot;
 mod error;
 pub mod executor;
 pub mod facts;
+pub mod facts_dpaa2;
 pub mod fslmc;
 pub mod hostuse;
 pub mod journal;

@@ -55,6 +55,11 @@
 //! | `known-devices-invalid` | error | `/etc/vfioctl/devices.toml` does not parse |
 //! | `fsl-mc-vfio-missing` | error | DPAA2 host without a vfio-fsl-mc driver |
 //! | `fsl-mc-irq-cfg` | info | DPAA2 host: containers for VMs need `DPRC_CFG_OPT_IRQ_CFG_ALLOWED` |
+//! | `fsl-mc-restool` | info | DPAA2 host: restool could not be asked, so containers were not read back |
+//! | `fsl-mc-firmware-unsupported` | warning | an MC firmware major restool has no commands for |
+//! | `fsl-mc-firmware-old` | warning | MC firmware older than 10.20 |
+//! | `fsl-mc-container-no-irq-cfg` | error | a container meant for a VM lacks `DPRC_CFG_OPT_IRQ_CFG_ALLOWED` |
+//! | `fsl-mc-container-objects` | warning | a container meant for a VM lacks a DPNI, DPBP, DPIO, DPCON or DPMCP |
 //! | `boot-framebuffer`, `vtconsole-bound`, `stale-module-name`, `pci-stub-leftover` | | early boot: see `crate::boot::checks` |
 //!
 //! Kernel references: `drivers/vfio/vfio_iommu_type1.c` (`allow_unsafe_interrupts`, isolated
@@ -67,6 +72,7 @@ mod devices;
 mod facts;
 mod finding;
 mod fslmc;
+mod fslmc_containers;
 mod groups;
 mod iommu;
 mod known;
@@ -85,8 +91,8 @@ use crate::address::PciAddress;
 use crate::device::Inventory;
 
 pub use facts::{
-    Arch, DoctorFacts, DriverctlOverride, FslMcFacts, ModuleStatus, TEN64_VFIO_PAGE,
-    VFIO_FSL_MC_MODULE, VFIO_MODULES,
+    Arch, ContainerFacts, DoctorFacts, DriverctlOverride, FslMcFacts, McVersion, ModuleStatus,
+    TEN64_VFIO_PAGE, VFIO_FSL_MC_MODULE, VFIO_MODULES,
 };
 pub use finding::{Finding, Severity};
 pub use parse::{
@@ -115,6 +121,7 @@ pub fn run(facts: &DoctorFacts, inv: &Inventory, named: &[PciAddress]) -> Vec<Fi
     overrides::check_risky(&ctx, &mut out);
     known::check_known(&ctx, &mut out);
     fslmc::check_fsl_mc(&ctx, &mut out);
+    fslmc_containers::check(&ctx, &mut out);
     let (cmdline, release) = (facts.cmdline.as_deref(), facts.kernel_release.as_deref());
     out.extend(crate::boot::checks::run(
         &facts.boot,

@@ -37,7 +37,8 @@ pub(crate) fn doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<Exit, CliEr
             named.push(address);
         }
     }
-    let facts = vfioctl_host::facts::gather(&ctx.root, &inventory, KNOWN_DEVICES)?;
+    let mut facts = vfioctl_host::facts::gather(&ctx.root, &inventory, KNOWN_DEVICES)?;
+    vfioctl_host::facts_dpaa2::gather(&ctx.root, ctx.restool.as_ref(), &mut facts)?;
     let findings = run(&facts, &inventory, &named);
     let verdicts = verdicts(&findings, &inventory, &named);
     let problems = findings.iter().any(Finding::is_problem);
