@@ -166,6 +166,14 @@ pub fn create_plan(request: &CreateRequest) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The restool commands a create that made `made` ran, with the names restool gave.
+pub fn create_commands(request: &CreateRequest, made: &Made) -> Vec<Vec<String>> {
+    create_steps(&request.root, request.link.as_ref())
+        .iter()
+        .map(|s| s.argv(made))
+        .collect()
+}
+
 /// Creates, fills and wires a container for `request.owner`. Each step's result is journaled
 /// before the next step runs; a failure takes apart what was made.
 pub fn create(
