@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use vfioctl_core::dpaa2::Link;
+use vfioctl_core::dpaa2::{Link, Made};
 use vfioctl_core::{FslMcName, Owner};
 use vfioctl_host::ops::dpaa2::{self, CreateRequest, Dpaa2Error};
 
@@ -106,56 +106,22 @@ pub(crate) fn dpaa2(
                     (None, None) => None,
                 },
             };
-            let link = request.link.as_ref().map(Link::endpoint);
             if a.dry_run {
-                let plan = dpaa2::create_plan(&request);
                 if ctx.json {
-                    return json(
-                        ctx,
-                        &Doc {
-                            version: JSON_VERSION,
-                            operation: "dpaa2_create",
-                            dry_run: true,
-                            container: None,
-                            owner: Some(request.owner.to_string()),
-                            objects: Some(Vec::new()),
-                            connected: Some(None),
-                            link: Some(link),
-                            restool: plan,
-                        },
-                    );
+                    return json(ctx, &created(&request, &Made::default(), true));
                 }
-                return Ok(commands(ctx, &plan));
+                return Ok(commands(ctx, &dpaa2::create_plan(&request)));
             }
             let record = dpaa2::create(&ctx.root, restool.as_ref(), &request).map_err(error)?;
+            if ctx.json {
+                return json(ctx, &created(&request, &record.made, false));
+            }
             let container = record
                 .made
                 .container
                 .as_ref()
                 .map_or_else(String::new, ToString::to_string);
-            if ctx.json {
-                return json(
-                    ctx,
-                    &Doc {
-                        version: JSON_VERSION,
-                        operation: "dpaa2_create",
-                        dry_run: false,
-                        container: Some(container),
-                        owner: Some(record.owner.to_string()),
-                        objects: Some(
-                            record
-                                .made
-                                .assigned
-                                .iter()
-                                .map(ToString::to_string)
-                                .collect(),
-                        ),
-                        connected: Some(record.made.connected.as_ref().map(ToString::to_string)),
-                        link: Some(link),
-                        restool: dpaa2::create_commands(&request, &record.made),
-                    },
-                );
-            }
+            let link = request.link.as_ref().map(Link::endpoint);
             ctx.line(format!("created {container} for {}", record.owner));
             for o in &record.made.assigned {
                 ctx.line(format!("  {o} (plugged)"));
@@ -198,6 +164,21 @@ pub(crate) fn dpaa2(
             ));
             Ok(Exit::Success)
         }
+    }
+}
+
+/// The document of a create that made `made` (nothing yet, in a dry run).
+fn created(request: &CreateRequest, made: &Made, dry_run: bool) -> Doc {
+    Doc {
+        version: JSON_VERSION,
+        operation: "dpaa2_create",
+        dry_run,
+        container: made.container.as_ref().map(ToString::to_string),
+        owner: Some(request.owner.to_string()),
+        objects: Some(made.assigned.iter().map(ToString::to_string).collect()),
+        connected: Some(made.connected.as_ref().map(ToString::to_string)),
+        link: Some(request.link.as_ref().map(Link::endpoint)),
+        restool: dpaa2::create_commands(request, made),
     }
 }
 
