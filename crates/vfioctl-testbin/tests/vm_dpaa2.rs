@@ -146,3 +146,43 @@ fn a_link_the_host_lacks_is_refused_before_restool_runs() {
     );
     common::assert_same(&before, &common::kernel_state(&host.tree), "run");
 }
+
+#[test]
+fn a_qemu_that_is_not_there_takes_the_made_container_apart() {
+    let host = new_host();
+    host.define(
+        "db",
+        &made_vm("dpmac.2").replace("binary = \"@QEMU@\"", "binary = \"/nonexistent/qemu\""),
+    );
+    let before = common::kernel_state(&host.tree);
+    let out = host.run("exit:0", &["run", "db"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent/qemu"), "{stderr}");
+    common::assert_same(&before, &common::kernel_state(&host.tree), "run");
+    assert!(!host.journal().contains("dprc"), "{}", host.journal());
+}
+
+#[test]
+fn vm_check_json_names_each_made_container() {
+    let host = new_host();
+    let check = || {
+        let out = host
+            .vfioctl("help")
+            .env("STANDIN_FSL", "1")
+            .args(["--json", "vm", "check", "db"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let doc = check();
+    assert_eq!(
+        doc["dpaa2"],
+        serde_json::json!([{"container": null, "link": "dpmac.2", "root_container": "dprc.1"}])
+    );
+    let out = host.run("exit:0", &["apply"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc = check();
+    assert_eq!(doc["dpaa2"][0]["container"], "dprc.3", "{doc}");
+}

@@ -141,7 +141,17 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
                 .to_owned(),
         );
     }
+    let journal = vfioctl_host::journal::Journal::load(&ctx.root)
+        .map_err(|e| CliError::from_op(&e.into()))?;
+    let made = made_for(&journal, &owner(&vm));
     if ctx.json {
+        /// One `[[dpaa2]]` entry: the container made for it, once made.
+        #[derive(Serialize)]
+        struct Made {
+            container: Option<String>,
+            link: Option<String>,
+            root_container: String,
+        }
         #[derive(Serialize)]
         struct Doc<'a> {
             version: u32,
@@ -153,6 +163,7 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
             problems: &'a [Finding],
             warnings: &'a [String],
             qemu: Option<QemuReport>,
+            dpaa2: Vec<Made>,
         }
         let text = to_json(&Doc {
             version: JSON_VERSION,
@@ -164,6 +175,17 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
             problems: &problems,
             warnings: &warnings,
             qemu,
+            dpaa2: vm
+                .definition
+                .dpaa2
+                .iter()
+                .enumerate()
+                .map(|(i, entry)| Made {
+                    container: made.get(i).map(ToString::to_string),
+                    link: entry.link().map(|l| l.endpoint()),
+                    root_container: entry.root_container.to_string(),
+                })
+                .collect(),
         })?;
         ctx.line(text);
     } else {
@@ -191,9 +213,6 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
                 vfioctl_core::comma_list(&g.listed)
             ));
         }
-        let journal = vfioctl_host::journal::Journal::load(&ctx.root)
-            .map_err(|e| CliError::from_op(&e.into()))?;
-        let made = made_for(&journal, &owner(&vm));
         for &d in &with_made(&vm, &made).definition.dprc {
             let state = match pre.container_state(d) {
                 ContainerState::Missing => "missing",
