@@ -61,6 +61,7 @@ fn apply_makes_binds_and_restore_all_takes_the_container_apart() {
         ("vm_dpaa2_check_applied", "vm check db"),
         ("vm_dpaa2_apply_again", "apply"),
         ("vm_dpaa2_qemu_args_applied", "vm qemu-args db"),
+        ("vm_dpaa2_restore_all_dry_run", "restore --all --dry-run"),
         ("vm_dpaa2_restore_all", "restore --all"),
         ("vm_dpaa2_status_restored", "status"),
     ] {

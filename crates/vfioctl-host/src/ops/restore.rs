@@ -149,7 +149,7 @@ pub struct RestoreReport {
     /// Each device, in the order they were handled.
     pub devices: Vec<RestoredDevice>,
     /// The DPAA2 containers made for the owner (`[[dpaa2]]`, `dpaa2 create`) that were taken
-    /// apart once given back.
+    /// apart once given back (a dry run: that would be).
     pub destroyed: Vec<vfioctl_core::FslMcName>,
     /// Why taking one apart failed (what is left stays journaled).
     pub destroy_failed: Option<String>,
@@ -400,6 +400,18 @@ pub fn restore(host: &Host, request: &RestoreRequest) -> Result<RestoreReport, O
         crate::owners::forget_dead_helpers(host.root(), &mut journal);
     }
     let mut report = RestoreReport::default();
+    // Containers made for an owner go once given back: on behalf of that owner, or of
+    // everyone by `--all` and `recover`; a container named alone is only given back.
+    let owner = match (&request.targets, &request.on_behalf) {
+        (_, Some(owner)) => Some(Some(owner)),
+        (RestoreTargets::All, None) => Some(None),
+        _ => None,
+    };
+    if request.dry_run
+        && let Some(owner) = owner
+    {
+        report.destroyed = super::vm_dpaa2::would_destroy(&journal, owner, &ordered);
+    }
     for device in ordered {
         let handled = match decide(&executor, &journal, &device, request) {
             Some(result) => RestoredDevice {
@@ -428,13 +440,6 @@ pub fn restore(host: &Host, request: &RestoreRequest) -> Result<RestoreReport, O
         journal.remove(&restored);
         executor.unload_unused(&mut journal);
         journal.save(host.root())?;
-        // Containers made for an owner go once given back: on behalf of that owner, or of
-        // everyone by `--all` and `recover`; a container named alone is only given back.
-        let owner = match (&request.targets, &request.on_behalf) {
-            (_, Some(owner)) => Some(Some(owner)),
-            (RestoreTargets::All, None) => Some(None),
-            _ => None,
-        };
         if let Some(owner) = owner {
             match super::vm_dpaa2::after_restore(host, &mut journal, owner) {
                 Ok(gone) => report.destroyed = gone,

@@ -140,6 +140,25 @@ fn unmake_in(host: &Host, journal: &mut Journal, containers: &[FslMcName]) -> Re
     Ok(())
 }
 
+/// The made containers [`after_restore`] would take apart once `restoring` is given back, as a
+/// dry run says it.
+pub(crate) fn would_destroy(
+    journal: &Journal,
+    owner: Option<&Owner>,
+    restoring: &[DeviceRef],
+) -> Vec<FslMcName> {
+    journal
+        .dpaa2
+        .iter()
+        .filter(|r| owner.is_none_or(|o| &r.owner == o))
+        .filter_map(|r| r.made.container.clone())
+        .filter(|c| {
+            let device = DeviceRef::FslMc(c.clone());
+            journal.entry(&device).is_none() || restoring.contains(&device)
+        })
+        .collect()
+}
+
 /// After a restore, for a caller holding the lock: takes apart the made containers no longer
 /// bound (the journal has no entry for them), of `owner` or, with `None`, of every owner.
 pub(crate) fn after_restore(

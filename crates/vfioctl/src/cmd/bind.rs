@@ -453,9 +453,11 @@ pub(crate) fn render_restore(
             ));
         }
         for c in &report.destroyed {
-            ctx.line(format!(
-                "  {c}  taken apart: made for a VM, its objects are back with the MC"
-            ));
+            ctx.line(if dry_run {
+                format!("  {c}  would be taken apart with restool: made for a VM")
+            } else {
+                format!("  {c}  taken apart: made for a VM, its objects are back with the MC")
+            });
         }
         if let Some(why) = &report.destroy_failed {
             ctx.line(format!("  taking a made container apart failed: {why}"));
