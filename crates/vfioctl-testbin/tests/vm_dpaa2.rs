@@ -187,3 +187,35 @@ fn vm_check_json_names_each_made_container() {
     let doc = check();
     assert_eq!(doc["dpaa2"][0]["container"], "dprc.3", "{doc}");
 }
+
+#[test]
+fn a_bind_that_fails_after_the_container_was_made_takes_it_apart() {
+    use vfioctl_sim::{Errno, Fault, FaultAction, FaultMatch};
+    for command in [&["run", "db"][..], &["apply"][..]] {
+        let host = new_host();
+        let before = common::kernel_state(&host.tree);
+        host.tree
+            .kernel()
+            .unwrap()
+            .add_fault(Fault {
+                when: FaultMatch {
+                    path_contains: Some("drivers/vfio-fsl-mc/bind".into()),
+                    value: Some("dprc.3".into()),
+                    ..FaultMatch::default()
+                },
+                action: FaultAction::Fail(Errno::Ebusy),
+            })
+            .unwrap();
+        let out = host.run("exit:0", command);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command:?}: {stderr}");
+        assert!(host.recorded("argv").is_empty(), "QEMU must not start");
+        host.tree.kernel().unwrap().clear_faults().unwrap();
+        common::assert_same(
+            &before,
+            &common::kernel_state(&host.tree),
+            &format!("{command:?}"),
+        );
+        assert!(!host.journal().contains("dprc"), "{}", host.journal());
+    }
+}
