@@ -136,7 +136,7 @@ impl Dpaa2Error {
                 "nothing was left behind; free objects in the root container or fix the cause, then try again".to_owned()
             }
             Self::CreateFailed { left: Some(_), .. } | Self::Teardown { .. } => {
-                "what is left is journaled: run 'vfioctl dpaa2 destroy dprc.N' (or 'vfioctl restore --owner ...') again once the cause is fixed".to_owned()
+                "what is left is journaled: run 'vfioctl dpaa2 destroy dprc.N' (or 'vfioctl recover', which takes apart every made container no longer bound) again once the cause is fixed".to_owned()
             }
             Self::Unnamed { .. } => "check 'restool --version' and report its output".to_owned(),
             Self::InUse(c) => format!("stop the VM and run 'vfioctl restore {c}' first"),
