@@ -207,6 +207,16 @@ pub const CASES: &[Case] = &[
         udev: true,
         single: true,
     },
+    // Ownership across actors on a real kernel: libvirt hook calls of two domains, a manual bind,
+    // a bind by plain sysfs writes, and recover during an unbind that vfio-pci holds up.
+    Case {
+        arch: Arch::X86_64,
+        name: "ownership",
+        topology: "rootports",
+        nested_qemu: false,
+        udev: false,
+        single: true,
+    },
     Case::plain(Arch::Aarch64, "rootports"),
     Case::plain(Arch::Aarch64, "switch"),
     Case::plain(Arch::Aarch64, "pcibridge"),
