@@ -108,6 +108,7 @@ if no_e1000e_probe_of $HOT2; then
   echo "udev set the override before the kernel probed $HOT2"
 else
   echo "e1000e probed $HOT2 before udev set the override; the rule moved it"
+  step "boot status names e1000e as having bound $HOT2 first" boot_status_has '"host_driver": "e1000e"'
 fi
 rm /etc/vfioctl/vms/hot.toml
 
