@@ -22,8 +22,13 @@ pub const QMP_REQUEST: &str = "VFIOTEST-QMP:";
 /// `sun_path` holds 108 bytes with the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
 
-/// The QEMU arguments for the VM's QMP socket at `socket`.
+/// The QEMU arguments for the VM's QMP socket at `socket`; none when the path is too long for
+/// a unix socket, which QEMU would refuse to start with (a request then fails, with the reason
+/// in `qmp.log`).
 pub fn qmp_args(socket: &Path) -> Vec<String> {
+    if socket.as_os_str().len() > MAX_SOCKET_PATH {
+        return Vec::new();
+    }
     vec![
         "-qmp".to_owned(),
         format!("unix:{},server=on,wait=off", socket.display()),
@@ -147,6 +152,13 @@ fn read_message(conn: &mut BufReader<UnixStream>) -> Result<Value, String> {
 mod tests {
     use super::*;
     use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn a_socket_path_too_long_for_unix_gets_no_monitor() {
+        assert_eq!(qmp_args(Path::new("/c/qmp.sock"))[0], "-qmp");
+        let long = PathBuf::from(format!("/{}/qmp.sock", "d".repeat(120)));
+        assert!(qmp_args(&long).is_empty());
+    }
 
     #[test]
     fn requests_are_read_from_complete_lines_and_broken_ones_skipped() {
