@@ -107,7 +107,7 @@ pub use parse::{
     parse_modprobe_conf,
 };
 
-use ctx::{Ctx, is_endpoint, join};
+use ctx::{Ctx, join};
 
 /// Runs every check. With `named` empty the whole host is examined; otherwise device-specific
 /// checks only look at the named devices and the members of their IOMMU groups (host-wide checks,
@@ -191,10 +191,10 @@ pub fn verdicts(findings: &[Finding], inv: &Inventory, named: &[PciAddress]) -> 
                 })
                 .map(|f| f.message.clone())
                 .collect();
-            let with = members
-                .iter()
-                .filter(|a| *a != address && inv.get(a).is_some_and(is_endpoint))
-                .copied()
+            // The same functions bind moves and qemu-args hands over (one place decides).
+            let with = crate::passthrough::goes_with(inv, address)
+                .into_iter()
+                .filter(|a| a != address)
                 .collect();
             Verdict {
                 device: *address,
