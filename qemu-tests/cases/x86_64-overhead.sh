@@ -46,12 +46,17 @@ common_start
 step "$NIC starts on e1000e" gc driver $NIC e1000e
 require_subcommands bind restore
 
-# Warm-up, not timed: vfioctl loads vfio-pci itself on its first bind, and both paths should
-# find the binary and sysfs in the page cache.
+# Warm-up, not timed: vfioctl loads vfio-pci itself on its first bind (and unloads what it
+# loaded on restore); both paths should find the binary and sysfs in the page cache.
 step "warm-up: vfioctl bind $NIC exits 0" gc exit 0 -- vfioctl bind $NIC
 step "warm-up: $NIC is on vfio-pci" gc driver $NIC vfio-pci
 step "warm-up: vfioctl restore $NIC exits 0" gc exit 0 -- vfioctl restore $NIC
+# The shell sequence needs vfio-pci loaded, and with it loaded by hand vfioctl neither loads nor
+# unloads it: both sides then do the same kernel work.
+modprobe vfio-pci
+step "vfio-pci is loaded for the rounds" gc module vfio_pci loaded
 shell_round
+step "warm-up: the shell gave $NIC back to e1000e" gc driver $NIC e1000e
 
 rm -f /tmp/vfioctl-ms /tmp/shell-ms
 i=1

@@ -10,14 +10,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use vfioctl_core::PciAddress;
 use vfioctl_core::critical::{BUILTIN_HOST_CRITICAL, CriticalFunctions};
 use vfioctl_core::plan::HostUse;
 
 use crate::HostRoot;
-use crate::read::{device_dir, dir_names, link_name, read_attr, resolve_link};
+use crate::read::{dir_names, link_name, read_attr, resolve_link};
 use crate::usage::HostUsage;
 
 /// The host's own additions to the host-critical table.
@@ -128,18 +128,27 @@ fn block_name(root: &HostRoot, source: &str, mapper: &HashMap<String, String>) -
     Some(rest.to_owned())
 }
 
-/// The PCI functions' real directories, to find the nearest one above a path.
-struct Owners(HashMap<PathBuf, PciAddress>);
+/// The PCI functions of the inventory, to find the nearest one above a path. sysfs names a PCI
+/// function's directory by its address (`pci_name()`), so the names on the path tell, without
+/// resolving every function's link first.
+struct Owners<'a> {
+    root: &'a Path,
+    inventory: &'a vfioctl_core::Inventory,
+}
 
-impl Owners {
-    fn new(root: &HostRoot, inventory: &vfioctl_core::Inventory) -> Self {
-        Self(
-            inventory
-                .devices()
-                .iter()
-                .filter_map(|d| Some((device_dir(root, &d.address).ok()?, d.address)))
-                .collect(),
-        )
+impl<'a> Owners<'a> {
+    fn new(root: &'a HostRoot, inventory: &'a vfioctl_core::Inventory) -> Self {
+        Self {
+            root: root.path(),
+            inventory,
+        }
+    }
+
+    /// The function whose directory `dir` is, when it is one in the inventory.
+    fn function(&self, dir: &Path) -> Option<PciAddress> {
+        let name = dir.file_name()?.to_str()?;
+        let address: PciAddress = name.parse().ok()?;
+        (address.to_string() == name && self.inventory.get(&address).is_some()).then_some(address)
     }
 
     /// The nearest PCI function above `path`, and the names between it and `path` that say how
@@ -147,10 +156,10 @@ impl Owners {
     fn owner(&self, path: &Path) -> Option<(PciAddress, Vec<String>)> {
         let mut below = Vec::new();
         let mut at = path.parent();
-        while let Some(dir) = at {
-            if let Some(address) = self.0.get(dir) {
+        while let Some(dir) = at.filter(|d| d.starts_with(self.root) && *d != self.root) {
+            if let Some(address) = self.function(dir) {
                 below.reverse();
-                return Some((*address, below));
+                return Some((address, below));
             }
             if let Some(name) = dir.file_name().and_then(|n| n.to_str())
                 && let Some(step) = chain_step(name)
