@@ -41,6 +41,9 @@ pub(crate) struct GlobalArgs {
     /// Say only what was asked for: no notes.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// When to colour the output (JSON is never coloured).
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: crate::term::ColorWhen,
     /// Read VM definitions from DIR instead of ROOT/etc/vfioctl/vms (ROOT: --root); DIR must
     /// exist.
     #[arg(long, global = true, value_name = "DIR")]
@@ -278,6 +281,10 @@ pub(crate) struct GroupsArgs {
     /// ROOT/proc/sys/kernel/osrelease).
     #[arg(long, value_name = "X.Y", requires = "predict")]
     pub kernel: Option<String>,
+    /// Wrap the reason and verdict lines to N columns (0: do not wrap). Default, as ls chooses:
+    /// $COLUMNS, then the terminal's width, then 80.
+    #[arg(long, value_name = "N")]
+    pub width: Option<usize>,
 }
 
 /// `vfioctl slots`.
