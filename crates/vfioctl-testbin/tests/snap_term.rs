@@ -154,3 +154,29 @@ fn groups_wraps_to_the_width_asked_and_keeps_its_columns() {
     );
     assert_eq!(column(&whole, "0000:05:00.0"), column(&one, "0000:05:00.0"));
 }
+
+#[test]
+fn list_k_names_the_modules_that_could_take_a_device_back_and_v_shows_more() {
+    let t = host(x86_desktop());
+    let root = t.root();
+    for (name, line) in [
+        ("list_kernel", "list -k"),
+        ("list_verbose", "list -v -s 0000:01:00.0 -s 0000:05:00.0"),
+    ] {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        insta::assert_snapshot!(
+            name,
+            render(&args, &run(root, line, |c| c), &[(root, "[ROOT]")])
+        );
+    }
+    let doc: serde_json::Value =
+        serde_json::from_slice(&run(root, "--json list -k -s 0000:03:00.0", |c| c).stdout).unwrap();
+    assert_eq!(
+        doc["devices"][0]["kernel_modules"],
+        serde_json::json!(["igb"])
+    );
+    // Without -k the field is not there: reading modules.alias is not free.
+    let plain: serde_json::Value =
+        serde_json::from_slice(&run(root, "--json list -s 0000:03:00.0", |c| c).stdout).unwrap();
+    assert!(plain["devices"][0].get("kernel_modules").is_none());
+}

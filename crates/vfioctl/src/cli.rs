@@ -35,7 +35,9 @@ pub(crate) struct GlobalArgs {
     /// /usr/share/hwdata/pci.ids; numeric IDs when none is found).
     #[arg(long, global = true, value_name = "PATH")]
     pub pci_ids: Option<PathBuf>,
-    /// Say more (repeat for more detail).
+    /// Say more: list adds subsystem, IOMMU group, NUMA node, power state and reset methods
+    /// under each device; groups the ACS of each member; doctor the file each finding read;
+    /// bind, apply and run the sysfs writes; boot install each file; groups --predict every fact.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Say only what was asked for: no notes.
@@ -264,6 +266,11 @@ pub(crate) struct ListArgs {
     /// Show the bus hierarchy as a tree.
     #[arg(short, long)]
     pub tree: bool,
+    /// Under each device, as lspci -k: the kernel driver in use, the kernel modules whose
+    /// aliases match its modalias (the likely driver to give it back to), and its VFIO device
+    /// file (/dev/vfio/devices/vfioN) when it has one.
+    #[arg(short = 'k', long = "kernel")]
+    pub kernel: bool,
 }
 
 /// `vfioctl groups`.
