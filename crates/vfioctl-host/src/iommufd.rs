@@ -28,6 +28,23 @@ pub fn cdev_of(root: &HostRoot, address: &PciAddress) -> Option<String> {
         })
 }
 
+/// The device files of every member of `groups` that has one, in group then address order.
+pub fn group_cdevs(root: &HostRoot, groups: &[vfioctl_core::GroupId]) -> Vec<String> {
+    let mut out = Vec::new();
+    for group in groups {
+        let dir = root.join(format!("sys/kernel/iommu_groups/{}/devices", group.0));
+        let mut members: Vec<PciAddress> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        members.sort_unstable();
+        out.extend(members.iter().filter_map(|a| cdev_of(root, a)));
+    }
+    out
+}
+
 /// What the kernel under `root` offers of iommufd: `/dev/iommu`, and its configuration read from
 /// `boot/config-RELEASE` or, failing that, `proc/config.gz`.
 pub fn read_facts(root: &HostRoot) -> Result<IommufdFacts, HostError> {

@@ -386,6 +386,11 @@ pub(crate) struct QemuArgs {
     /// Only the named functions, not every endpoint of their IOMMU groups.
     #[arg(long)]
     pub only: bool,
+    /// Use iommufd and the VFIO device files (/dev/iommu, /dev/vfio/devices/vfioN; kernel 6.6+,
+    /// QEMU 8.2+) instead of /dev/vfio/GROUP: adds -object iommufd,id=iommufd0 and iommufd= on
+    /// each vfio-pci device. Peer-to-peer DMA between the devices is lost.
+    #[arg(long)]
+    pub iommufd: bool,
 }
 
 /// `vfioctl libvirt-xml`.
@@ -406,6 +411,11 @@ pub(crate) struct LibvirtArgs {
     /// their paths.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+    /// Add <driver iommufd='yes'/> to each element (a kernel and libvirt with iommufd):
+    /// QEMU then uses /dev/iommu and /dev/vfio/devices/vfioN. Peer-to-peer DMA between the
+    /// devices is lost.
+    #[arg(long)]
+    pub iommufd: bool,
 }
 
 /// A bus number, decimal or `0x` hex, as libvirt writes it.

@@ -304,6 +304,14 @@ fn render_bound(ctx: &mut Context, plan: &Plan) {
     for g in plan.vfio_groups() {
         ctx.line(format!("/dev/vfio/{g} is ready."));
     }
+    // On a kernel with iommufd each device also has its own file (QEMU's iommufd backend).
+    for d in bound.iter().filter_map(|d| d.device.pci()) {
+        if let Some(cdev) = vfioctl_host::iommufd::cdev_of(&ctx.root, &d) {
+            ctx.line(format!(
+                "/dev/vfio/devices/{cdev} ({d}) is ready for iommufd."
+            ));
+        }
+    }
     let all: Vec<String> = bound.iter().map(|d| d.device.to_string()).collect();
     ctx.line(format!(
         "Give them back with: vfioctl restore {}",
