@@ -193,7 +193,45 @@ impl SimBuilder {
             faults: self.faults.clone(),
             crash_after_write: self.crash_after_write,
             fsl_mc: self.fsl_mc.clone(),
+            sriov: self.sriov_state(),
         }
+    }
+
+    fn sriov_state(&self) -> BTreeMap<PciAddress, crate::sriov::PfState> {
+        let h = Hierarchy::new(&self.devices);
+        self.devices
+            .iter()
+            .filter_map(|d| {
+                let spec = d.sriov?;
+                let vfs = self
+                    .devices
+                    .iter()
+                    .filter(|v| v.physfn == Some(d.address))
+                    .count();
+                Some((
+                    d.address,
+                    crate::sriov::PfState {
+                        total: spec.total_vfs,
+                        offset: spec.offset,
+                        stride: spec.stride,
+                        vf_id: vfioctl_core::VendorDevice {
+                            vendor: d.id.vendor,
+                            device: spec.vf_device,
+                        },
+                        class: d.class,
+                        own_groups: crate::groups::vfs_isolated(&h, &self.host, d.address),
+                        group_type: self.host.group_type.clone(),
+                        assigned: Vec::new(),
+                        links: vec![crate::sriov::VfLink::default(); vfs],
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The PCI driver named `name`, for tweaking.
+    pub fn driver_mut(&mut self, name: &str) -> Option<&mut DriverSpec> {
+        self.drivers.iter_mut().find(|d| d.name == name)
     }
 
     /// Writes the tree into a new temporary directory: under `$VFIOCTL_SIM_TMPDIR` if set, else

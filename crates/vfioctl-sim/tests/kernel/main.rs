@@ -6,4 +6,5 @@ mod binding;
 mod devices;
 mod faults;
 mod modules;
+mod sriov;
 mod support;
