@@ -19,6 +19,7 @@ pub mod hostuse;
 pub mod journal;
 mod journal_v1;
 pub mod kernel;
+pub mod netlink;
 pub mod ops;
 pub mod owners;
 pub mod platform;
@@ -27,6 +28,7 @@ pub mod root;
 pub mod transaction;
 pub mod usage;
 pub mod vfio;
+pub mod vflinks;
 pub mod vms;
 
 pub use error::HostError;

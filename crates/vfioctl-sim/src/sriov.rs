@@ -59,6 +59,10 @@ pub struct PfState {
     /// Each VF's link settings, by VF index (reset when the VFs are re-created).
     #[serde(default)]
     pub links: Vec<VfLink>,
+    /// The interface each VF index's driver creates, kept across re-creation as udev's naming
+    /// keeps it (by index: the same VF gets the same name back).
+    #[serde(default)]
+    pub vf_net: Vec<Option<crate::spec::NetIf>>,
 }
 
 impl PfState {

@@ -125,7 +125,20 @@ impl SimKernel {
 
     /// `pci_disable_sriov()`: every VF unbound and removed, last first.
     pub(super) fn disable_sriov(&self, state: &mut KernelState, pf: PciAddress) -> io::Result<()> {
-        for vf in self.vfs_of(pf)?.into_iter().rev() {
+        let vfs = self.vfs_of(pf)?;
+        let names: Vec<Option<NetIf>> = vfs
+            .iter()
+            .map(|vf| state.devices.get(vf).and_then(|d| d.net.first().cloned()))
+            .collect();
+        if let Some(pfs) = state.sriov.get_mut(&pf) {
+            // Names past the boot-time ones are derived from the index again on re-creation.
+            for (slot, name) in pfs.vf_net.iter_mut().zip(names) {
+                if name.is_some() {
+                    *slot = name;
+                }
+            }
+        }
+        for vf in vfs.into_iter().rev() {
             self.remove_device(state, vf)?;
         }
         if let Some(pfs) = state.sriov.get_mut(&pf) {
@@ -181,16 +194,20 @@ impl SimKernel {
                 };
                 join_group(&self.root, &dir, address, group, &pfs.group_type)?;
             }
-            if let Some(name) = &pf_if {
+            let kept = pfs.vf_net.get(i as usize).cloned().flatten();
+            let net = kept.or_else(|| {
+                pf_if.as_ref().map(|name| NetIf {
+                    name: format!("{name}v{i}"),
+                    up: false,
+                    default_route: false,
+                    via: None,
+                })
+            });
+            if let Some(net) = net {
                 state.devices.insert(
                     address,
                     DeviceState {
-                        net: vec![NetIf {
-                            name: format!("{name}v{i}"),
-                            up: false,
-                            default_route: false,
-                            via: None,
-                        }],
+                        net: vec![net],
                         block: Vec::new(),
                     },
                 );

@@ -203,11 +203,12 @@ impl SimBuilder {
             .iter()
             .filter_map(|d| {
                 let spec = d.sriov?;
-                let vfs = self
-                    .devices
-                    .iter()
+                let vf_net: Vec<Option<crate::spec::NetIf>> = h
+                    .devices()
                     .filter(|v| v.physfn == Some(d.address))
-                    .count();
+                    .map(|v| v.net.first().cloned())
+                    .collect();
+                let vfs = vf_net.len();
                 Some((
                     d.address,
                     crate::sriov::PfState {
@@ -223,6 +224,7 @@ impl SimBuilder {
                         group_type: self.host.group_type.clone(),
                         assigned: Vec::new(),
                         links: vec![crate::sriov::VfLink::default(); vfs],
+                        vf_net,
                     },
                 ))
             })
