@@ -137,3 +137,23 @@ fn a_bound_vf_is_given_back_before_its_pf_is_put_back() {
     text(root, &["restore", "--all"], 0);
     assert_same(&began, &kernel_state(&t), "restore --all");
 }
+
+#[test]
+fn renderers_give_each_vf_its_own_root_port() {
+    let t = sriov();
+    let root = t.root();
+    let (qemu, _) = text(root, &["qemu-args", "0000:01:10.0", "0000:01:10.2"], 0);
+    insta::assert_snapshot!("qemu_args_two_vfs", qemu);
+    let (xml, _) = text(
+        root,
+        &[
+            "libvirt-xml",
+            "0000:01:10.0",
+            "0000:01:10.2",
+            "--guest-bus",
+            "3",
+        ],
+        0,
+    );
+    insta::assert_snapshot!("libvirt_two_vfs", xml);
+}
