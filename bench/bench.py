@@ -18,6 +18,11 @@ side on the same tree and in the same run:
     commands), and `vf create <PF> 64` then `restore <PF>` on the simulated kernel (the test
     binary, which serves the tree's writes as Linux would: 64 VF directories made and removed),
     reported per VF.
+  * the Kubernetes device plugin idle on the largest host: it binds one VF's group, a fake
+    kubelet (`vfioctl-fake-kubelet --watch`) holds `ListAndWatch` open for --plugin-seconds, and
+    the plugin's CPU seconds per minute (utime + stime from /proc) and resident memory (VmRSS,
+    VmHWM) over that time are reported. The plugin runs as `vfioctl-testbin`, the same entry
+    point with the simulated kernel, which the bind at start needs.
 
 Whole-process wall time, warm cache, after one warm-up run; the median of --runs runs. Peak memory
 is each process's own maximum resident set size (wait4's rusage). Nothing here asserts a timing:
@@ -25,7 +30,8 @@ it prints the figures and the ratios, and whether each goal of the benchmark iss
 
 Needs Debian's pciutils (lspci), time (exact peak memory) and strace (system calls).
 
-Usage: python3 bench/bench.py [--runs N] [--sizes 16,256,1024,4096] [--out results.json]
+Usage: python3 bench/bench.py [--runs N] [--sizes 16,256,1024,4096] [--plugin-seconds 60]
+                              [--out results.json]
 """
 
 import argparse
@@ -105,6 +111,68 @@ def vf_writes(testbin, write_tree, work, runs):
         (statistics.median(r[0] for _, r in pairs), max(r[1] for _, r in pairs))
 
 
+def build_plugin(release_dir):
+    """The test binary (the plugin binds through the simulated kernel) and the fake kubelet."""
+    subprocess.run(
+        ["cargo", "build", "--release", "-p", "vfioctl-testbin", "-p", "vfioctl-qemu-tests",
+         "--bin", "vfioctl-testbin", "--bin", "vfioctl-fake-kubelet"],
+        cwd=REPO, check=True,
+    )
+    return os.path.join(release_dir, "vfioctl-testbin"), os.path.join(release_dir, "vfioctl-fake-kubelet")
+
+
+def proc_cpu_seconds(pid):
+    """utime + stime of a process, in seconds (fields 14 and 15 of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_memory_kib(pid):
+    """VmRSS and VmHWM of a process, in KiB."""
+    values = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0])
+    return values.get("VmRSS"), values.get("VmHWM")
+
+
+def plugin_idle(testbin, kubelet_bin, root, vf, seconds):
+    """The idle device plugin serving one VF's group to a kubelet that watches for `seconds`."""
+    work = tempfile.mkdtemp(prefix="vfioctl-plugin-")
+    try:
+        config = os.path.join(work, "device-plugin.toml")
+        with open(config, "w") as f:
+            f.write(f'version = 1\n[[resource]]\nname = "bench.io/vf"\nselect = [{{ address = "{vf}" }}]\n')
+        plugins = os.path.join(work, "device-plugins")
+        os.mkdir(plugins)
+        with open(os.path.join(work, "plugin.log"), "w") as log:
+            plugin = subprocess.Popen([testbin, "--root", root, "device-plugin", "--config", config,
+                                       "--plugin-dir", plugins], stdout=subprocess.DEVNULL, stderr=log)
+            kubelet = subprocess.Popen([kubelet_bin, plugins, "bench.io/vf", "--watch", str(seconds)],
+                                       stdout=subprocess.PIPE, text=True)
+            line = kubelet.stdout.readline().strip()
+            if line != "registered":
+                plugin.terminate()
+                plugin.wait()
+                sys.exit(f"bench: the plugin never registered ({line!r}); see {work}/plugin.log")
+            cpu0, t0 = proc_cpu_seconds(plugin.pid), time.monotonic()
+            rest = kubelet.stdout.read()
+            kubelet.wait()
+            cpu1, t1 = proc_cpu_seconds(plugin.pid), time.monotonic()
+            rss, hwm = proc_memory_kib(plugin.pid)
+            plugin.send_signal(15)
+            plugin.wait(timeout=60)
+        updates = int(rest.split("updates:")[1].split()[0]) if "updates:" in rest else None
+        wall = t1 - t0
+        return {"seconds": wall, "cpu_per_minute": (cpu1 - cpu0) / wall * 60, "rss_kib": rss,
+                "hwm_kib": hwm, "updates": updates, "exit": plugin.returncode}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # The commands timed on every host, by key: (label, argv after `vfioctl --root ROOT`). `{vf}` is
 # one VF, alone in its IOMMU group (the ACS root ports isolate it), `{vm}` a definition naming it.
 COMMANDS = [
@@ -177,6 +245,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--sizes", default="16,256,1024,4096")
+    parser.add_argument("--plugin-seconds", type=int, default=60,
+                        help="how long the idle device plugin is measured on the largest host (0: not at all)")
     parser.add_argument("--out", help="also write the results as JSON here")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -187,6 +257,7 @@ def main():
     has_strace = shutil.which("strace") is not None
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
     vfioctl, write_tree, testbin = build(os.path.join(target, "release"))
+    plugin_bins = build_plugin(os.path.join(target, "release")) if args.plugin_seconds > 0 else None
     # What launching any process through this harness costs (fork/exec from Python, GNU time):
     # measured with `true` and taken off every figure, so small hosts compare the commands and
     # not the harness.
@@ -220,6 +291,8 @@ def main():
                 row[key] = measure(full, args.runs)
                 if has_strace and key in MIN_SYSCALLS:
                     row[f"{key}_syscalls"] = syscalls(full)
+            if plugin_bins and size == sizes[-1]:
+                row["plugin"] = plugin_idle(*plugin_bins, root, vf, args.plugin_seconds)
             results.append(row)
             print(f"size {size}: {functions} functions measured", file=sys.stderr)
         vf_create, vf_restore = vf_writes(testbin, write_tree, work, args.runs)
@@ -280,6 +353,13 @@ def report(results, baseline):
                     continue
                 per = calls / row["functions"]
                 print(f"{row['functions']:>9}  {key:<10} {calls:>8}  {per:7.2f}  {minimum:>7}  {per / minimum:6.2f}")
+
+    for row in results:
+        p = row.get("plugin")
+        if p:
+            print(f"\nDevice plugin idle at {row['functions']} functions, ListAndWatch open for "
+                  f"{p['seconds']:.1f} s ({p['updates']} updates): {p['cpu_per_minute']:.3f} CPU s per minute, "
+                  f"RSS {p['rss_kib']} KiB (peak {p['hwm_kib']} KiB); exit {p['exit']} after SIGTERM")
 
     print("\nGoals (measured, not asserted):")
     for text, met in goals(results):

@@ -246,6 +246,15 @@ pub const CASES: &[Case] = &[
         udev: false,
         single: true,
     },
+    // The Kubernetes device plugin with a fake kubelet: Allocate's paths on the real kernel.
+    Case {
+        arch: Arch::X86_64,
+        name: "deviceplugin",
+        topology: "rootports",
+        nested_qemu: false,
+        udev: false,
+        single: true,
+    },
     // `vfioctl bind` + `restore` of one NIC timed against the Ten64 page's shell sequence on the
     // same NIC: the ratio is printed (a fact in the table), never asserted.
     Case {

@@ -20,6 +20,8 @@ pub struct GuestBinaries {
     pub vfioctl: PathBuf,
     /// The in-guest checker.
     pub guest_check: PathBuf,
+    /// The fake kubelet of the device plugin case.
+    pub fake_kubelet: PathBuf,
     /// More files for the initramfs, as `src:dst` (dst relative to the guest's `/`).
     pub extra: Vec<String>,
 }
@@ -41,7 +43,8 @@ pub fn build_guest_binaries(arch: Arch, rust_mode: &str) -> Result<GuestBinaries
     cmd.current_dir(repo_root())
         .args(["build", "--release", "--target", target])
         .args(["-p", "vfioctl", "--bin", "vfioctl"])
-        .args(["-p", "vfioctl-qemu-tests", "--bin", "vfioctl-guest-check"]);
+        .args(["-p", "vfioctl-qemu-tests", "--bin", "vfioctl-guest-check"])
+        .args(["--bin", "vfioctl-fake-kubelet"]);
     if rust_mode == "gnu" {
         cmd.env(
             format!("CARGO_TARGET_{env_target}_RUSTFLAGS"),
@@ -74,6 +77,7 @@ pub fn build_guest_binaries(arch: Arch, rust_mode: &str) -> Result<GuestBinaries
     Ok(GuestBinaries {
         vfioctl: dir.join("vfioctl"),
         guest_check: dir.join("vfioctl-guest-check"),
+        fake_kubelet: dir.join("vfioctl-fake-kubelet"),
         extra: Vec::new(),
     })
 }
@@ -245,6 +249,7 @@ fn pack_initramfs(
     let mut extra = vec![
         format!("{}:bin/vfioctl", bins.vfioctl.display()),
         format!("{}:bin/vfioctl-guest-check", bins.guest_check.display()),
+        format!("{}:bin/vfioctl-fake-kubelet", bins.fake_kubelet.display()),
         format!("{}:case.sh", script.display()),
         format!(
             "{}:lib/case-lib.sh",

@@ -109,6 +109,12 @@ pub(crate) enum Command {
     Dpaa2(crate::cmd::dpaa2::Dpaa2Args),
     /// SR-IOV virtual functions: list, create (sriov_numvfs), set (MAC, VLAN, trust, spoofchk).
     Vf(crate::cmd::vf::VfArgs),
+    /// This node's passthrough-ready IOMMU groups for Proxmox VE mappings, OpenStack Nova or
+    /// KubeVirt; --check FILE says which entries of an earlier export no longer match.
+    Export(crate::cmd::export::ExportArgs),
+    /// A Kubernetes device plugin (kubelet API v1beta1) that binds and advertises whole IOMMU
+    /// groups, and gives them back at SIGTERM.
+    DevicePlugin(crate::cmd::device_plugin::DevicePluginArgs),
 }
 
 /// `vfioctl boot`.

@@ -52,6 +52,8 @@ fn dispatch(
         Command::Recover(args) => cmd::bind::recover(ctx, args),
         Command::Dpaa2(args) => cmd::dpaa2::dpaa2(ctx, args, kernels),
         Command::Vf(args) => cmd::vf::vf(ctx, args),
+        Command::Export(args) => cmd::export::export(ctx, args),
+        Command::DevicePlugin(args) => cmd::device_plugin::device_plugin(ctx, args),
     }
 }
 

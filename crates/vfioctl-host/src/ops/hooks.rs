@@ -190,7 +190,7 @@ pub fn libvirt(
 
 /// This node's name as Proxmox VE knows it: `/etc/hostname` under the root, up to the first dot
 /// (pmxcfs names nodes by their short host name).
-fn node_name(host: &Host) -> Option<String> {
+pub fn node_name(host: &Host) -> Option<String> {
     let text = std::fs::read_to_string(host.root().join("etc/hostname")).ok()?;
     let name = text.lines().next()?.trim();
     let short = name.split('.').next().unwrap_or(name);

@@ -3,9 +3,13 @@
 //! report or a typed error. Nothing here prints; the CLI renders the reports.
 
 pub mod bind;
+pub mod device_plugin;
 pub mod dpaa2;
+pub mod export;
 pub mod hooks;
 pub mod identity;
+pub mod plugin_config;
+pub mod ready;
 pub mod restore;
 pub mod run;
 pub mod vf;

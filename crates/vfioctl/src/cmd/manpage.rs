@@ -41,6 +41,14 @@ const UNIT: File = File {
     path: "/usr/lib/systemd/system/vfioctl-apply.service",
     what: "runs vfioctl apply at boot once enabled (systemctl enable vfioctl-apply)",
 };
+const PLUGIN_CONFIG: File = File {
+    path: "/etc/vfioctl/device-plugin.toml",
+    what: "the Kubernetes resources of the device plugin, each named by selectors",
+};
+const PLUGIN_DIR: File = File {
+    path: "/var/lib/kubelet/device-plugins/",
+    what: "the kubelet's kubelet.sock, and the plugin's own sockets (--plugin-dir DIR)",
+};
 const HOOKS: File = File {
     path: "/usr/share/vfioctl/hooks/",
     what: "the libvirt qemu hook and the Proxmox VE hookscript, to copy or link into place",
@@ -348,6 +356,36 @@ fn extra(page: &str) -> Extra {
                 ),
             ],
             &["vfioctl-bind(1)", "vfioctl-restore(1)", "ip-link(8)"],
+        ),
+        "vfioctl-export" => (
+            &[SYSFS, PLUGIN_CONFIG],
+            &[
+                (
+                    "vfioctl export proxmox-mapping >> /etc/pve/mapping/pci.cfg",
+                    "Add this node's ready groups as Proxmox VE cluster mappings.",
+                ),
+                (
+                    "vfioctl export nova",
+                    "The [pci] device_spec and alias lines for nova.conf.",
+                ),
+                (
+                    "vfioctl export kubevirt > patch.yaml",
+                    "A merge patch for KubeVirt's permittedHostDevices.",
+                ),
+                (
+                    "vfioctl export --check /etc/pve/mapping/pci.cfg",
+                    "Which entries no longer match this node (exit 4 when one does not).",
+                ),
+            ],
+            &["vfioctl-groups(1)", "vfioctl-device-plugin(1)"],
+        ),
+        "vfioctl-device-plugin" => (
+            &[PLUGIN_CONFIG, PLUGIN_DIR, JOURNAL],
+            &[(
+                "vfioctl device-plugin --config /etc/vfioctl/device-plugin.toml",
+                "Bind the configured groups and serve them to the kubelet until SIGTERM.",
+            )],
+            &["vfioctl-export(1)", "vfioctl-bind(1)"],
         ),
         _ => (&[], &[], &[]),
     };

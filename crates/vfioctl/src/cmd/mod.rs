@@ -2,9 +2,11 @@
 pub(crate) mod bind;
 pub(crate) mod boot;
 pub(crate) mod check;
+pub(crate) mod device_plugin;
 pub(crate) mod docs;
 pub(crate) mod doctor;
 pub(crate) mod dpaa2;
+pub(crate) mod export;
 pub(crate) mod hook;
 pub(crate) mod inventory;
 pub(crate) mod manpage;
