@@ -23,6 +23,7 @@ pub mod hooks;
 pub mod ids;
 pub mod known;
 pub mod ownership;
+pub mod passthrough;
 pub mod pciids;
 pub mod plan;
 pub mod predict;

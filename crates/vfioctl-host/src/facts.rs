@@ -275,6 +275,7 @@ pub fn gather(
 
     match Journal::load(root) {
         Ok(journal) => {
+            facts.journal = crate::owners::journal_facts(root, &journal);
             facts.journaled = journal
                 .entries
                 .iter()

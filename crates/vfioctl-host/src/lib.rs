@@ -20,6 +20,7 @@ pub mod hostuse;
 pub mod journal;
 mod journal_v1;
 pub mod kernel;
+pub mod mounts;
 pub mod ops;
 pub mod owners;
 pub mod platform;
@@ -29,6 +30,7 @@ pub mod transaction;
 pub mod usage;
 pub mod vfio;
 pub mod vms;
+mod zfs;
 
 pub use error::HostError;
 pub use kernel::{Kernel, ModuleError, RealKernel};

@@ -96,6 +96,25 @@ pub const TOPOLOGIES: &[Topology] = &[
             "usb-storage,bus=xhci.0,drive=usbdisk",
         ],
     },
+    // `rootports` plus two empty hotplug-capable root ports (buses 03 and 04) for `device_add`
+    // through QMP. The IO window is reserved because firmware leaves none for an empty port.
+    Topology {
+        name: "rootports-hotplug",
+        devices: &[
+            "-device",
+            RP1,
+            "-device",
+            RP2,
+            "-device",
+            "e1000e,bus=rp1,romfile=",
+            "-device",
+            "e1000e,bus=rp2,romfile=",
+            "-device",
+            "pcie-root-port,id=rp3,chassis=3,slot=3,bus=pcie.0,addr=0x12,hotplug=on,io-reserve=4K",
+            "-device",
+            "pcie-root-port,id=rp4,chassis=4,slot=4,bus=pcie.0,addr=0x13,hotplug=on,io-reserve=4K",
+        ],
+    },
     Topology {
         name: "multifn",
         devices: &[
@@ -198,13 +217,24 @@ pub const CASES: &[Case] = &[
         udev: false,
         single: true,
     },
-    // `vfioctl boot install`'s rule run by the real systemd-udevd: devices added afresh.
+    // `vfioctl boot install`'s rule run by the real systemd-udevd: devices added afresh, and
+    // hot-added through QMP.
     Case {
         arch: Arch::X86_64,
         name: "udev",
-        topology: "rootports",
+        topology: "rootports-hotplug",
         nested_qemu: false,
         udev: true,
+        single: true,
+    },
+    // Ownership across actors on a real kernel: libvirt hook calls of two domains, a manual bind,
+    // a bind by plain sysfs writes, and recover during an unbind that vfio-pci holds up.
+    Case {
+        arch: Arch::X86_64,
+        name: "ownership",
+        topology: "rootports",
+        nested_qemu: false,
+        udev: false,
         single: true,
     },
     Case::plain(Arch::Aarch64, "rootports"),

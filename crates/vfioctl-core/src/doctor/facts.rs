@@ -145,6 +145,8 @@ pub struct DoctorFacts {
     /// Why the journal could not be opened (permissions), when it could not: vfioctl's own
     /// overrides then cannot be told from others.
     pub journal_unreadable: Option<String>,
+    /// The journal's entries and write helpers, with their devices and owners now.
+    pub journal: super::JournalFacts,
     /// How the host uses each device.
     pub host_uses: BTreeMap<PciAddress, Vec<HostUse>>,
     /// The known-devices table (shipped, merged with the host's).

@@ -51,6 +51,11 @@
 //! | `driverctl-override` | warning | a file in `/etc/driverctl.d` |
 //! | `foreign-driver-override` | warning | `driver_override` set by something other than vfioctl |
 //! | `journal-damaged` | warning | vfioctl's journal does not parse |
+//! | `journal-interrupted` | warning | a journal entry is still `binding`: its bind never finished |
+//! | `helper-stuck` | warning | a write helper the journal lists is still in the kernel |
+//! | `helper-returned` | warning | a listed write helper returned, and nothing finished the give-back |
+//! | `owner-gone` | warning | an entry's owner is gone: domain, VM config or definition, recorded QEMU |
+//! | `owner-not-running` | warning | an entry's libvirt domain or Proxmox VM is not running |
 //! | `known-device-works` / `-misbehaves` / `-broken` | info/warning/error | the known-devices table |
 //! | `known-devices-invalid` | error | `/etc/vfioctl/devices.toml` does not parse |
 //! | `fsl-mc-vfio-missing` | error | DPAA2 host without a vfio-fsl-mc driver |
@@ -75,6 +80,7 @@ mod fslmc;
 mod fslmc_containers;
 mod groups;
 mod iommu;
+mod journal;
 mod known;
 mod modules;
 mod overrides;
@@ -95,12 +101,13 @@ pub use facts::{
     TEN64_VFIO_PAGE, VFIO_FSL_MC_MODULE, VFIO_MODULES,
 };
 pub use finding::{Finding, Severity};
+pub use journal::{EntryFacts, HelperFacts, JournalFacts, owner_definitions};
 pub use parse::{
     Directive, ModprobeEntry, Param, canonical, dashed, kernel_version, parse_cmdline,
     parse_modprobe_conf,
 };
 
-use ctx::{Ctx, is_endpoint, join};
+use ctx::{Ctx, join};
 
 /// Runs every check. With `named` empty the whole host is examined; otherwise device-specific
 /// checks only look at the named devices and the members of their IOMMU groups (host-wide checks,
@@ -119,6 +126,7 @@ pub fn run(facts: &DoctorFacts, inv: &Inventory, named: &[PciAddress]) -> Vec<Fi
     safety::check_platform(&ctx, &mut out);
     safety::check_skipped(inv, &mut out);
     overrides::check_risky(&ctx, &mut out);
+    journal::check_journal(&ctx, &mut out);
     known::check_known(&ctx, &mut out);
     fslmc::check_fsl_mc(&ctx, &mut out);
     fslmc_containers::check(&ctx, &mut out);
@@ -183,10 +191,10 @@ pub fn verdicts(findings: &[Finding], inv: &Inventory, named: &[PciAddress]) -> 
                 })
                 .map(|f| f.message.clone())
                 .collect();
-            let with = members
-                .iter()
-                .filter(|a| *a != address && inv.get(a).is_some_and(is_endpoint))
-                .copied()
+            // The same functions bind moves and qemu-args hands over (one place decides).
+            let with = crate::passthrough::goes_with(inv, address)
+                .into_iter()
+                .filter(|a| a != address)
                 .collect();
             Verdict {
                 device: *address,

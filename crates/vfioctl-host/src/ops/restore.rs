@@ -344,7 +344,13 @@ fn decide(
     request: &RestoreRequest,
 ) -> Option<RestoreResult> {
     let root = executor.root();
-    let state = executor.device_state(device).ok();
+    // A journaled device's holder is its entry's owner, so its sysfs is not read here: while an
+    // unbind of it is stuck in the kernel, that unbind holds the device's lock, and the kernel's
+    // driver_override_show() waits for the same lock.
+    let state = match journal.entry(device) {
+        Some(_) => None,
+        None => executor.device_state(device).ok(),
+    };
     let holder = crate::owners::holder(root, journal, device, state.as_ref());
     match give_back(request.on_behalf.as_ref(), device, &holder, request.force) {
         GiveBack::Leave(why) => return Some(RestoreResult::Left(why)),
@@ -415,7 +421,12 @@ pub fn restore(host: &Host, request: &RestoreRequest) -> Result<RestoreReport, O
     for device in ordered {
         let handled = match decide(&executor, &journal, &device, request) {
             Some(result) => RestoredDevice {
-                from_driver: executor.device_state(&device).ok().and_then(|s| s.driver),
+                // The driver link alone: it never waits for the device's lock.
+                from_driver: executor
+                    .current_driver(&device)
+                    .ok()
+                    .flatten()
+                    .and_then(|d| d.parse().ok()),
                 to_driver: journal
                     .entry(&device)
                     .and_then(|e| e.original.state.driver.clone()),
