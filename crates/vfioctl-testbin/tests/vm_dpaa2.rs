@@ -48,6 +48,7 @@ fn apply_makes_binds_and_restore_all_takes_the_container_apart() {
     let host = new_host();
     let before = common::kernel_state(&host.tree);
     for (name, line) in [
+        ("vm_dpaa2_list", "vm list"),
         ("vm_dpaa2_check", "vm check db"),
         ("vm_dpaa2_apply_dry_run", "apply --dry-run"),
         ("vm_dpaa2_run_dry_run", "run --dry-run db"),
