@@ -132,3 +132,17 @@ poll() {
     sleep 0.2
   done
 }
+# host_device_add <root port id> <device id> <driver>: asks the runner to hot-add a device
+# through QMP (see crates/vfioctl-qemu-tests/src/monitor.rs); wait for it with wait_for_device.
+host_device_add() {
+  echo "VFIOTEST-QMP: {\"execute\":\"device_add\",\"arguments\":{\"driver\":\"$3\",\"bus\":\"$1\",\"id\":\"$2\",\"romfile\":\"\"}}"
+}
+# wait_for_device <addr> [seconds]: true once the device is in sysfs (default 30 s).
+wait_for_device() {
+  i=0
+  while [ ! -e /sys/bus/pci/devices/$1 ]; do
+    i=$((i + 1))
+    [ $i -gt "${2:-30}" ] && return 1
+    sleep 1
+  done
+}
