@@ -116,6 +116,22 @@ pub fn live_helpers<'a>(
         .collect()
 }
 
+/// The PCI functions an unbind is stuck on now: a live write helper of the journal writes their
+/// `unbind`. The kernel holds each one's device lock until it returns, so readers must not ask
+/// for the attributes whose show() takes that lock. Empty when the journal cannot be read (a
+/// user without privileges, who cannot have started a helper either).
+pub fn stuck_devices(root: &HostRoot) -> std::collections::BTreeSet<vfioctl_core::PciAddress> {
+    let Ok(journal) = Journal::load(root) else {
+        return std::collections::BTreeSet::new();
+    };
+    journal
+        .helpers
+        .iter()
+        .filter(|h| h.path.ends_with("/unbind") && helper_alive(root, h))
+        .filter_map(|h| h.device.pci())
+        .collect()
+}
+
 /// Drops the helpers that are gone from the journal; true when some were.
 pub fn forget_dead_helpers(root: &HostRoot, journal: &mut Journal) -> bool {
     let before = journal.helpers.len();

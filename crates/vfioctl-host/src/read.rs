@@ -216,14 +216,18 @@ fn read_config(dir: &Path) -> Result<Option<Vec<u8>>, HostError> {
     Ok(Some(head))
 }
 
-/// Reads one device at the depth asked for.
+/// Reads one device at the depth asked for. With `locked` (an unbind of it is stuck in the
+/// kernel: [`crate::owners::stuck_devices`]) the attributes whose show() takes the device lock
+/// that unbind holds, `driver_override` and `sriov_numvfs`, are left unread (unset) rather than
+/// waited for: a read of them would not return before the unbind does.
 pub fn read_device_at(
     address: PciAddress,
     dir: &Path,
     depth: Depth,
+    locked: bool,
 ) -> Result<PciDevice, HostError> {
     if depth == Depth::Full {
-        return read_device(address, dir);
+        return read_device(address, dir, locked);
     }
     let config = read_config(dir)?;
     // Config space carries the IDs lspci shows; VFs read 0xffff there on some kernels, and a
@@ -264,9 +268,7 @@ pub fn read_device_at(
         }
     };
     dev.driver = link_name(&dir.join("driver"))?;
-    dev.driver_override = read_attr(&dir.join("driver_override"))?
-        .as_deref()
-        .and_then(parse_driver_override);
+    dev.driver_override = read_override(dir, locked)?;
     dev.iommu_group = link_name(&dir.join("iommu_group"))?.and_then(|n| n.parse().ok());
     dev.parent = parent_address(dir);
     if let Some(bytes) = config {
@@ -329,7 +331,17 @@ fn parent_address(dir: &Path) -> Option<PciAddress> {
 }
 
 /// Reads one device from its sysfs directory (the real one, under `sys/devices`).
-pub fn read_device(address: PciAddress, dir: &Path) -> Result<PciDevice, HostError> {
+fn read_override(dir: &Path, locked: bool) -> Result<Option<String>, HostError> {
+    if locked {
+        return Ok(None);
+    }
+    Ok(read_attr(&dir.join("driver_override"))?
+        .as_deref()
+        .and_then(parse_driver_override))
+}
+
+/// Reads everything about one device (`locked`: see [`read_device_at`]).
+pub fn read_device(address: PciAddress, dir: &Path, locked: bool) -> Result<PciDevice, HostError> {
     let vendor = required_hex(dir, "vendor", "vendor ID", 0xffff)? as u16;
     let device = required_hex(dir, "device", "device ID", 0xffff)? as u16;
     let class = required_hex(dir, "class", "class code", 0xff_ffff)?;
@@ -345,9 +357,7 @@ pub fn read_device(address: PciAddress, dir: &Path) -> Result<PciDevice, HostErr
     }
     dev.revision = hex_attr(dir, "revision", "revision")?.map(|r| r as u8);
     dev.driver = link_name(&dir.join("driver"))?;
-    dev.driver_override = read_attr(&dir.join("driver_override"))?
-        .as_deref()
-        .and_then(parse_driver_override);
+    dev.driver_override = read_override(dir, locked)?;
     dev.iommu_group = link_name(&dir.join("iommu_group"))?.and_then(|n| n.parse().ok());
     dev.parent = parent_address(dir);
     if let Some(bytes) = read_bytes(&dir.join("config"), 4096)? {
@@ -361,7 +371,11 @@ pub fn read_device(address: PciAddress, dir: &Path) -> Result<PciDevice, HostErr
     dev.boot_vga = small_int::<u8>(dir, "boot_vga")? == Some(1);
     dev.net_interfaces = interfaces_of(dir, dev.id.vendor);
     dev.physfn = link_address(dir, "physfn")?;
-    dev.sriov_numvfs = small_int(dir, "sriov_numvfs")?;
+    dev.sriov_numvfs = if locked {
+        None
+    } else {
+        small_int(dir, "sriov_numvfs")?
+    };
     // virtfnN links exist for N below sriov_numvfs; reading them by number avoids listing the
     // whole device directory.
     for i in 0..dev.sriov_numvfs.unwrap_or(0).min(4096) {
@@ -397,6 +411,7 @@ pub fn read_inventory_at(root: &HostRoot, depth: Depth) -> Result<Inventory, Hos
     })?;
     let mut devices = Vec::new();
     let mut skipped = Vec::new();
+    let locked = crate::owners::stuck_devices(root);
     for entry in entries {
         let entry = entry.map_err(|source| HostError::Read {
             path: devices_dir.clone(),
@@ -411,7 +426,7 @@ pub fn read_inventory_at(root: &HostRoot, depth: Depth) -> Result<Inventory, Hos
             .map_err(|_| garbage(entry.path(), "PCI device name", &name))
             .and_then(|address| {
                 let dir = resolve_link(root.path(), &entry.path())?;
-                read_device_at(address, &dir, depth)
+                read_device_at(address, &dir, depth, locked.contains(&address))
             });
         match read {
             Ok(dev) => devices.push(dev),

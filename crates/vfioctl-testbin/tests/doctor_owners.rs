@@ -70,6 +70,30 @@ fn save_journal(root: &Path, doc: &Value) {
     .unwrap();
 }
 
+/// The next unbind from `driver` hangs in the kernel for `millis`.
+fn block_unbind(t: &SimTree, driver: &str, millis: u64) {
+    t.kernel()
+        .unwrap()
+        .add_fault(Fault {
+            when: FaultMatch {
+                path_contains: Some(format!("drivers/{driver}/unbind")),
+                ..FaultMatch::default()
+            },
+            action: FaultAction::Block { millis },
+        })
+        .unwrap();
+}
+
+/// Waits for the stuck write of helper `pid` to return.
+fn wait_returned(root: &Path, pid: u64) {
+    let proc = root.join(format!("proc/{pid}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while proc.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!proc.exists(), "the unbind returned");
+}
+
 fn doctor(t: &SimTree) -> String {
     shown(t.root(), &format!("doctor {D}"))
 }
@@ -195,27 +219,13 @@ fn a_write_helper_stuck_in_the_kernel() {
 fn a_write_helper_that_returned_after_vfioctl_gave_up() {
     let t = host(topology::x86_desktop());
     let root = t.root();
-    t.kernel()
-        .unwrap()
-        .add_fault(Fault {
-            when: FaultMatch {
-                path_contains: Some("drivers/igb/unbind".to_owned()),
-                ..FaultMatch::default()
-            },
-            action: FaultAction::Block { millis: 1500 },
-        })
-        .unwrap();
+    block_unbind(&t, "igb", 1500);
     vfioctl(root)
         .args(["bind", D, "--timeout", "1"])
         .assert()
         .code(1);
     let pid = journal(root)["helpers"][0]["pid"].as_u64().unwrap();
-    let proc = root.join(format!("proc/{pid}"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while proc.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(!proc.exists(), "the unbind returned");
+    wait_returned(root, pid);
     let shown = doctor(&t).replace(&format!("pid {pid}"), "pid [PID]");
     insta::assert_snapshot!("helper_returned", shown);
     vfioctl(root).args(["recover"]).assert().code(0);
@@ -225,4 +235,33 @@ fn a_write_helper_that_returned_after_vfioctl_gave_up() {
             .any(|i| i.starts_with("helper-") || i == "journal-interrupted"),
         "{now:?}"
     );
+}
+
+#[test]
+fn doctor_reports_an_unbind_while_it_is_stuck_without_waiting_for_its_device() {
+    let t = host(topology::x86_desktop());
+    let root = t.root();
+    vfioctl(root).args(["bind", D]).assert().code(0);
+    // vfio-pci's remove() waits for a user of the device to close it.
+    block_unbind(&t, "vfio-pci", 4000);
+    vfioctl(root)
+        .args(["restore", D, "--timeout", "1"])
+        .assert()
+        .code(1);
+    let pid = journal(root)["helpers"][0]["pid"].as_u64().unwrap();
+    assert!(root.join(format!("proc/{pid}")).exists(), "still stuck");
+    assert!(has(root, "helper-stuck"));
+    // The kernel's driver_override_show() waits for the lock the unbind holds: left unread.
+    let list = common::json(root, &["list", "-s", D], 0);
+    assert!(
+        list["devices"][0]
+            .as_object()
+            .unwrap()
+            .contains_key("driver_override")
+    );
+    assert_eq!(list["devices"][0]["driver_override"], Value::Null, "{list}");
+    wait_returned(root, pid);
+    assert!(has(root, "helper-returned"));
+    vfioctl(root).args(["recover"]).assert().code(0);
+    assert_eq!(common::driver(root, D).as_deref(), Some("igb"));
 }
