@@ -22,6 +22,7 @@ pub mod groups;
 pub mod hooks;
 pub mod ids;
 pub mod known;
+pub mod modalias;
 pub mod ownership;
 pub mod passthrough;
 pub mod pciids;

@@ -227,6 +227,26 @@ pub const CASES: &[Case] = &[
         udev: true,
         single: true,
     },
+    // Ownership across actors on a real kernel: libvirt hook calls of two domains, a manual bind,
+    // a bind by plain sysfs writes, and recover during an unbind that vfio-pci holds up.
+    Case {
+        arch: Arch::X86_64,
+        name: "ownership",
+        topology: "rootports",
+        nested_qemu: false,
+        udev: false,
+        single: true,
+    },
+    // `vfioctl bind` + `restore` of one NIC timed against the Ten64 page's shell sequence on the
+    // same NIC: the ratio is printed (a fact in the table), never asserted.
+    Case {
+        arch: Arch::X86_64,
+        name: "overhead",
+        topology: "rootports",
+        nested_qemu: false,
+        udev: false,
+        single: true,
+    },
     Case::plain(Arch::Aarch64, "rootports"),
     Case::plain(Arch::Aarch64, "switch"),
     Case::plain(Arch::Aarch64, "pcibridge"),
