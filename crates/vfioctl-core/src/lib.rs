@@ -32,6 +32,7 @@ pub mod pve;
 pub mod render;
 pub mod safety;
 pub mod select;
+pub mod sriov;
 pub mod text;
 pub mod vm;
 

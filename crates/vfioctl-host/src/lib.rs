@@ -23,6 +23,7 @@ mod journal_v1;
 pub mod kernel;
 pub mod modalias;
 pub mod mounts;
+pub mod netlink;
 pub mod ops;
 pub mod owners;
 pub mod platform;
@@ -31,6 +32,7 @@ pub mod root;
 pub mod transaction;
 pub mod usage;
 pub mod vfio;
+pub mod vflinks;
 pub mod vms;
 mod zfs;
 
