@@ -63,6 +63,8 @@ pub struct PciDevice {
     pub sriov_numvfs: Option<u32>,
     /// `sriov_totalvfs`, when this function can do SR-IOV.
     pub sriov_totalvfs: Option<u32>,
+    /// `sriov_drivers_autoprobe`: new VFs probe host drivers, when this function can do SR-IOV.
+    pub sriov_drivers_autoprobe: Option<bool>,
     /// The function has a `pci_bus` directory: it is a bridge with a secondary bus.
     pub has_secondary_bus: bool,
 }
@@ -91,6 +93,7 @@ impl PciDevice {
             virtfns: Vec::new(),
             sriov_numvfs: None,
             sriov_totalvfs: None,
+            sriov_drivers_autoprobe: None,
             has_secondary_bus: false,
         }
     }

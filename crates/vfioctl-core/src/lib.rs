@@ -22,6 +22,7 @@ pub mod groups;
 pub mod hooks;
 pub mod ids;
 pub mod known;
+pub mod modalias;
 pub mod ownership;
 pub mod passthrough;
 pub mod pciids;
@@ -31,6 +32,7 @@ pub mod pve;
 pub mod render;
 pub mod safety;
 pub mod select;
+pub mod sriov;
 pub mod text;
 pub mod vm;
 

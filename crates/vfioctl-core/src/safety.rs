@@ -323,21 +323,7 @@ fn sriov_refusal(inv: &Inventory, uses: &HostUses, pf: &PciDevice) -> Option<Ref
     if pf.virtfns.is_empty() || pf.driver.is_none() {
         return None;
     }
-    let held: Vec<String> = pf
-        .virtfns
-        .iter()
-        .filter_map(|vf| inv.get(vf))
-        .filter_map(|vf| {
-            let holder = if vf.driver.as_deref() == Some(VFIO_PCI) {
-                Some("on vfio-pci (a VM may be using it)".to_owned())
-            } else if let Some(o) = &vf.driver_override {
-                Some(format!("has driver_override {o}"))
-            } else {
-                uses_of(uses, &vf.address).first().map(HostUse::describe)
-            }?;
-            Some(format!("{} {holder}", vf.address))
-        })
-        .collect();
+    let held = held_vfs(inv, uses, pf);
     if held.is_empty() {
         return None;
     }
@@ -353,6 +339,25 @@ fn sriov_refusal(inv: &Inventory, uses: &HostUses, pf: &PciDevice) -> Option<Ref
         remedy: "give those VFs back first (vfioctl restore, or stop their VM)".to_owned(),
         overridable: false,
     })
+}
+
+/// The VFs of `pf` that are not in their default state (on vfio-pci, under an override, used by
+/// the host), each as "<address> <what holds it>": removing them would take something away.
+pub fn held_vfs(inv: &Inventory, uses: &HostUses, pf: &PciDevice) -> Vec<String> {
+    pf.virtfns
+        .iter()
+        .filter_map(|vf| inv.get(vf))
+        .filter_map(|vf| {
+            let holder = if vf.driver.as_deref() == Some(VFIO_PCI) {
+                Some("on vfio-pci (a VM may be using it)".to_owned())
+            } else if let Some(o) = &vf.driver_override {
+                Some(format!("has driver_override {o}"))
+            } else {
+                uses_of(uses, &vf.address).first().map(HostUse::describe)
+            }?;
+            Some(format!("{} {holder}", vf.address))
+        })
+        .collect()
 }
 
 /// The warning a plan carries for a PF whose VFs are free: they go away with its driver.

@@ -258,6 +258,7 @@ pub fn gather(
         .filter_map(|n| n.parse().ok())
         .collect();
     facts.vfio_cdev = root.join("dev/vfio/devices").is_dir();
+    facts.iommufd = crate::iommufd::read_facts(root)?;
 
     for name in dir_names(&root.join("etc/driverctl.d")) {
         let Some((bus, device)) = name.split_once('-') else {

@@ -8,9 +8,9 @@
 //! walking every device's subtree, `/sys/class/block` and `/sys/class/net` are walked once: their
 //! links point into the device tree, and the nearest PCI function above each is its owner.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use vfioctl_core::PciAddress;
 use vfioctl_core::critical::{BUILTIN_HOST_CRITICAL, CriticalFunctions};
@@ -18,7 +18,7 @@ use vfioctl_core::plan::HostUse;
 
 use crate::HostRoot;
 use crate::mounts::{block_of_source, read_mounts};
-use crate::read::{device_dir, dir_names, read_attr, resolve_link};
+use crate::read::{dir_names, read_attr, resolve_link};
 use crate::usage::HostUsage;
 use crate::zfs::ZfsPools;
 
@@ -98,18 +98,27 @@ fn read_block_use(root: &HostRoot) -> BlockUse {
     out
 }
 
-/// The PCI functions' real directories, to find the nearest one above a path.
-struct Owners(HashMap<PathBuf, PciAddress>);
+/// The PCI functions of the inventory, to find the nearest one above a path. sysfs names a PCI
+/// function's directory by its address (`pci_name()`), so the names on the path tell, without
+/// resolving every function's link first.
+struct Owners<'a> {
+    root: &'a Path,
+    inventory: &'a vfioctl_core::Inventory,
+}
 
-impl Owners {
-    fn new(root: &HostRoot, inventory: &vfioctl_core::Inventory) -> Self {
-        Self(
-            inventory
-                .devices()
-                .iter()
-                .filter_map(|d| Some((device_dir(root, &d.address).ok()?, d.address)))
-                .collect(),
-        )
+impl<'a> Owners<'a> {
+    fn new(root: &'a HostRoot, inventory: &'a vfioctl_core::Inventory) -> Self {
+        Self {
+            root: root.path(),
+            inventory,
+        }
+    }
+
+    /// The function whose directory `dir` is, when it is one in the inventory.
+    fn function(&self, dir: &Path) -> Option<PciAddress> {
+        let name = dir.file_name()?.to_str()?;
+        let address: PciAddress = name.parse().ok()?;
+        (address.to_string() == name && self.inventory.get(&address).is_some()).then_some(address)
     }
 
     /// The nearest PCI function above `path`, and the names between it and `path` that say how
@@ -117,10 +126,10 @@ impl Owners {
     fn owner(&self, path: &Path) -> Option<(PciAddress, Vec<String>)> {
         let mut below = Vec::new();
         let mut at = path.parent();
-        while let Some(dir) = at {
-            if let Some(address) = self.0.get(dir) {
+        while let Some(dir) = at.filter(|d| d.starts_with(self.root) && *d != self.root) {
+            if let Some(address) = self.function(dir) {
                 below.reverse();
-                return Some((*address, below));
+                return Some((address, below));
             }
             if let Some(name) = dir.file_name().and_then(|n| n.to_str())
                 && let Some(step) = chain_step(name)

@@ -211,6 +211,9 @@ fn garbage_in_one_device_does_not_break_commands_about_others() {
     let t = tree(topology::qemu_x86(topology::QemuTopo::RootPorts));
     let root = t.root();
     hosts::garble(root, "0000:02:00.0".parse().unwrap(), "class").unwrap();
+    // doctor, like list, takes the class from config space and falls back to the attribute only
+    // when config space says nothing.
+    hosts::garble(root, "0000:02:00.0".parse().unwrap(), "config").unwrap();
     stderr_of(root, &["bind", "0000:01:00.0", "--dry-run"], 0);
     stderr_of(root, &["qemu-args", "0000:01:00.0"], 0);
     stderr_of(root, &["show", "0000:01:00.0"], 0);

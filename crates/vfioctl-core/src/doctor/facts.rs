@@ -157,6 +157,22 @@ pub struct DoctorFacts {
     pub fsl_mc: Option<FslMcFacts>,
     /// Early boot: framebuffers, consoles, module configs (checks in `crate::boot::checks`).
     pub boot: crate::boot::checks::BootFacts,
+    /// iommufd and the VFIO device cdev.
+    pub iommufd: IommufdFacts,
+}
+
+/// What the kernel offers of iommufd (`/dev/iommu`) and the VFIO device cdev.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IommufdFacts {
+    /// `/dev/iommu` exists.
+    pub dev_iommu: bool,
+    /// `CONFIG_IOMMUFD` is `y` or `m` (`Some(false)`: not set); `None` without a readable config.
+    pub config_iommufd: Option<bool>,
+    /// `CONFIG_VFIO_DEVICE_CDEV=y`, likewise.
+    pub config_cdev: Option<bool>,
+    /// The config file read (`/boot/config-RELEASE` or `/proc/config.gz`), as on `/`; empty when
+    /// none was readable.
+    pub config_source: String,
 }
 
 /// The VFIO modules every PCI passthrough needs, canonical names.

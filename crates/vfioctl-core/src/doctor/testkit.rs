@@ -80,6 +80,7 @@ pub(super) fn healthy() -> (DoctorFacts, Vec<PciDevice>) {
         known_problems: Vec::new(),
         fsl_mc: None,
         boot: Default::default(),
+        iommufd: Default::default(),
     };
     (facts, devices)
 }

@@ -64,6 +64,28 @@ impl Prediction {
     }
 }
 
+/// The devfns on its own bus `d` also issues DMA as (`dma_alias_mask`), from its quirk.
+fn alias_devfns(d: &PciDevice, platform: &Platform) -> Vec<(u8, u8)> {
+    let Some(q) = alias_quirk(
+        d.id.vendor,
+        d.id.device,
+        d.subsystem.map(|s| (s.vendor, s.device)),
+        platform.kernel,
+    ) else {
+        return Vec::new();
+    };
+    let a = d.address;
+    match q.kind {
+        AliasKind::Function0 if a.function != 0 => vec![(a.device, 0)],
+        AliasKind::Function1 if a.function != 1 => vec![(a.device, 1)],
+        AliasKind::Fixed(list) => list.to_vec(),
+        AliasKind::EverySlot => (0..32u8)
+            .flat_map(|s| (0..5u8).map(move |f| (s, f)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// How a device came to join an existing group.
 #[derive(Debug, Clone)]
 struct Join {
@@ -79,6 +101,11 @@ pub(super) struct Walker<'a> {
     pub(super) platform: Platform,
     pub(super) verdicts: BTreeMap<PciAddress, AcsVerdict>,
     group: HashMap<PciAddress, u32>,
+    /// The devices of each `(domain, bus)`, in enumeration order: the alias searches look only
+    /// at one bus, and scanning every device for each one is quadratic on SR-IOV hosts.
+    buses: HashMap<(u32, u8), Vec<&'a PciDevice>>,
+    /// The devfns each device with a DMA-alias quirk also uses; a device absent here has none.
+    aliases: HashMap<PciAddress, Vec<(u8, u8)>>,
 }
 
 impl<'a> Walker<'a> {
@@ -100,11 +127,28 @@ impl<'a> Walker<'a> {
                 )
             })
             .collect();
+        let mut buses: HashMap<(u32, u8), Vec<&'a PciDevice>> = HashMap::new();
+        for d in inv.devices() {
+            buses
+                .entry((d.address.domain, d.address.bus))
+                .or_default()
+                .push(d);
+        }
+        let aliases = inv
+            .devices()
+            .iter()
+            .filter_map(|d| {
+                let devfns = alias_devfns(d, &platform);
+                (!devfns.is_empty()).then_some((d.address, devfns))
+            })
+            .collect();
         Self {
             inv,
             platform,
             verdicts,
             group: HashMap::new(),
+            buses,
+            aliases,
         }
     }
 
@@ -138,20 +182,8 @@ impl<'a> Walker<'a> {
     }
 
     /// The devfns on its own bus a device also issues DMA as (`dma_alias_mask`).
-    fn alias_devfns(&self, d: &PciDevice) -> Vec<(u8, u8)> {
-        let Some(q) = self.alias_quirk(d) else {
-            return Vec::new();
-        };
-        let a = d.address;
-        match q.kind {
-            AliasKind::Function0 if a.function != 0 => vec![(a.device, 0)],
-            AliasKind::Function1 if a.function != 1 => vec![(a.device, 1)],
-            AliasKind::Fixed(list) => list.to_vec(),
-            AliasKind::EverySlot => (0..32u8)
-                .flat_map(|s| (0..5u8).map(move |f| (s, f)))
-                .collect(),
-            _ => Vec::new(),
-        }
+    fn alias_devfns(&self, d: &PciDevice) -> &[(u8, u8)] {
+        self.aliases.get(&d.address).map_or(&[], Vec::as_slice)
     }
 
     fn are_dma_aliases(&self, a: &PciDevice, b: &PciDevice) -> bool {
@@ -160,9 +192,12 @@ impl<'a> Walker<'a> {
     }
 
     fn same_bus<'s>(&'s self, a: PciAddress) -> impl Iterator<Item = &'a PciDevice> + 's {
-        self.inv.devices().iter().filter(move |t| {
-            t.address != a && t.address.domain == a.domain && t.address.bus == a.bus
-        })
+        self.buses
+            .get(&(a.domain, a.bus))
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |t| t.address != a)
     }
 
     /// `get_pci_alias_group()`.
@@ -319,7 +354,7 @@ impl<'a> Walker<'a> {
     fn requester_ids(&self, d: &PciDevice) -> Vec<(u8, u8, u8)> {
         let a = d.address;
         let mut ids = vec![(a.bus, a.device, a.function)];
-        ids.extend(self.alias_devfns(d).into_iter().map(|(s, f)| (a.bus, s, f)));
+        ids.extend(self.alias_devfns(d).iter().map(|&(s, f)| (a.bus, s, f)));
         let mut bus = a.bus;
         for bridge in self.inv.ancestors(&a) {
             let q = self.alias_quirk(bridge).map(|q| q.kind);

@@ -1,5 +1,6 @@
 //! The definition file: its keys, parsed and validated with line and column.
 
+use crate::render::backend::Backend;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::str::FromStr;
@@ -139,6 +140,9 @@ pub struct QemuConfig {
     /// Arguments appended as they are, after everything vfioctl renders.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_args: Vec<String>,
+    /// The VFIO backend: `legacy` (`/dev/vfio/GROUP`, the default) or `iommufd`.
+    #[serde(default, skip_serializing_if = "Backend::is_legacy")]
+    pub backend: Backend,
 }
 
 impl QemuConfig {

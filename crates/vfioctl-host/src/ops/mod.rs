@@ -8,6 +8,7 @@ pub mod hooks;
 pub mod identity;
 pub mod restore;
 pub mod run;
+pub mod vf;
 pub mod vm;
 pub mod vm_dpaa2;
 
@@ -280,6 +281,10 @@ fn step_hint(e: &StepError) -> String {
             ModuleError::Failed { .. } => "see 'dmesg' for why the module failed".to_owned(),
         },
         StepError::Write { .. } => "see 'dmesg' for the kernel's reason".to_owned(),
+        StepError::VfLink { .. } => {
+            "see 'dmesg' for the PF driver's reason (not every driver takes every setting)"
+                .to_owned()
+        }
         StepError::Host(h) => h
             .remedy()
             .unwrap_or_else(|| "see 'vfioctl list'".to_owned()),

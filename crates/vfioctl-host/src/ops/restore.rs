@@ -153,12 +153,16 @@ pub struct RestoreReport {
     pub destroyed: Vec<vfioctl_core::FslMcName>,
     /// Why taking one apart failed (what is left stays journaled).
     pub destroy_failed: Option<String>,
+    /// SR-IOV changes given back after the devices (VF link settings, then VF counts).
+    pub sriov: Vec<super::vf::GivenBack>,
 }
 
 impl RestoreReport {
     /// True when some device was not given back.
     pub fn failed(&self) -> bool {
-        self.devices.iter().any(|d| d.result.is_failure()) || self.destroy_failed.is_some()
+        self.devices.iter().any(|d| d.result.is_failure())
+            || self.destroy_failed.is_some()
+            || self.sriov.iter().any(|g| g.result.is_err())
     }
 
     /// True when some device was refused because a live QEMU holds it.
@@ -441,6 +445,24 @@ pub fn restore(host: &Host, request: &RestoreRequest) -> Result<RestoreReport, O
         };
         report.devices.push(handled);
     }
+    let named: BTreeSet<DeviceRef> = report.devices.iter().map(|d| d.device.clone()).collect();
+    let refused = report.refused();
+    let wanted =
+        |pf: vfioctl_core::PciAddress, vf: Option<vfioctl_core::PciAddress>, owner: &Owner| {
+            // A refused device means a live VM: its PF's VFs are not taken from under it.
+            if refused {
+                return false;
+            }
+            if request.on_behalf.as_ref().is_some_and(|o| o != owner) {
+                return false;
+            }
+            let about = |a: vfioctl_core::PciAddress| named.contains(&DeviceRef::Pci(a));
+            match &request.targets {
+                RestoreTargets::All => true,
+                RestoreTargets::Owned(_) => true,
+                RestoreTargets::Named(_) => about(pf) || vf.is_some_and(about),
+            }
+        };
     if !request.dry_run {
         let restored: Vec<DeviceRef> = report
             .devices
@@ -459,6 +481,11 @@ pub fn restore(host: &Host, request: &RestoreRequest) -> Result<RestoreReport, O
                 }
             }
         }
+    }
+    // After the devices: a VF given back above no longer holds its PF's VF count.
+    report.sriov = super::vf::give_back(&executor, &mut journal, &wanted, request.dry_run);
+    if !request.dry_run && !report.sriov.is_empty() {
+        journal.save(host.root())?;
     }
     Ok(report)
 }

@@ -17,6 +17,7 @@ use crate::cmd::inventory::JSON_VERSION;
 use crate::context::{Context, to_json};
 use crate::error::{CliError, chain};
 use crate::exit::Exit;
+use crate::term::Tone;
 
 /// How long `<qemu> -device help` may take.
 const QEMU_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -244,17 +245,21 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
             ));
         }
         for w in &warnings {
-            ctx.line(format!("warning: {w}"));
+            ctx.tone_line(Tone::Warning, "warning:", &format!(" {w}"));
         }
         for p in &problems {
-            ctx.line(format!("problem: {}", p.text));
+            ctx.tone_line(Tone::Refused, "problem:", &format!(" {}", p.text));
             ctx.line(format!("  fix: {}", p.hint));
         }
-        ctx.line(if problems.is_empty() {
-            format!("VM {} is ready.", vm.name)
+        if problems.is_empty() {
+            ctx.tone_line(Tone::Good, &format!("VM {} is ready.", vm.name), "");
         } else {
-            format!("VM {}: {} problem(s).", vm.name, problems.len())
-        });
+            ctx.tone_line(
+                Tone::Bad,
+                &format!("VM {}: {} problem(s).", vm.name, problems.len()),
+                "",
+            );
+        }
     }
     Ok(if pre.refused_by_plan {
         Exit::Refused

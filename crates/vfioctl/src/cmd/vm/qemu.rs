@@ -44,7 +44,14 @@ pub(super) fn pasteable(argv: &[String]) -> Vec<String> {
 pub(super) fn qemu_args(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliError> {
     let vm = load(ctx, &args.config, &args.name)?;
     let host = crate::kernel::host(ctx);
-    let state = HostState::read(&host)?;
+    // The VM's devices, their groups and bridges are all its command line depends on.
+    let names: Vec<String> = vm
+        .definition
+        .addresses()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let state = HostState::read_for(&host, &names)?;
     let pre = preflight(&host, &state, &vm)?;
     let journal = vfioctl_host::journal::Journal::load(&ctx.root)
         .map_err(|e| CliError::from_op(&e.into()))?;
