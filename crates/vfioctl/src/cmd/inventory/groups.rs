@@ -128,8 +128,7 @@ pub(crate) fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliEr
                 Vec::new()
             },
         };
-        let text = crate::context::to_json(&doc)?;
-        ctx.line(text);
+        ctx.json_document(&doc)?;
     } else {
         for (i, doc) in docs.iter().enumerate() {
             if i > 0 {
