@@ -370,6 +370,10 @@ pub fn read_device(address: PciAddress, dir: &Path) -> Result<PciDevice, HostErr
         }
     }
     dev.sriov_totalvfs = small_int(dir, "sriov_totalvfs")?;
+    if dev.sriov_totalvfs.is_some() {
+        dev.sriov_drivers_autoprobe =
+            small_int::<u8>(dir, "sriov_drivers_autoprobe")?.map(|v| v != 0);
+    }
     dev.has_secondary_bus = dir.join("pci_bus").is_dir();
     Ok(dev)
 }

@@ -167,6 +167,7 @@ pub fn compare(inv: &Inventory, prediction: &Prediction) -> Vec<Difference> {
         let missing: Vec<PciAddress> = g
             .devices
             .iter()
+            .filter(|a| !g.awaiting_driver.contains(a))
             .filter(|a| inv.get(a).is_some_and(|d| d.iommu_group.is_none()))
             .copied()
             .collect();

@@ -25,6 +25,10 @@ pub struct PredictedGroup {
     pub reason: GroupReason,
     /// The facts the prediction rests on.
     pub facts: Vec<Fact>,
+    /// Members without a driver on a kernel that groups a function only when a driver binds
+    /// ([`Platform::groups_at_driver_bind`]): sysfs shows them without a group until then, and
+    /// they join this one when a driver (vfio-pci, say) binds.
+    pub awaiting_driver: Vec<PciAddress>,
 }
 
 /// A device predicted to get no group.
@@ -245,7 +249,7 @@ impl<'a> Walker<'a> {
         pdev: &PciDevice,
         seen: &mut BTreeSet<(u8, u8)>,
     ) -> Option<Join> {
-        if pdev.config.multifunction != Some(true) || self.isolates(&pdev.address) {
+        if !pdev.is_multifunction() || self.isolates(&pdev.address) {
             return None;
         }
         for tmp in self.same_bus(pdev.address) {
@@ -422,7 +426,19 @@ pub fn predict(inv: &Inventory, platform: &Platform) -> Prediction {
     let mut ungrouped = Vec::new();
     let mut streams: HashMap<(u32, (u8, u8, u8)), PciAddress> = HashMap::new();
 
-    for d in inv.devices() {
+    // The kernel places functions as drivers bind; the unbound ones join when theirs does, after
+    // every function bound at boot.
+    let later = w.platform.groups_at_driver_bind();
+    let (bound, unbound): (Vec<&PciDevice>, Vec<&PciDevice>) = inv
+        .devices()
+        .iter()
+        .partition(|d| !later || d.driver.is_some());
+    let mut awaiting: BTreeMap<u32, Vec<PciAddress>> = BTreeMap::new();
+    for (d, pending) in bound
+        .into_iter()
+        .map(|d| (d, false))
+        .chain(unbound.into_iter().map(|d| (d, true)))
+    {
         if w.platform.stream_ids_must_be_unique() {
             let ids = w.requester_ids(d);
             let clash = ids
@@ -463,6 +479,20 @@ pub fn predict(inv: &Inventory, platform: &Platform) -> Prediction {
         if let Some(v) = w.verdicts.get(&d.address) {
             met.push(v.fact.clone());
         }
+        if pending {
+            awaiting.entry(group).or_default().push(d.address);
+            met.push(Fact::new(
+                FactKind::NoDriverNoGroup,
+                d.address,
+                format!(
+                    "{} has no driver, and arm64 kernels before {} give a function its group only \
+                     when a driver binds (the IOMMU reads the firmware's description at driver \
+                     probe): it has no group until one binds, then joins this one",
+                    d.address,
+                    super::IOMMU_PROBE_AT_ADD
+                ),
+            ));
+        }
         if let Some(q) = w.alias_quirk(d)
             && !matches!(q.kind, AliasKind::BridgeNoAlias)
         {
@@ -488,6 +518,7 @@ pub fn predict(inv: &Inventory, platform: &Platform) -> Prediction {
                 id,
                 devices,
                 facts: f,
+                awaiting_driver: awaiting.remove(&id).unwrap_or_default(),
             }
         })
         .collect();

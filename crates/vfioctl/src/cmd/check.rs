@@ -11,6 +11,7 @@ use crate::cmd::inventory::JSON_VERSION;
 use crate::context::{Context, resolve_device, to_json};
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::term::Tone;
 
 #[derive(Serialize)]
 struct GroupCheck {
@@ -173,12 +174,16 @@ pub(crate) fn check(ctx: &mut Context, args: &CheckArgs) -> Result<Exit, CliErro
         ctx.line(text);
     } else {
         for r in &results {
-            ctx.line(format!(
-                "group {}: {} ({})",
-                r.group,
-                if r.viable { "viable" } else { "not viable" },
-                r.detail
-            ));
+            let (tone, verdict) = if r.viable {
+                (Tone::Good, "viable")
+            } else {
+                (Tone::Bad, "not viable")
+            };
+            ctx.line_parts(&[
+                (None, &format!("group {}: ", r.group)),
+                (Some(tone), verdict),
+                (None, &format!(" ({})", r.detail)),
+            ]);
         }
     }
     Ok(if all_viable {

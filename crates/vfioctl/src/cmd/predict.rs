@@ -73,6 +73,7 @@ struct GroupDoc<'a> {
     viability: Viability,
     members: Vec<Member<'a>>,
     facts: &'a [Fact],
+    awaiting_driver: &'a [PciAddress],
 }
 
 fn platform_line(p: &Platform) -> String {
@@ -195,6 +196,7 @@ pub(crate) fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliEr
                     })
                     .collect(),
                 facts: &g.facts,
+                awaiting_driver: &g.awaiting_driver,
             }
         })
         .collect();
