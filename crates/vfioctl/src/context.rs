@@ -109,6 +109,27 @@ impl Context {
         self.out.push(b'\n');
     }
 
+    /// Appends a JSON document to standard output, encoded in place: on hosts with thousands of
+    /// functions a document is megabytes, which an intermediate string would hold twice.
+    pub(crate) fn json_document(&mut self, value: &impl serde::Serialize) -> Result<(), CliError> {
+        self.printed = true;
+        let start = self.out.len();
+        serde_json::to_writer_pretty(&mut self.out, value)
+            .map_err(|e| CliError::new(Exit::Failed, format!("cannot encode JSON: {e}")))?;
+        // serde_json escapes the C0 controls in strings; DEL and the C1 controls are left to us.
+        let escaped =
+            match std::str::from_utf8(&self.out[start..]).map(vfioctl_core::escape_controls) {
+                Ok(std::borrow::Cow::Owned(text)) => Some(text),
+                _ => None,
+            };
+        if let Some(text) = escaped {
+            self.out.truncate(start);
+            self.out.extend_from_slice(text.as_bytes());
+        }
+        self.out.push(b'\n');
+        Ok(())
+    }
+
     /// Appends a line made of `parts`, each plain or in a tone (control characters escaped in
     /// both).
     pub(crate) fn line_parts(&mut self, parts: &[(Option<Tone>, &str)]) {

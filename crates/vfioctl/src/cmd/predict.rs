@@ -224,8 +224,7 @@ pub(crate) fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliEr
             ungrouped_facts: prediction.ungrouped.iter().map(|u| &u.fact).collect(),
             differences: &differences,
         };
-        let text = crate::context::to_json(&doc)?;
-        ctx.line(text);
+        ctx.json_document(&doc)?;
         return Ok(Exit::Success);
     }
     ctx.line(format!(

@@ -129,8 +129,7 @@ pub(crate) fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliEr
                 Vec::new()
             },
         };
-        let text = crate::context::to_json(&doc)?;
-        ctx.line(text);
+        ctx.json_document(&doc)?;
     } else {
         let width = crate::term::width(args.width);
         let rows = member_rows(ctx, &inventory, &docs);
