@@ -24,6 +24,7 @@ pub mod ids;
 pub mod known;
 pub mod modalias;
 pub mod ownership;
+pub mod passthrough;
 pub mod pciids;
 pub mod plan;
 pub mod predict;
@@ -31,6 +32,7 @@ pub mod pve;
 pub mod render;
 pub mod safety;
 pub mod select;
+pub mod sriov;
 pub mod text;
 pub mod vm;
 

@@ -46,6 +46,7 @@ pub mod lspci;
 pub mod restool;
 pub mod snapshot;
 pub mod spec;
+pub mod sriov;
 pub mod state;
 pub mod topology;
 mod tree;

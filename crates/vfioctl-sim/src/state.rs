@@ -37,6 +37,8 @@ pub enum Errno {
     Eacces,
     /// Operation not permitted.
     Eperm,
+    /// Numerical result out of range (`sriov_numvfs` above `sriov_totalvfs`).
+    Erange,
 }
 
 impl Errno {
@@ -50,6 +52,7 @@ impl Errno {
             Self::Eexist => 17,
             Self::Enodev => 19,
             Self::Einval => 22,
+            Self::Erange => 34,
         }
     }
 
@@ -148,6 +151,9 @@ pub struct KernelState {
     /// each device on vfio-pci (see [`crate::cdev`]).
     #[serde(default)]
     pub iommufd: bool,
+    /// SR-IOV physical functions: what creating their VFs needs, and their VFs' link state.
+    #[serde(default)]
+    pub sriov: BTreeMap<PciAddress, crate::sriov::PfState>,
 }
 
 impl KernelState {

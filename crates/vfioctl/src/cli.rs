@@ -107,6 +107,8 @@ pub(crate) enum Command {
     Boot(BootArgs),
     /// DPAA2 containers made for VMs with restool: create, destroy.
     Dpaa2(crate::cmd::dpaa2::Dpaa2Args),
+    /// SR-IOV virtual functions: list, create (sriov_numvfs), set (MAC, VLAN, trust, spoofchk).
+    Vf(crate::cmd::vf::VfArgs),
 }
 
 /// `vfioctl boot`.

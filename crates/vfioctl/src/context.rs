@@ -19,6 +19,8 @@ pub(crate) struct Context {
     pub root: HostRoot,
     /// The kernel that serves the root: every change goes through it.
     pub kernel: Arc<dyn Kernel>,
+    /// The restool that makes and takes apart the VMs' DPAA2 containers under the root.
+    pub restool: Arc<dyn vfioctl_host::ops::dpaa2::Restool>,
     /// `--json`.
     pub json: bool,
     /// `--quiet`.
@@ -41,6 +43,7 @@ impl Context {
         let root = HostRoot::open(&global.root)?;
         Ok(Self {
             kernel: kernels.kernel(&root),
+            restool: Arc::from(kernels.restool(&root, None)),
             root,
             json: global.json,
             quiet: global.quiet,

@@ -51,6 +51,7 @@ fn dispatch(
         Command::Boot(args) => cmd::boot::boot(ctx, args),
         Command::Recover(args) => cmd::bind::recover(ctx, args),
         Command::Dpaa2(args) => cmd::dpaa2::dpaa2(ctx, args, kernels),
+        Command::Vf(args) => cmd::vf::vf(ctx, args),
     }
 }
 

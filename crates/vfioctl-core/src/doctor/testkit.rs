@@ -74,6 +74,7 @@ pub(super) fn healthy() -> (DoctorFacts, Vec<PciDevice>) {
         journaled: [addr("0000:01:00.0")].into(),
         journal_problem: None,
         journal_unreadable: None,
+        journal: Default::default(),
         host_uses: BTreeMap::new(),
         known: KnownDevices::parse(TABLE, "<built-in>").unwrap(),
         known_problems: Vec::new(),

@@ -13,6 +13,7 @@ use crate::fslmc::DprcName;
 use crate::ids::VendorDevice;
 use crate::render::qemu::Machine;
 
+use super::dpaa2::{MadeContainer, RawMadeContainer};
 use super::{Disk, Location, VM_FORMAT_VERSION, VmParseError};
 
 /// One PCI function a VM gets: where it is, and what must be found there.
@@ -168,6 +169,8 @@ pub struct VmDefinition {
     pub devices: Vec<VmDevice>,
     /// DPAA2 containers.
     pub dprc: Vec<DprcName>,
+    /// DPAA2 containers made for each run (`[[dpaa2]]`), in file order.
+    pub dpaa2: Vec<MadeContainer>,
     /// How QEMU runs it; absent for VMs started by something else (libvirt).
     pub qemu: Option<QemuConfig>,
 }
@@ -186,6 +189,8 @@ struct RawDefinition {
     devices: Vec<Spanned<VmDevice>>,
     #[serde(default)]
     dprc: Vec<Spanned<DprcName>>,
+    #[serde(default)]
+    dpaa2: Vec<Spanned<RawMadeContainer>>,
     #[serde(default)]
     qemu: Option<Spanned<QemuConfig>>,
 }
@@ -270,10 +275,16 @@ impl VmDefinition {
             }
             dprc.push(*spanned.get_ref());
         }
-        if devices.is_empty() && dprc.is_empty() {
+        let mut dpaa2 = Vec::new();
+        for spanned in raw.dpaa2 {
+            let span = spanned.span();
+            dpaa2.push(spanned.into_inner().validate(text, span)?);
+        }
+        if devices.is_empty() && dprc.is_empty() && dpaa2.is_empty() {
             return Err(VmParseError {
                 location: Some(Location { line: 1, column: 1 }),
-                message: "the definition has no [[device]] and no dprc: nothing to pass through"
+                message: "the definition has no [[device]], no dprc and no [[dpaa2]]: nothing \
+                          to pass through"
                     .to_owned(),
             });
         }
@@ -282,7 +293,7 @@ impl VmDefinition {
             Some(spanned) => {
                 let span = spanned.span();
                 let qemu = spanned.into_inner();
-                Self::validate_qemu(text, span, &qemu, &dprc)?;
+                Self::validate_qemu(text, span, &qemu, &dprc, &dpaa2)?;
                 Some(qemu)
             }
         };
@@ -293,6 +304,7 @@ impl VmDefinition {
             user,
             devices,
             dprc,
+            dpaa2,
             qemu,
         })
     }
@@ -302,10 +314,15 @@ impl VmDefinition {
         span: Range<usize>,
         qemu: &QemuConfig,
         dprc: &[DprcName],
+        dpaa2: &[MadeContainer],
     ) -> Result<(), VmParseError> {
         let fail = |message: String| Err(VmParseError::at(text, Some(span.clone()), message));
+        let first = dprc
+            .first()
+            .map(ToString::to_string)
+            .or_else(|| dpaa2.first().map(|_| "a [[dpaa2]] container".to_owned()));
         if qemu.machine != Machine::Virt
-            && let Some(first) = dprc.first()
+            && let Some(first) = first
         {
             return fail(format!(
                 "{first} is a DPAA2 container, which only the virt machine (qemu-system-aarch64) \

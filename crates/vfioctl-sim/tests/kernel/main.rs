@@ -7,4 +7,5 @@ mod cdev;
 mod devices;
 mod faults;
 mod modules;
+mod sriov;
 mod support;

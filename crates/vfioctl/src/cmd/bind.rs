@@ -404,6 +404,9 @@ pub(crate) fn render_restore(
             operation: &'static str,
             dry_run: bool,
             devices: Vec<RestoreDevice<'a>>,
+            destroyed: Vec<String>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            sriov: Vec<serde_json::Value>,
             result: &'static str,
         }
         let devices = report
@@ -419,16 +422,29 @@ pub(crate) fn render_restore(
                 result: d.result.describe(),
             })
             .collect();
+        let sriov = report
+            .sriov
+            .iter()
+            .map(|g| {
+                serde_json::json!({
+                    "change": g.given.describe(),
+                    "ok": g.result.is_ok(),
+                    "result": match &g.result { Ok(t) | Err(t) => t },
+                })
+            })
+            .collect();
         let text = to_json(&Doc {
             version: JSON_VERSION,
             operation: "restore",
             dry_run,
             devices,
+            destroyed: report.destroyed.iter().map(ToString::to_string).collect(),
+            sriov,
             result: if failed {
                 "failed"
             } else if report.refused() {
                 "refused"
-            } else if report.devices.is_empty() {
+            } else if report.devices.is_empty() && report.destroyed.is_empty() && report.sriov.is_empty() {
                 "nothing_to_do"
             } else {
                 "restored"
@@ -436,7 +452,7 @@ pub(crate) fn render_restore(
         })?;
         ctx.line(text);
     } else {
-        if report.devices.is_empty() {
+        if report.devices.is_empty() && report.destroyed.is_empty() && report.sriov.is_empty() {
             ctx.line("Nothing to restore: the journal is empty.");
         }
         for d in report
@@ -458,6 +474,21 @@ pub(crate) fn render_restore(
                 d.to_driver.as_ref().map_or(fallback, DriverName::as_str),
                 d.result.describe()
             ));
+        }
+        for c in &report.destroyed {
+            ctx.line(if dry_run {
+                format!("  {c}  would be taken apart with restool: made for a VM")
+            } else {
+                format!("  {c}  taken apart: made for a VM, its objects are back with the MC")
+            });
+        }
+        if let Some(why) = &report.destroy_failed {
+            ctx.line(format!("  taking a made container apart failed: {why}"));
+        }
+        for g in &report.sriov {
+            let (Ok(t) | Err(t)) = &g.result;
+            let failed = if g.result.is_err() { "failed: " } else { "" };
+            ctx.line(format!("  {}  [{failed}{t}]", g.given.describe()));
         }
         if dry_run {
             ctx.line("Dry run: nothing was changed.");

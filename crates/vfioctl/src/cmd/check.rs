@@ -24,7 +24,19 @@ struct GroupCheck {
 
 /// `vfioctl check`.
 pub(crate) fn check(ctx: &mut Context, args: &CheckArgs) -> Result<Exit, CliError> {
-    let inventory = ctx.inventory()?;
+    // A group's members, a device's group and the bridges above are all a verdict reads.
+    let names: Vec<String> = args
+        .targets
+        .iter()
+        .flat_map(|t| match t.parse::<u32>() {
+            Ok(group) => vfioctl_host::around::group_members(&ctx.root, group)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            Err(_) => vec![t.clone()],
+        })
+        .collect();
+    let inventory = ctx.inventory_around(&names)?;
     let fslmc = vfioctl_host::fslmc::read_fslmc(&ctx.root)?;
     let mut groups = Vec::new();
     // Containers' groups: every object in one must be on vfio-fsl-mc or have no driver.

@@ -30,7 +30,9 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 /// `vfioctl doctor [DEVICE...]`.
 pub(crate) fn doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<Exit, CliError> {
-    let inventory = ctx.inventory()?;
+    // Only what the checks read: the summary every command lists, and the power state and reset
+    // methods of the functions a VM could get (several times fewer files than a full read).
+    let inventory = ctx.inventory_at(vfioctl_host::read::Depth::Health)?;
     let mut named: Vec<PciAddress> = Vec::new();
     for text in &args.devices {
         let address = crate::cmd::select::resolve_for_reading(ctx, &inventory, text)?.address;
@@ -38,7 +40,8 @@ pub(crate) fn doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<Exit, CliEr
             named.push(address);
         }
     }
-    let facts = vfioctl_host::facts::gather(&ctx.root, &inventory, KNOWN_DEVICES)?;
+    let mut facts = vfioctl_host::facts::gather(&ctx.root, &inventory, KNOWN_DEVICES)?;
+    vfioctl_host::facts_dpaa2::gather(&ctx.root, ctx.restool.as_ref(), &mut facts)?;
     let findings = run(&facts, &inventory, &named);
     let verdicts = verdicts(&findings, &inventory, &named);
     let problems = findings.iter().any(Finding::is_problem);

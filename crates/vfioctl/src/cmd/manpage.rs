@@ -331,6 +331,24 @@ fn extra(page: &str) -> Extra {
             ],
             &["vfioctl-bind(1)", "vfioctl-qemu-args(1)", "restool(8)"],
         ),
+        "vfioctl-vf" | "vfioctl-vf-list" | "vfioctl-vf-create" | "vfioctl-vf-set" => (
+            &[SYSFS, JOURNAL],
+            &[
+                (
+                    "vfioctl vf list",
+                    "Every SR-IOV PF, its VFs, who holds them, their MACs.",
+                ),
+                (
+                    "vfioctl vf create 0000:3b:00.0 4",
+                    "Four VFs, on no host driver (autoprobe off); 'restore' puts the PF back.",
+                ),
+                (
+                    "vfioctl vf set 0000:3b:00.0 1 --mac 52:54:00:12:34:56 --vlan 10",
+                    "VF 1's MAC and VLAN through netlink; restoring the VF puts them back.",
+                ),
+            ],
+            &["vfioctl-bind(1)", "vfioctl-restore(1)", "ip-link(8)"],
+        ),
         _ => (&[], &[], &[]),
     };
     Extra {

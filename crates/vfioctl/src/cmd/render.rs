@@ -86,20 +86,6 @@ pub(crate) fn request(
             Err(_) => named.push(vfioctl_core::select::select_pci(inventory, name)?.address),
         }
     }
-    let mut pci: Vec<PciAddress> = Vec::new();
-    for &address in &named {
-        pci.push(address);
-        if !only {
-            pci.extend(
-                inventory
-                    .group_members(&address)
-                    .into_iter()
-                    .filter(|a| inventory.get(a).is_some_and(|d| !d.is_bridge())),
-            );
-        }
-    }
-    pci.sort_unstable();
-    pci.dedup();
     // What bind would refuse for good, a VMM must not be handed either (one place decides).
     let usage = vfioctl_host::usage::HostUsage::read(&ctx.root)?;
     let uses: vfioctl_core::plan::HostUses =
@@ -107,14 +93,18 @@ pub(crate) fn request(
             .into_iter()
             .map(|(address, list)| (address.into(), list))
             .collect();
-    let named: Vec<PciAddress> = pci.iter().copied().filter(|a| named.contains(a)).collect();
-    let refusals = vfioctl_core::safety::refusals(inventory, &uses, &named, &pci);
-    if let Some(first) = refusals.iter().find(|r| !r.overridable) {
+    let set = vfioctl_core::passthrough::vm_set(inventory, &uses, &named, only);
+    if let Some(first) = set.final_refusals().next() {
         return Err(
             CliError::new(Exit::Refused, format!("refused: {}", first.text))
                 .hint(first.remedy.clone()),
         );
     }
+    let mut pci = set.functions;
+    // A named bridge is passed as named: the renderer says why a VMM cannot take it.
+    pci.extend(named.iter().filter(|a| !set.named.contains(a)));
+    pci.sort_unstable();
+    pci.dedup();
     request.pci = pci;
     Ok(request)
 }

@@ -67,6 +67,12 @@ pub(crate) fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliErro
         let drivers = drivers.join(" and ");
         let what = match r.result {
             VmOutcome::Bound => format!("bound {devices} to {drivers}"),
+            VmOutcome::Planned if r.devices.is_empty() => {
+                "would make its DPAA2 containers, then bind them to vfio-fsl-mc".to_owned()
+            }
+            VmOutcome::Planned if !r.restool.is_empty() => format!(
+                "would make its DPAA2 containers, then bind them and {devices} to {drivers}"
+            ),
             VmOutcome::Planned => format!("would bind {devices} to {drivers}"),
             VmOutcome::AlreadyBound => "already bound; nothing to do".to_owned(),
             VmOutcome::Refused => "refused".to_owned(),
@@ -78,6 +84,9 @@ pub(crate) fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliErro
             VmOutcome::Refused | VmOutcome::Failed | VmOutcome::Invalid => Tone::Bad,
         };
         ctx.line_parts(&[(None, &format!("{}: ", r.name)), (Some(tone), &what)]);
+        for argv in &r.restool {
+            ctx.line(format!("  would run: restool {}", argv.join(" ")));
+        }
         for p in &r.problems {
             ctx.tone_line(Tone::Refused, "  problem:", &format!(" {}", p.text));
             ctx.line(format!("    fix: {}", p.hint));
