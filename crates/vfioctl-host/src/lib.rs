@@ -30,6 +30,7 @@ pub mod usage;
 pub mod vfio;
 pub mod vflinks;
 pub mod vms;
+pub mod vmvf;
 
 pub use error::HostError;
 pub use kernel::{Kernel, ModuleError, RealKernel};

@@ -164,6 +164,8 @@ pub struct VmDefinition {
     pub devices: Vec<VmDevice>,
     /// DPAA2 containers.
     pub dprc: Vec<DprcName>,
+    /// SR-IOV VFs named by PF and index; the host layer resolves each into a device.
+    pub vfs: Vec<super::vf::VmVf>,
     /// How QEMU runs it; absent for VMs started by something else (libvirt).
     pub qemu: Option<QemuConfig>,
 }
@@ -182,6 +184,8 @@ struct RawDefinition {
     devices: Vec<Spanned<VmDevice>>,
     #[serde(default)]
     dprc: Vec<Spanned<DprcName>>,
+    #[serde(default, rename = "vf", deserialize_with = "super::vf::de_vfs")]
+    vfs: Vec<super::vf::VmVf>,
     #[serde(default)]
     qemu: Option<Spanned<QemuConfig>>,
 }
@@ -266,7 +270,7 @@ impl VmDefinition {
             }
             dprc.push(*spanned.get_ref());
         }
-        if devices.is_empty() && dprc.is_empty() {
+        if devices.is_empty() && dprc.is_empty() && raw.vfs.is_empty() {
             return Err(VmParseError {
                 location: Some(Location { line: 1, column: 1 }),
                 message: "the definition has no [[device]] and no dprc: nothing to pass through"
@@ -289,6 +293,7 @@ impl VmDefinition {
             user,
             devices,
             dprc,
+            vfs: raw.vfs,
             qemu,
         })
     }

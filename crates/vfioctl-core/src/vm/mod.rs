@@ -34,6 +34,7 @@ mod disk;
 mod host;
 #[cfg(test)]
 mod tests;
+pub mod vf;
 
 use std::fmt;
 use std::ops::Range;
