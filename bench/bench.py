@@ -5,9 +5,10 @@ Builds simulated hosts (about 16, 256, 1,024 and 4,096 PCI functions; the large 
 with their VFs behind ACS root ports) with vfioctl-sim's `write-tree` example, then times, side by
 side on the same tree and in the same run:
 
-  * every read-only command (`list --json`, `groups --json`, `doctor --json`, `status --json`,
-    `vm check` of a definition written into the tree, `bind --dry-run` of one VF's group and
-    `show` of that VF) against `lspci -nnk` reading the same tree
+  * every read-only command (`list --json`, `groups --json`, `groups --predict --json`,
+    `doctor --json`, `status --json`, `vm check` and `vm qemu-args` of a definition written into
+    the tree, `bind --dry-run` of one VF's group, `show` and `check` of that VF) against
+    `lspci -nnk` reading the same tree
     (`lspci -A linux-sysfs -O sysfs.path=<root>/sys/bus/pci -nnk`);
   * `groups --json` against the IOMMU-group shell loop the guides tell users to run (`lspci -nns`
     for every group member), up to about 1,000 functions (beyond, the loop takes minutes);
@@ -109,24 +110,29 @@ def vf_writes(testbin, write_tree, work, runs):
 COMMANDS = [
     ("list", "list --json", ["list", "--json"]),
     ("groups", "groups --json", ["groups", "--json"]),
+    ("predict", "groups --predict --json", ["groups", "--predict", "--json"]),
     ("doctor", "doctor --json", ["doctor", "--json"]),
     ("status", "status --json", ["status", "--json"]),
     ("vm_check", "vm check", ["vm", "check", "{vm}"]),
     ("bind_one", "bind --dry-run <VF>", ["bind", "--dry-run", "--json", "{vf}"]),
     ("show", "show <VF>", ["show", "{vf}"]),
+    ("check", "check <VF>", ["check", "--json", "{vf}"]),
+    ("qemu_args", "vm qemu-args", ["vm", "qemu-args", "{vm}"]),
     ("vf_list", "vf list --json", ["vf", "list", "--json"]),
 ]
 # VFs made and removed per `vf create` / `restore` run of the SR-IOV write benchmark.
 VF_COUNT = 64
 # Commands whose cost must not depend on the host's size.
-LOCAL = ("bind_one", "show")
+LOCAL = ("bind_one", "show", "check", "qemu_args")
 
 # The fewest system calls per function a whole-host command needs, counted by hand: the first
 # 256 bytes of config space (openat, read, close: 3), the `driver` link (readlink: 1) and the
-# `iommu_group` link (readlink: 1). `doctor` needs those and, for its checks of bound devices,
-# `driver_override` (openat, read, close: 3), counted for every function since the simulated
-# host binds nearly all. Directory listings and start-up are shared by all functions: not counted.
-MIN_SYSCALLS = {"list": 5, "doctor": 8}
+# `iommu_group` link (readlink: 1). `doctor` needs those and what its checks read of every
+# function a VM could get: `driver_override` (overrides), `power_state` (D3 states) and
+# `reset_method` (reset support), 3 each, and its group's `type` (identity groups), 3 per group,
+# which on an SR-IOV host is one per function. Directory listings and start-up are shared by all
+# functions: not counted.
+MIN_SYSCALLS = {"list": 5, "doctor": 17}
 
 
 def pick_vf(root):
@@ -265,7 +271,7 @@ def report(results, baseline):
     if any(f"{k}_syscalls" in r for r in results for k in MIN_SYSCALLS):
         print("\nSystem calls per function (strace -c -f: every call of the process, over the functions),"
               "\nagainst the fewest the command needs (config 3, driver link 1, group link 1; doctor"
-              "\nadds driver_override 3):")
+              "\nadds driver_override, power_state, reset_method and the group's type, 3 each):")
         print(f"{'functions':>9}  {'command':<10} {'calls':>8}  {'per fn':>7}  {'minimum':>7}  {'ratio':>6}")
         for row in results:
             for key, minimum in MIN_SYSCALLS.items():

@@ -107,6 +107,13 @@ impl PciDevice {
         }
     }
 
+    /// The kernel's `pdev->multifunction`: the header's multifunction bit, or any function other
+    /// than 0. `pci_scan_slot()` marks every function it finds past function 0 as multifunction
+    /// whatever its own header says (QEMU, for one, sets the bit on function 0 only).
+    pub fn is_multifunction(&self) -> bool {
+        self.config.multifunction == Some(true) || self.address.function != 0
+    }
+
     /// True for a PCI Express function (it has the PCIe capability).
     pub fn is_pcie(&self) -> bool {
         self.config.pcie_type.is_some()
@@ -130,7 +137,7 @@ impl PciDevice {
             PcieType::Endpoint
             | PcieType::LegacyEndpoint
             | PcieType::Upstream
-            | PcieType::RcEndpoint => self.config.multifunction == Some(true),
+            | PcieType::RcEndpoint => self.is_multifunction(),
             PcieType::Other(_) => false,
         };
         if !acs_decides {

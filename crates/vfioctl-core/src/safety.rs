@@ -52,6 +52,20 @@ pub enum HostUse {
         #[serde(default)]
         essential: bool,
     },
+    /// A block device on it (or one built on it) is a member of an imported ZFS pool, which
+    /// the kernel does not show in `holders/`.
+    ZfsMember {
+        /// The member block device.
+        block: String,
+        /// The pool it belongs to.
+        pool: String,
+        /// Where the pool's datasets are mounted.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mount_points: Vec<String>,
+        /// The devices between the PCI function and `block`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        via: Vec<String>,
+    },
     /// It is the boot VGA device and a console is bound to its framebuffer.
     Console,
     /// It is a function the platform needs (host bridge, LPC bridge, SMBus, IOMMU), per the
@@ -72,6 +86,9 @@ impl HostUse {
         match self {
             Self::Mount { mount_point, .. } => ESSENTIAL_MOUNTS.contains(&mount_point.as_str()),
             Self::Network { essential, .. } => *essential,
+            Self::ZfsMember { mount_points, .. } => mount_points
+                .iter()
+                .any(|m| ESSENTIAL_MOUNTS.contains(&m.as_str())),
             Self::Platform { .. } => true,
             Self::Swap { .. } | Self::Console => false,
         }
@@ -99,6 +116,19 @@ impl HostUse {
                 via,
                 ..
             } => format!("{} {detail}", chain(via, interface)),
+            Self::ZfsMember {
+                block,
+                pool,
+                mount_points,
+                via,
+            } => {
+                let mounted = if mount_points.is_empty() {
+                    " (imported)".to_owned()
+                } else {
+                    format!(" mounted on {}", mount_points.join(", "))
+                };
+                format!("{} -> ZFS pool {pool}{mounted}", chain(via, block))
+            }
             Self::Console => "the boot console".to_owned(),
             Self::Platform { what } => format!("the {what} the host needs"),
         }
@@ -112,6 +142,11 @@ impl HostUse {
             ),
             Self::Mount { mount_point, .. } => format!("unmount {mount_point} first"),
             Self::Swap { block, .. } => format!("swapoff /dev/{block} first"),
+            Self::ZfsMember { .. } if self.essential() => "the root filesystem is on this ZFS \
+                 pool: it cannot be given away while the host runs; boot from another pool to \
+                 pass this disk"
+                .to_owned(),
+            Self::ZfsMember { pool, .. } => format!("export the pool first (zpool export {pool})"),
             Self::Network { .. } if self.essential() => "the root filesystem comes over this \
                  network: it cannot be given away while the host runs"
                 .to_owned(),

@@ -36,8 +36,8 @@ pub fn seeds(root: &HostRoot, names: &[String]) -> Option<Vec<PciAddress>> {
     Some(seeds)
 }
 
-/// The members of IOMMU group `group`, as the kernel lists them.
-fn group_members(root: &HostRoot, group: u32) -> Vec<PciAddress> {
+/// The members of IOMMU group `group`, as the kernel lists them (none when it does not exist).
+pub fn group_members(root: &HostRoot, group: u32) -> Vec<PciAddress> {
     let mut members: Vec<PciAddress> =
         dir_names(&root.join(format!("sys/kernel/iommu_groups/{group}/devices")))
             .iter()

@@ -188,6 +188,10 @@ pub enum Depth {
     /// and network interfaces. Several times fewer files per device than [`Depth::Full`], which
     /// matters on hosts with thousands of SR-IOV functions.
     Summary,
+    /// [`Depth::Summary`] and what `doctor`'s device checks read: the power state and reset
+    /// methods of every function that is not a bridge, `d3cold_allowed` of those in D3cold, and
+    /// `boot_vga` of VGA functions (the only ones the kernel gives it).
+    Health,
     /// Everything, for `show`, planning and diagnostics.
     Full,
 }
@@ -273,7 +277,32 @@ pub fn read_device_at(
     if matches!(dev.class.base(), 0x02 | 0x0d) && dev.driver.is_some() {
         dev.net_interfaces = interfaces_of(dir, dev.id.vendor);
     }
+    if depth == Depth::Health {
+        read_health(dir, &mut dev)?;
+    }
     Ok(dev)
+}
+
+/// `pci_is_vga()`: a VGA controller, or a pre-2.0 device that says it is VGA-compatible.
+fn is_vga(class: ClassCode) -> bool {
+    matches!(class.0 >> 8, 0x0300 | 0x0001)
+}
+
+/// The attributes of [`Depth::Health`] beyond the summary.
+fn read_health(dir: &Path, dev: &mut PciDevice) -> Result<(), HostError> {
+    // Bridges are not given to VMs: no check reads their power state or reset methods.
+    if !dev.is_bridge() && dev.class.base() != 0x06 {
+        dev.power_state = read_attr(&dir.join("power_state"))?.map(|t| t.trim().to_owned());
+        if dev.power_state.as_deref() == Some("D3cold") {
+            dev.d3cold_allowed = small_int::<u8>(dir, "d3cold_allowed")?.map(|v| v != 0);
+        }
+        dev.reset_method = read_attr(&dir.join("reset_method"))?
+            .map(|t| t.split_whitespace().map(str::to_owned).collect());
+    }
+    if is_vga(dev.class) {
+        dev.boot_vga = small_int::<u8>(dir, "boot_vga")? == Some(1);
+    }
+    Ok(())
 }
 
 /// Red Hat's vendor ID, which virtio PCI functions carry.

@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 mod boot;
+pub mod cdev;
 pub mod cfgspace;
 pub mod fslmc;
 pub mod groups;

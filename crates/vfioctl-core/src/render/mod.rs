@@ -6,6 +6,7 @@
 //! number, because a group is the unit VFIO assigns. The order is fully determined by the
 //! inventory, so the same request always renders the same text and guest topology.
 
+pub mod backend;
 pub mod libvirt;
 pub mod qemu;
 

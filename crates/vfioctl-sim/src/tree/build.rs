@@ -34,6 +34,9 @@ pub struct SimBuilder {
     pub noiommu: bool,
     /// The fsl-mc (DPAA2) bus, if the host has one.
     pub fsl_mc: Option<crate::spec::FslMcSpec>,
+    /// A kernel with iommufd and the VFIO device cdev (see [`crate::cdev`]); Debian's have
+    /// neither, so it is off unless a test asks for it.
+    pub iommufd: bool,
 }
 
 /// A tree written into a temporary directory that is removed on drop.
@@ -97,6 +100,7 @@ impl SimBuilder {
             crash_after_write: None,
             noiommu: false,
             fsl_mc: None,
+            iommufd: false,
         }
     }
 
@@ -193,6 +197,7 @@ impl SimBuilder {
             faults: self.faults.clone(),
             crash_after_write: self.crash_after_write,
             fsl_mc: self.fsl_mc.clone(),
+            iommufd: self.iommufd,
             sriov: self.sriov_state(),
         }
     }
@@ -272,6 +277,9 @@ impl SimBuilder {
         }
         let w = Writer { root };
         w.skeleton(&self.host)?;
+        if self.iommufd {
+            crate::cdev::kernel_files(root, &self.host.release)?;
+        }
         w.blacklist(&self.host, &self.modules)?;
         for m in &self.modules {
             if m.state.is_present() {

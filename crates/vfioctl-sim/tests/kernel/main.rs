@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod binding;
+mod cdev;
 mod devices;
 mod faults;
 mod modules;

@@ -358,6 +358,35 @@ fn extra(page: &str) -> Extra {
     }
 }
 
+/// The variables that change what a page's command prints: colour on every page (every command
+/// takes --color), the width on the pages of the commands that wrap.
+fn environment(page: &str) -> &'static [(&'static str, &'static str)] {
+    const COLOUR: [(&str, &str); 2] = [
+        (
+            "NO_COLOR",
+            "Set and not empty: no colour with --color auto (the default), even on a terminal.",
+        ),
+        (
+            "CLICOLOR_FORCE",
+            "Set and not empty: colour with --color auto even when the output is not a terminal \
+             (NO_COLOR wins over it; --color never and --color always win over both).",
+        ),
+    ];
+    const WITH_WIDTH: [(&str, &str); 3] = [
+        COLOUR[0],
+        COLOUR[1],
+        (
+            "COLUMNS",
+            "The width groups wraps its reason and verdict lines to when --width is not given; \
+             without it, the terminal's width, else 80.",
+        ),
+    ];
+    match page {
+        "vfioctl" | "vfioctl-groups" => &WITH_WIDTH,
+        _ => &COLOUR,
+    }
+}
+
 /// The exit codes, one (code, meaning) pair per line of the `--help` table.
 pub(crate) fn exit_codes() -> Vec<(&'static str, &'static str)> {
     EXIT_CODES_HELP
@@ -384,6 +413,12 @@ pub(crate) fn render(roff: &mut Roff, page: &str, related: &[String]) {
              plus the signal); if giving the devices back fails afterwards, it exits 1 and says \
              what QEMU's status was.",
         )]);
+    }
+    roff.control("SH", ["ENVIRONMENT"]);
+    for (name, what) in environment(page) {
+        roff.control("TP", [])
+            .text([bold(*name)])
+            .text([roman(*what)]);
     }
     if !extra.files.is_empty() {
         roff.control("SH", ["FILES"]);
