@@ -52,6 +52,14 @@ step "VF 1's group is viable" gc viable "$VF1" yes
 vfioctl qemu-args "$VF0" "$VF1" >/tmp/args.txt
 cat /tmp/args.txt
 step "qemu-args gives each VF its own root port" [ "$(grep -c pcie-root-port /tmp/args.txt)" = 2 ]
+mkdir -p /etc/vfioctl/vms
+printf 'version = 1\nvf = [{ pf = "%s", index = 1 }, { pf = "%s", index = 0 }]\n[qemu]\nmachine = "q35"\n' \
+  $PF $PF >/etc/vfioctl/vms/sriov.toml
+vfioctl vm qemu-args sriov >/tmp/vm-args.txt
+cat /tmp/vm-args.txt
+step "vm qemu-args of vf = { pf, index } entries: one root port per VF" \
+  [ "$(grep -c pcie-root-port /tmp/vm-args.txt)" = 2 ]
+step "vm qemu-args names VF 1 by its address" grep -q "host=$VF1" /tmp/vm-args.txt
 
 rc=0
 vfioctl vf create $PF 3 >/tmp/refused.txt 2>&1 || rc=$?

@@ -34,6 +34,7 @@ pub mod usage;
 pub mod vfio;
 pub mod vflinks;
 pub mod vms;
+pub mod vmvf;
 mod zfs;
 
 pub use error::HostError;

@@ -157,3 +157,31 @@ fn renderers_give_each_vf_its_own_root_port() {
     );
     insta::assert_snapshot!("libvirt_two_vfs", xml);
 }
+
+#[test]
+fn a_vm_definition_names_vfs_by_pf_and_index_and_gets_one_root_port_each() {
+    let t = sriov();
+    let root = t.root();
+    let vms = root.join("etc/vfioctl/vms");
+    std::fs::create_dir_all(&vms).unwrap();
+    // The PF once by address, once by its interface's MAC.
+    std::fs::write(
+        vms.join("web.toml"),
+        "version = 1\n\nvf = [\n  { pf = \"0000:01:00.0\", index = 1, mac = \"52:54:00:12:34:56\" },\n  \
+         { pf = \"52:54:00:01:00:00\", index = 0 },\n]\n\n[qemu]\nmachine = \"q35\"\nmemory = \"1G\"\n",
+    )
+    .unwrap();
+    let (args, _) = text(root, &["vm", "qemu-args", "web"], 0);
+    insta::assert_snapshot!("vm_qemu_args_two_vfs", args);
+    assert_eq!(args.matches("pcie-root-port").count(), 2, "{args}");
+    std::fs::write(
+        vms.join("gone.toml"),
+        "version = 1\nvf = { pf = \"0000:01:00.0\", index = 5 }\n",
+    )
+    .unwrap();
+    let (_, err) = text(root, &["vm", "qemu-args", "gone"], 2);
+    assert!(
+        err.contains("0000:01:00.0 has no VF 5 (sriov_numvfs is 2)"),
+        "{err}"
+    );
+}

@@ -171,6 +171,8 @@ pub struct VmDefinition {
     pub dprc: Vec<DprcName>,
     /// DPAA2 containers made for each run (`[[dpaa2]]`), in file order.
     pub dpaa2: Vec<MadeContainer>,
+    /// SR-IOV VFs named by PF and index; the host layer resolves each into a device.
+    pub vfs: Vec<super::vf::VmVf>,
     /// How QEMU runs it; absent for VMs started by something else (libvirt).
     pub qemu: Option<QemuConfig>,
 }
@@ -189,6 +191,8 @@ struct RawDefinition {
     devices: Vec<Spanned<VmDevice>>,
     #[serde(default)]
     dprc: Vec<Spanned<DprcName>>,
+    #[serde(default, rename = "vf", deserialize_with = "super::vf::de_vfs")]
+    vfs: Vec<super::vf::VmVf>,
     #[serde(default)]
     dpaa2: Vec<Spanned<RawMadeContainer>>,
     #[serde(default)]
@@ -280,7 +284,7 @@ impl VmDefinition {
             let span = spanned.span();
             dpaa2.push(spanned.into_inner().validate(text, span)?);
         }
-        if devices.is_empty() && dprc.is_empty() && dpaa2.is_empty() {
+        if devices.is_empty() && dprc.is_empty() && dpaa2.is_empty() && raw.vfs.is_empty() {
             return Err(VmParseError {
                 location: Some(Location { line: 1, column: 1 }),
                 message: "the definition has no [[device]], no dprc and no [[dpaa2]]: nothing \
@@ -305,6 +309,7 @@ impl VmDefinition {
             devices,
             dprc,
             dpaa2,
+            vfs: raw.vfs,
             qemu,
         })
     }

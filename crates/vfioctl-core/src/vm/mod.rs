@@ -38,6 +38,7 @@ mod dpaa2;
 mod host;
 #[cfg(test)]
 mod tests;
+pub mod vf;
 
 use std::fmt;
 use std::ops::Range;
