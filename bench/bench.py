@@ -5,14 +5,19 @@ Builds simulated hosts (about 16, 256, 1,024 and 4,096 PCI functions; the large 
 with their VFs behind ACS root ports) with vfioctl-sim's `write-tree` example, then times, side by
 side on the same tree and in the same run:
 
-  * every read-only command (`list --json`, `groups --json`, `doctor --json`, `status --json`,
-    `vm check` of a definition written into the tree, `bind --dry-run` of one VF's group and
-    `show` of that VF) against `lspci -nnk` reading the same tree
+  * every read-only command (`list --json`, `groups --json`, `groups --predict --json`,
+    `doctor --json`, `status --json`, `vm check` and `vm qemu-args` of a definition written into
+    the tree, `bind --dry-run` of one VF's group, `show` and `check` of that VF) against
+    `lspci -nnk` reading the same tree
     (`lspci -A linux-sysfs -O sysfs.path=<root>/sys/bus/pci -nnk`);
   * `groups --json` against the IOMMU-group shell loop the guides tell users to run (`lspci -nns`
     for every group member), up to about 1,000 functions (beyond, the loop takes minutes);
   * system calls per function of `list` and `doctor` (`strace -c -f`, when strace is installed)
     next to the fewest the command needs;
+  * SR-IOV: `vf list --json` against `lspci -nnk` (a row of every host, like the other read
+    commands), and `vf create <PF> 64` then `restore <PF>` on the simulated kernel (the test
+    binary, which serves the tree's writes as Linux would: 64 VF directories made and removed),
+    reported per VF.
   * the Kubernetes device plugin idle on the largest host: it binds one VF's group, a fake
     kubelet (`vfioctl-fake-kubelet --watch`) holds `ListAndWatch` open for --plugin-seconds, and
     the plugin's CPU seconds per minute (utime + stime from /proc) and resident memory (VmRSS,
@@ -82,10 +87,28 @@ def measure(argv, runs, shell=False):
 
 def build(release_dir):
     subprocess.run(
-        ["cargo", "build", "--release", "-p", "vfioctl", "-p", "vfioctl-sim", "--examples", "--bins"],
+        ["cargo", "build", "--release", "-p", "vfioctl", "-p", "vfioctl-sim", "-p", "vfioctl-testbin",
+         "--examples", "--bins"],
         cwd=REPO, check=True,
     )
-    return os.path.join(release_dir, "vfioctl"), os.path.join(release_dir, "examples", "write-tree")
+    return (os.path.join(release_dir, "vfioctl"), os.path.join(release_dir, "examples", "write-tree"),
+            os.path.join(release_dir, "vfioctl-testbin"))
+
+
+def vf_writes(testbin, write_tree, work, runs):
+    """`vf create <PF> 64` and `restore <PF>` on a simulated PF with no VFs yet, alternately
+    (each undoes the other); medians of `runs` pairs, in seconds per run."""
+    root = os.path.join(work, "vf-writes")
+    # One root port and one X710 PF (250 VFs possible, none made): the tree the writes start from.
+    subprocess.run([write_tree, "sriov", root, "--functions", "3"], check=True, stdout=subprocess.DEVNULL)
+    pf = "0000:01:00.0"
+    create = [testbin, "--root", root, "vf", "create", pf, str(VF_COUNT)]
+    restore = [testbin, "--root", root, "restore", pf]
+    run_once(create)
+    run_once(restore)
+    pairs = [(run_once(create), run_once(restore)) for _ in range(runs)]
+    return (statistics.median(c[0] for c, _ in pairs), max(c[1] for c, _ in pairs)), \
+        (statistics.median(r[0] for _, r in pairs), max(r[1] for _, r in pairs))
 
 
 def build_plugin(release_dir):
@@ -155,21 +178,29 @@ def plugin_idle(testbin, kubelet_bin, root, vf, seconds):
 COMMANDS = [
     ("list", "list --json", ["list", "--json"]),
     ("groups", "groups --json", ["groups", "--json"]),
+    ("predict", "groups --predict --json", ["groups", "--predict", "--json"]),
     ("doctor", "doctor --json", ["doctor", "--json"]),
     ("status", "status --json", ["status", "--json"]),
     ("vm_check", "vm check", ["vm", "check", "{vm}"]),
     ("bind_one", "bind --dry-run <VF>", ["bind", "--dry-run", "--json", "{vf}"]),
     ("show", "show <VF>", ["show", "{vf}"]),
+    ("check", "check <VF>", ["check", "--json", "{vf}"]),
+    ("qemu_args", "vm qemu-args", ["vm", "qemu-args", "{vm}"]),
+    ("vf_list", "vf list --json", ["vf", "list", "--json"]),
 ]
+# VFs made and removed per `vf create` / `restore` run of the SR-IOV write benchmark.
+VF_COUNT = 64
 # Commands whose cost must not depend on the host's size.
-LOCAL = ("bind_one", "show")
+LOCAL = ("bind_one", "show", "check", "qemu_args")
 
 # The fewest system calls per function a whole-host command needs, counted by hand: the first
 # 256 bytes of config space (openat, read, close: 3), the `driver` link (readlink: 1) and the
-# `iommu_group` link (readlink: 1). `doctor` needs those and, for its checks of bound devices,
-# `driver_override` (openat, read, close: 3), counted for every function since the simulated
-# host binds nearly all. Directory listings and start-up are shared by all functions: not counted.
-MIN_SYSCALLS = {"list": 5, "doctor": 8}
+# `iommu_group` link (readlink: 1). `doctor` needs those and what its checks read of every
+# function a VM could get: `driver_override` (overrides), `power_state` (D3 states) and
+# `reset_method` (reset support), 3 each, and its group's `type` (identity groups), 3 per group,
+# which on an SR-IOV host is one per function. Directory listings and start-up are shared by all
+# functions: not counted.
+MIN_SYSCALLS = {"list": 5, "doctor": 17}
 
 
 def pick_vf(root):
@@ -225,7 +256,7 @@ def main():
         sys.exit("bench: lspci is missing (apt-get install pciutils); it is the peer every figure is compared with")
     has_strace = shutil.which("strace") is not None
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
-    vfioctl, write_tree = build(os.path.join(target, "release"))
+    vfioctl, write_tree, testbin = build(os.path.join(target, "release"))
     plugin_bins = build_plugin(os.path.join(target, "release")) if args.plugin_seconds > 0 else None
     # What launching any process through this harness costs (fork/exec from Python, GNU time):
     # measured with `true` and taken off every figure, so small hosts compare the commands and
@@ -264,13 +295,20 @@ def main():
                 row["plugin"] = plugin_idle(*plugin_bins, root, vf, args.plugin_seconds)
             results.append(row)
             print(f"size {size}: {functions} functions measured", file=sys.stderr)
+        vf_create, vf_restore = vf_writes(testbin, write_tree, work, args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     report(results, baseline)
+    vf_rows = {"vf_create": vf_create, "vf_restore": vf_restore}
+    print(f"\nSR-IOV writes on the simulated kernel, {VF_COUNT} VFs per run (medians of {args.runs}):")
+    for key, label in (("vf_create", f"vf create <PF> {VF_COUNT}"), ("vf_restore", "restore <PF>")):
+        secs, kib = vf_rows[key]
+        secs = max(secs - baseline, 1e-6)
+        print(f"  {label:<24} {ms(secs)} ms  {secs / VF_COUNT * 1e6:9.1f} us/VF  {kib:>8} KiB")
     if args.out:
         with open(args.out, "w") as f:
-            json.dump(results, f, indent=2)
+            json.dump({"hosts": results, "vf_writes": vf_rows, "vf_count": VF_COUNT}, f, indent=2)
 
 
 def ms(value):
@@ -306,7 +344,7 @@ def report(results, baseline):
     if any(f"{k}_syscalls" in r for r in results for k in MIN_SYSCALLS):
         print("\nSystem calls per function (strace -c -f: every call of the process, over the functions),"
               "\nagainst the fewest the command needs (config 3, driver link 1, group link 1; doctor"
-              "\nadds driver_override 3):")
+              "\nadds driver_override, power_state, reset_method and the group's type, 3 each):")
         print(f"{'functions':>9}  {'command':<10} {'calls':>8}  {'per fn':>7}  {'minimum':>7}  {'ratio':>6}")
         for row in results:
             for key, minimum in MIN_SYSCALLS.items():

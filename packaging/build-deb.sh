@@ -45,6 +45,11 @@ cargo run -q --locked -p vfioctl-packaging -- copyright ${target:+--target "$tar
 mv "$assets/copyright.new" "$assets/copyright"
 
 deb_args=(-p vfioctl --locked --no-build --output "$out")
+# The project has no public URL or mail address yet: whoever publishes the package gives them
+# here (VFIOCTL_MAINTAINER="Name <address>", VFIOCTL_HOMEPAGE=URL) instead of editing the tree.
+if [ -n "${VFIOCTL_MAINTAINER:-}" ]; then
+  deb_args+=(--maintainer "$VFIOCTL_MAINTAINER")
+fi
 if [ -n "$target" ]; then
   env_target=$(tr 'a-z-' 'A-Z_' <<<"$target")
   sysroot=$(rustc --print sysroot)
@@ -81,5 +86,8 @@ chmod 0644 "$stage/pkg/DEBIAN/md5sums"
 # A static binary has no shared-library dependencies; cargo-deb still writes an empty Depends:,
 # which dpkg accepts and lintian rightly flags (empty-field).
 sed -i '/^Depends: *$/d' "$stage/pkg/DEBIAN/control"
+if [ -n "${VFIOCTL_HOMEPAGE:-}" ]; then
+  sed -i "/^Description:/i Homepage: $VFIOCTL_HOMEPAGE" "$stage/pkg/DEBIAN/control"
+fi
 dpkg-deb --root-owner-group -Zxz --build "$stage/pkg" "$deb" >/dev/null
 echo "$deb"

@@ -24,6 +24,13 @@ grep -q "deb-systemd-helper purge vfioctl-apply.service" "$control/postrm" \
   || fail "postrm does not purge the unit's enable symlinks"
 
 # Depends must cover what dpkg-shlibdeps finds for the binary (cargo-deb leaves out libgcc-s1).
+# A publisher's homepage and address (see build-deb.sh) reach the control file.
+if [ -n "${VFIOCTL_HOMEPAGE:-}" ]; then
+  [ "$(dpkg-deb -f "$deb" Homepage)" = "$VFIOCTL_HOMEPAGE" ] || fail "Homepage is not $VFIOCTL_HOMEPAGE"
+fi
+if [ -n "${VFIOCTL_MAINTAINER:-}" ]; then
+  [ "$(dpkg-deb -f "$deb" Maintainer)" = "$VFIOCTL_MAINTAINER" ] || fail "Maintainer is not $VFIOCTL_MAINTAINER"
+fi
 depends=$(dpkg-deb -f "$deb" Depends)
 binary="$control/vfioctl"
 dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/bin/vfioctl >"$binary"

@@ -118,3 +118,31 @@ require_subcommands() {
     fi
   done
 }
+# alive <pid>: the process exists and is not a zombie.
+alive() {
+  [ -r "/proc/$1/status" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
+}
+# poll <seconds> <command...>: reruns the command every 0.2 s until it succeeds.
+poll() {
+  n=$(($1 * 5))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    n=$((n - 1))
+    [ "$n" -gt 0 ] || return 1
+    sleep 0.2
+  done
+}
+# host_device_add <root port id> <device id> <driver>: asks the runner to hot-add a device
+# through QMP (see crates/vfioctl-qemu-tests/src/monitor.rs); wait for it with wait_for_device.
+host_device_add() {
+  echo "VFIOTEST-QMP: {\"execute\":\"device_add\",\"arguments\":{\"driver\":\"$3\",\"bus\":\"$1\",\"id\":\"$2\",\"romfile\":\"\"}}"
+}
+# wait_for_device <addr> [seconds]: true once the device is in sysfs (default 30 s).
+wait_for_device() {
+  i=0
+  while [ ! -e /sys/bus/pci/devices/$1 ]; do
+    i=$((i + 1))
+    [ $i -gt "${2:-30}" ] && return 1
+    sleep 1
+  done
+}

@@ -44,10 +44,20 @@ mkdir -p /mnt/usb
 mount -t vfat -o ro /dev/sda1 /mnt/usb
 step "$XHCI starts on xhci_hcd" gc driver $XHCI xhci_hcd
 
+step "$NET is behind the IOMMU (it has a group)" test -e /sys/bus/pci/devices/$NET/iommu_group
+# Every PCI function's driver and override, to show that the refusals change nothing.
+pci_state() {
+  for d in /sys/bus/pci/devices/*; do
+    echo "${d##*/} $(readlink $d/driver 2>/dev/null | sed 's|.*/||') $(cat $d/driver_override)"
+  done
+}
+pci_state >/tmp/pci-before
+
 require_subcommands bind
-refused "bind of the virtio-net carrying the default route" "eth0 carries the default route" \
-  bind $NET
-refused "bind of the xHCI with a mounted USB disk" "sda1 mounted on /mnt/usb" bind $XHCI
+refused "bind of the virtio-net carrying the default route" \
+  "$NET (virtio-pci) -> virtio[0-9]* -> eth0 carries the default route" bind $NET
+refused "bind of the xHCI with a mounted USB disk" \
+  "$XHCI (xhci_hcd) -> usb [0-9-]* -> sda -> sda1 mounted on /mnt/usb" bind $XHCI
 refused "bind of the LPC bridge" "LPC bridge the host needs" bind $LPC
 refused "bind of the AHCI in the LPC bridge's group" "holds the LPC bridge $LPC" bind $SATA
 refused "bind --force of the LPC bridge's group" "cannot go to a VM on this board" \
@@ -59,6 +69,8 @@ step "$XHCI is still on xhci_hcd" gc driver $XHCI xhci_hcd
 step "$XHCI has no driver_override" gc override $XHCI none
 step "$SATA has no driver_override" gc override $SATA none
 step "$LPC has no driver_override" gc override $LPC none
+pci_state >/tmp/pci-after
+step "no PCI function changed driver or override" cmp /tmp/pci-before /tmp/pci-after
 step "the default route is still there" grep -q '^eth0	00000000' /proc/net/route
 step "the USB disk is still mounted" grep -q ' /mnt/usb ' /proc/mounts
 if ! preloaded; then

@@ -15,10 +15,6 @@ QEMU=/usr/bin/qemu-system-x86_64
 # The nested QEMU's HMP monitor on a pipe chardev: commands into $MON.in, replies from $MON.out.
 MON=/tmp/nested-mon
 
-# alive <pid>: the process exists and is not a zombie.
-alive() {
-  [ -r "/proc/$1/status" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
-}
 gone() {
   ! alive "$1"
 }
@@ -30,16 +26,6 @@ holds_fd() {
   echo "pid $1 has no fd on $2; it has:"
   ls -l /proc/"$1"/fd/ 2>&1 | sed 's/^/  /'
   return 1
-}
-# poll <seconds> <command...>: reruns the command every 0.2 s until it succeeds.
-poll() {
-  n=$(($1 * 5))
-  shift
-  until "$@" >/dev/null 2>&1; do
-    n=$((n - 1))
-    [ "$n" -gt 0 ] || return 1
-    sleep 0.2
-  done
 }
 # start_run <tag>: `vfioctl run nested` in the background; $RUN is its pid, its output goes to
 # /tmp/<tag>.out and .err (QEMU's too: it inherits them), the monitor's to /tmp/<tag>.mon.

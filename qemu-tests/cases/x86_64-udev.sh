@@ -80,6 +80,38 @@ else
   step "boot status exits 4 after a host driver touched it" gc exit 4 -- vfioctl boot status
 fi
 
+# Hotplug through the QEMU monitor: e1000e cards hot-added on the empty hotplug root ports rp3
+# (bus 03) and rp4 (bus 04), which a definition names. With e1000e not loaded, as for a card
+# that is the first of its kind, udev's add event sets the override before the module is loaded
+# for it: the card goes straight to vfio-pci. With e1000e loaded the kernel probes the card before
+# udev sees it; it must end on vfio-pci all the same.
+HOT1=0000:03:00.0
+HOT2=0000:04:00.0
+printf 'version = 1\nboot = true\n[[device]]\naddress = "%s"\nid = "8086:10d3"\n[[device]]\naddress = "%s"\nid = "8086:10d3"\n' \
+  "$HOT1" "$HOT2" >/etc/vfioctl/vms/hot.toml
+step "boot install with the hotplug definition exits 0" gc exit 0 -- vfioctl boot install --initramfs none
+udevadm control --reload || true
+modprobe -r e1000e
+dmesg -c >/dev/null
+host_device_add rp3 hot1 e1000e
+step "$HOT1 appeared after device_add" wait_for_device $HOT1
+udevadm settle --timeout=30
+dmesg | grep -E "e1000e|vfio|pciehp" || true
+step "the hot-added $HOT1 went straight to vfio-pci" gc driver $HOT1 vfio-pci
+step "e1000e never probed $HOT1 (dmesg, e1000e's sysfs)" no_e1000e_probe_of $HOT1
+step "udev loaded e1000e for it, which took $NIC2 back" gc driver $NIC2 e1000e
+host_device_add rp4 hot2 e1000e
+step "$HOT2 appeared after device_add" wait_for_device $HOT2
+udevadm settle --timeout=30
+step "the hot-added $HOT2 ends on vfio-pci though e1000e was loaded" gc driver $HOT2 vfio-pci
+if no_e1000e_probe_of $HOT2; then
+  echo "udev set the override before the kernel probed $HOT2"
+else
+  echo "e1000e probed $HOT2 before udev set the override; the rule moved it"
+  step "boot status names e1000e as having bound $HOT2 first" boot_status_has '"host_driver": "e1000e"'
+fi
+rm /etc/vfioctl/vms/hot.toml
+
 # Identity drift: the definition expects another device at the address.
 define 8086:10d4
 step "boot install for the drifted definition exits 0" gc exit 0 -- vfioctl boot install --initramfs none

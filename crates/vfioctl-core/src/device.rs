@@ -63,6 +63,8 @@ pub struct PciDevice {
     pub sriov_numvfs: Option<u32>,
     /// `sriov_totalvfs`, when this function can do SR-IOV.
     pub sriov_totalvfs: Option<u32>,
+    /// `sriov_drivers_autoprobe`: new VFs probe host drivers, when this function can do SR-IOV.
+    pub sriov_drivers_autoprobe: Option<bool>,
     /// The function has a `pci_bus` directory: it is a bridge with a secondary bus.
     pub has_secondary_bus: bool,
 }
@@ -91,6 +93,7 @@ impl PciDevice {
             virtfns: Vec::new(),
             sriov_numvfs: None,
             sriov_totalvfs: None,
+            sriov_drivers_autoprobe: None,
             has_secondary_bus: false,
         }
     }
@@ -102,6 +105,13 @@ impl PciDevice {
             Some(h) => h == 1 || h == 2,
             None => self.class.is_pci_bridge() || self.has_secondary_bus,
         }
+    }
+
+    /// The kernel's `pdev->multifunction`: the header's multifunction bit, or any function other
+    /// than 0. `pci_scan_slot()` marks every function it finds past function 0 as multifunction
+    /// whatever its own header says (QEMU, for one, sets the bit on function 0 only).
+    pub fn is_multifunction(&self) -> bool {
+        self.config.multifunction == Some(true) || self.address.function != 0
     }
 
     /// True for a PCI Express function (it has the PCIe capability).
@@ -127,7 +137,7 @@ impl PciDevice {
             PcieType::Endpoint
             | PcieType::LegacyEndpoint
             | PcieType::Upstream
-            | PcieType::RcEndpoint => self.config.multifunction == Some(true),
+            | PcieType::RcEndpoint => self.is_multifunction(),
             PcieType::Other(_) => false,
         };
         if !acs_decides {

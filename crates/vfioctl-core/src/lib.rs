@@ -24,7 +24,9 @@ pub mod groups;
 pub mod hooks;
 pub mod ids;
 pub mod known;
+pub mod modalias;
 pub mod ownership;
+pub mod passthrough;
 pub mod pciids;
 pub mod plan;
 pub mod predict;
@@ -32,6 +34,7 @@ pub mod pve;
 pub mod render;
 pub mod safety;
 pub mod select;
+pub mod sriov;
 pub mod text;
 pub mod vm;
 

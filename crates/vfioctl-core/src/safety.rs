@@ -52,6 +52,20 @@ pub enum HostUse {
         #[serde(default)]
         essential: bool,
     },
+    /// A block device on it (or one built on it) is a member of an imported ZFS pool, which
+    /// the kernel does not show in `holders/`.
+    ZfsMember {
+        /// The member block device.
+        block: String,
+        /// The pool it belongs to.
+        pool: String,
+        /// Where the pool's datasets are mounted.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mount_points: Vec<String>,
+        /// The devices between the PCI function and `block`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        via: Vec<String>,
+    },
     /// It is the boot VGA device and a console is bound to its framebuffer.
     Console,
     /// It is a function the platform needs (host bridge, LPC bridge, SMBus, IOMMU), per the
@@ -72,6 +86,9 @@ impl HostUse {
         match self {
             Self::Mount { mount_point, .. } => ESSENTIAL_MOUNTS.contains(&mount_point.as_str()),
             Self::Network { essential, .. } => *essential,
+            Self::ZfsMember { mount_points, .. } => mount_points
+                .iter()
+                .any(|m| ESSENTIAL_MOUNTS.contains(&m.as_str())),
             Self::Platform { .. } => true,
             Self::Swap { .. } | Self::Console => false,
         }
@@ -99,6 +116,19 @@ impl HostUse {
                 via,
                 ..
             } => format!("{} {detail}", chain(via, interface)),
+            Self::ZfsMember {
+                block,
+                pool,
+                mount_points,
+                via,
+            } => {
+                let mounted = if mount_points.is_empty() {
+                    " (imported)".to_owned()
+                } else {
+                    format!(" mounted on {}", mount_points.join(", "))
+                };
+                format!("{} -> ZFS pool {pool}{mounted}", chain(via, block))
+            }
             Self::Console => "the boot console".to_owned(),
             Self::Platform { what } => format!("the {what} the host needs"),
         }
@@ -112,6 +142,11 @@ impl HostUse {
             ),
             Self::Mount { mount_point, .. } => format!("unmount {mount_point} first"),
             Self::Swap { block, .. } => format!("swapoff /dev/{block} first"),
+            Self::ZfsMember { .. } if self.essential() => "the root filesystem is on this ZFS \
+                 pool: it cannot be given away while the host runs; boot from another pool to \
+                 pass this disk"
+                .to_owned(),
+            Self::ZfsMember { pool, .. } => format!("export the pool first (zpool export {pool})"),
             Self::Network { .. } if self.essential() => "the root filesystem comes over this \
                  network: it cannot be given away while the host runs"
                 .to_owned(),
@@ -288,21 +323,7 @@ fn sriov_refusal(inv: &Inventory, uses: &HostUses, pf: &PciDevice) -> Option<Ref
     if pf.virtfns.is_empty() || pf.driver.is_none() {
         return None;
     }
-    let held: Vec<String> = pf
-        .virtfns
-        .iter()
-        .filter_map(|vf| inv.get(vf))
-        .filter_map(|vf| {
-            let holder = if vf.driver.as_deref() == Some(VFIO_PCI) {
-                Some("on vfio-pci (a VM may be using it)".to_owned())
-            } else if let Some(o) = &vf.driver_override {
-                Some(format!("has driver_override {o}"))
-            } else {
-                uses_of(uses, &vf.address).first().map(HostUse::describe)
-            }?;
-            Some(format!("{} {holder}", vf.address))
-        })
-        .collect();
+    let held = held_vfs(inv, uses, pf);
     if held.is_empty() {
         return None;
     }
@@ -318,6 +339,25 @@ fn sriov_refusal(inv: &Inventory, uses: &HostUses, pf: &PciDevice) -> Option<Ref
         remedy: "give those VFs back first (vfioctl restore, or stop their VM)".to_owned(),
         overridable: false,
     })
+}
+
+/// The VFs of `pf` that are not in their default state (on vfio-pci, under an override, used by
+/// the host), each as "<address> <what holds it>": removing them would take something away.
+pub fn held_vfs(inv: &Inventory, uses: &HostUses, pf: &PciDevice) -> Vec<String> {
+    pf.virtfns
+        .iter()
+        .filter_map(|vf| inv.get(vf))
+        .filter_map(|vf| {
+            let holder = if vf.driver.as_deref() == Some(VFIO_PCI) {
+                Some("on vfio-pci (a VM may be using it)".to_owned())
+            } else if let Some(o) = &vf.driver_override {
+                Some(format!("has driver_override {o}"))
+            } else {
+                uses_of(uses, &vf.address).first().map(HostUse::describe)
+            }?;
+            Some(format!("{} {holder}", vf.address))
+        })
+        .collect()
 }
 
 /// The warning a plan carries for a PF whose VFs are free: they go away with its driver.

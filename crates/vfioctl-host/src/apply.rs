@@ -19,8 +19,14 @@ pub fn vfio_pci_loaded(root: &HostRoot) -> bool {
 /// Gives `/dev/vfio/<group>` to `uid:gid` with mode 0600: only that user (and root) may open it,
 /// never wider than the kernel's default.
 pub fn give_group_node(root: &HostRoot, group: u32, uid: u32, gid: u32) -> Result<(), HostError> {
+    give_node(root, &format!("dev/vfio/{group}"), uid, gid)
+}
+
+/// Gives the device node `rel` (`dev/vfio/devices/vfio0`, `dev/iommu`) to `uid:gid` with mode
+/// 0600, as [`give_group_node`] does; a symlink is refused rather than followed.
+pub fn give_node(root: &HostRoot, rel: &str, uid: u32, gid: u32) -> Result<(), HostError> {
     use std::os::unix::fs::PermissionsExt;
-    let node = root.join(format!("dev/vfio/{group}"));
+    let node = root.join(rel);
     let meta = std::fs::symlink_metadata(&node).map_err(|source| HostError::Read {
         path: node.clone(),
         source,

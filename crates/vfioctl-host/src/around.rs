@@ -36,8 +36,8 @@ pub fn seeds(root: &HostRoot, names: &[String]) -> Option<Vec<PciAddress>> {
     Some(seeds)
 }
 
-/// The members of IOMMU group `group`, as the kernel lists them.
-pub(crate) fn group_members(root: &HostRoot, group: u32) -> Vec<PciAddress> {
+/// The members of IOMMU group `group`, as the kernel lists them (none when it does not exist).
+pub fn group_members(root: &HostRoot, group: u32) -> Vec<PciAddress> {
     let mut members: Vec<PciAddress> =
         dir_names(&root.join(format!("sys/kernel/iommu_groups/{group}/devices")))
             .iter()
@@ -58,12 +58,13 @@ pub fn read_around(
     let mut seen: BTreeSet<PciAddress> = BTreeSet::new();
     let mut devices = Vec::new();
     let mut groups: BTreeMap<u32, Vec<PciAddress>> = BTreeMap::new();
+    let locked = crate::owners::stuck_devices(root);
     while let Some(address) = queue.pop() {
         if !seen.insert(address) {
             continue;
         }
         let dir = device_dir(root, &address)?;
-        let dev = read_device_at(address, &dir, depth)?;
+        let dev = read_device_at(address, &dir, depth, locked.contains(&address))?;
         if let Some(parent) = dev.parent {
             queue.push(parent);
         }

@@ -103,6 +103,17 @@ pub enum StepError {
         /// How long we waited.
         timeout: Duration,
     },
+    /// A VF's link settings could not be changed through netlink.
+    #[error("setting VF {index} of {interface} through netlink failed")]
+    VfLink {
+        /// The PF's interface.
+        interface: String,
+        /// The VF's index.
+        index: u32,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
     /// A module could not be loaded.
     #[error(transparent)]
     Module(#[from] ModuleError),
@@ -115,7 +126,7 @@ impl StepError {
     /// True when the kernel refused the write for lack of privilege.
     pub fn is_permission(&self) -> bool {
         match self {
-            Self::Write { source, .. } => {
+            Self::Write { source, .. } | Self::VfLink { source, .. } => {
                 matches!(source.raw_os_error(), Some(1 | 13))
                     || source.kind() == io::ErrorKind::PermissionDenied
             }
@@ -374,8 +385,29 @@ impl Executor {
             Step::Unbind { device, driver } => step.write().map_or(Ok(()), |w| {
                 self.unbind(device, driver.as_str(), &w, journal)
             }),
-            Step::SetOverride { .. } | Step::Probe { .. } | Step::BindDriver { .. } => {
-                step.write().map_or(Ok(()), |w| self.write(&w))
+            Step::SetOverride { .. }
+            | Step::Probe { .. }
+            | Step::BindDriver { .. }
+            | Step::SetVfAutoprobe { .. }
+            | Step::SetNumVfs { .. } => step.write().map_or(Ok(()), |w| self.write(&w)),
+            Step::SetVfLink {
+                interface,
+                index,
+                change,
+                ..
+            } => {
+                let fail = |source| StepError::VfLink {
+                    interface: interface.clone(),
+                    index: *index,
+                    source,
+                };
+                let links = self.kernel.vf_links().ok_or_else(|| {
+                    fail(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "this kernel has no netlink",
+                    ))
+                })?;
+                links.set(interface, *index, change).map_err(fail)
             }
             Step::AwaitDriver { device, driver } => {
                 self.await_driver(device, driver.as_ref().map(|d| d.as_str()))

@@ -229,6 +229,7 @@ pub fn gather(
         wanted.push(VFIO_FSL_MC_MODULE);
         facts.fsl_mc = Some(FslMcFacts {
             vfio_driver: root.join("sys/bus/fsl-mc/drivers/vfio-fsl-mc").is_dir(),
+            ..FslMcFacts::default()
         });
     }
     facts.modules = modules(root, facts.kernel_release.as_deref(), &wanted)?
@@ -257,6 +258,7 @@ pub fn gather(
         .filter_map(|n| n.parse().ok())
         .collect();
     facts.vfio_cdev = root.join("dev/vfio/devices").is_dir();
+    facts.iommufd = crate::iommufd::read_facts(root)?;
 
     for name in dir_names(&root.join("etc/driverctl.d")) {
         let Some((bus, device)) = name.split_once('-') else {
@@ -274,6 +276,7 @@ pub fn gather(
 
     match Journal::load(root) {
         Ok(journal) => {
+            facts.journal = crate::owners::journal_facts(root, &journal);
             facts.journaled = journal
                 .entries
                 .iter()
@@ -471,7 +474,13 @@ mod tests {
         assert_eq!(facts.arch, Arch::Aarch64);
         assert_eq!(facts.its_in_interrupts, Some(false));
         assert_eq!(facts.its_in_device_tree, Some(true));
-        assert_eq!(facts.fsl_mc, Some(FslMcFacts { vfio_driver: false }));
+        assert_eq!(
+            facts.fsl_mc,
+            Some(FslMcFacts {
+                vfio_driver: false,
+                ..FslMcFacts::default()
+            })
+        );
         assert_eq!(facts.modules["vfio"], ModuleStatus::Builtin);
         assert_eq!(facts.modules["vfio_fsl_mc"], ModuleStatus::Available);
         assert_eq!(facts.modules["vfio_pci"], ModuleStatus::Missing);

@@ -8,17 +8,19 @@
 //! walking every device's subtree, `/sys/class/block` and `/sys/class/net` are walked once: their
 //! links point into the device tree, and the nearest PCI function above each is its owner.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use vfioctl_core::PciAddress;
 use vfioctl_core::critical::{BUILTIN_HOST_CRITICAL, CriticalFunctions};
 use vfioctl_core::plan::HostUse;
 
 use crate::HostRoot;
-use crate::read::{device_dir, dir_names, link_name, read_attr, resolve_link};
+use crate::mounts::{block_of_source, read_mounts};
+use crate::read::{dir_names, read_attr, resolve_link};
 use crate::usage::HostUsage;
+use crate::zfs::ZfsPools;
 
 /// The host's own additions to the host-critical table.
 pub const HOST_CRITICAL_FILE: &str = "/etc/vfioctl/host-critical.toml";
@@ -41,36 +43,32 @@ pub fn critical_functions(root: &HostRoot) -> CriticalFunctions {
     }
 }
 
-/// What `/proc/mounts` and `/proc/swaps` say, by block device name.
+/// What the mount table, `/proc/swaps` and the ZFS pools say, by block device name.
 #[derive(Default)]
 struct BlockUse {
     mounts: BTreeMap<String, Vec<String>>,
     swaps: BTreeSet<String>,
+    zfs: ZfsPools,
     /// The root filesystem comes over the network (NFS, or an iSCSI disk).
     network_root: bool,
 }
 
 fn read_block_use(root: &HostRoot) -> BlockUse {
     let mut out = BlockUse::default();
-    let mapper = mapper_names(root);
-    let text = read_attr(&root.join("proc/mounts"))
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let [source, target, fstype, ..] = fields.as_slice() else {
-            continue;
-        };
-        let target = target.replace("\\040", " ");
-        if target == "/" && fstype.starts_with("nfs") {
+    let mounts = read_mounts(root).unwrap_or_default();
+    for m in &mounts {
+        if m.target == "/" && m.fstype.starts_with("nfs") {
             out.network_root = true;
         }
-        if let Some(block) = block_name(root, source, &mapper) {
-            out.mounts.entry(block).or_default().push(target);
+        if let Some(block) = &m.block {
+            out.mounts
+                .entry(block.clone())
+                .or_default()
+                .push(m.target.clone());
         }
     }
-    // A mounted btrfs lists one member in /proc/mounts; every member holds the filesystem.
+    out.zfs = ZfsPools::read(root, &mounts);
+    // A mounted btrfs lists one member in the mount table; every member holds the filesystem.
     let btrfs = root.join("sys/fs/btrfs");
     for fs_id in dir_names(&btrfs) {
         let members = dir_names(&btrfs.join(&fs_id).join("devices"));
@@ -92,7 +90,7 @@ fn read_block_use(root: &HostRoot) -> BlockUse {
         .unwrap_or_default();
     for line in swaps.lines().skip(1) {
         if let Some(source) = line.split_whitespace().next()
-            && let Some(block) = block_name(root, source, &mapper)
+            && let Some(block) = block_of_source(root, source)
         {
             out.swaps.insert(block);
         }
@@ -100,46 +98,27 @@ fn read_block_use(root: &HostRoot) -> BlockUse {
     out
 }
 
-/// `dm/name` of every device-mapper block, so `/dev/mapper/vg-root` is known as `dm-0`.
-fn mapper_names(root: &HostRoot) -> HashMap<String, String> {
-    let class = root.join("sys/class/block");
-    dir_names(&class)
-        .into_iter()
-        .filter(|n| n.starts_with("dm-"))
-        .filter_map(|n| {
-            let name = read_attr(&class.join(&n).join("dm/name")).ok().flatten()?;
-            Some((name.trim().to_owned(), n))
-        })
-        .collect()
+/// The PCI functions of the inventory, to find the nearest one above a path. sysfs names a PCI
+/// function's directory by its address (`pci_name()`), so the names on the path tell, without
+/// resolving every function's link first.
+struct Owners<'a> {
+    root: &'a Path,
+    inventory: &'a vfioctl_core::Inventory,
 }
 
-/// The kernel name of the block device a mount source names: `/dev/sda2`, `/dev/mapper/x`, or a
-/// `/dev/disk/by-*` link.
-fn block_name(root: &HostRoot, source: &str, mapper: &HashMap<String, String>) -> Option<String> {
-    let rest = source.strip_prefix("/dev/")?;
-    if let Some(name) = rest.strip_prefix("mapper/") {
-        return Some(mapper.get(name).cloned().unwrap_or_else(|| name.to_owned()));
+impl<'a> Owners<'a> {
+    fn new(root: &'a HostRoot, inventory: &'a vfioctl_core::Inventory) -> Self {
+        Self {
+            root: root.path(),
+            inventory,
+        }
     }
-    if rest.starts_with("disk/") {
-        return link_name(&root.join(source.trim_start_matches('/')))
-            .ok()
-            .flatten();
-    }
-    Some(rest.to_owned())
-}
 
-/// The PCI functions' real directories, to find the nearest one above a path.
-struct Owners(HashMap<PathBuf, PciAddress>);
-
-impl Owners {
-    fn new(root: &HostRoot, inventory: &vfioctl_core::Inventory) -> Self {
-        Self(
-            inventory
-                .devices()
-                .iter()
-                .filter_map(|d| Some((device_dir(root, &d.address).ok()?, d.address)))
-                .collect(),
-        )
+    /// The function whose directory `dir` is, when it is one in the inventory.
+    fn function(&self, dir: &Path) -> Option<PciAddress> {
+        let name = dir.file_name()?.to_str()?;
+        let address: PciAddress = name.parse().ok()?;
+        (address.to_string() == name && self.inventory.get(&address).is_some()).then_some(address)
     }
 
     /// The nearest PCI function above `path`, and the names between it and `path` that say how
@@ -147,10 +126,10 @@ impl Owners {
     fn owner(&self, path: &Path) -> Option<(PciAddress, Vec<String>)> {
         let mut below = Vec::new();
         let mut at = path.parent();
-        while let Some(dir) = at {
-            if let Some(address) = self.0.get(dir) {
+        while let Some(dir) = at.filter(|d| d.starts_with(self.root) && *d != self.root) {
+            if let Some(address) = self.function(dir) {
                 below.reverse();
-                return Some((*address, below));
+                return Some((address, below));
             }
             if let Some(name) = dir.file_name().and_then(|n| n.to_str())
                 && let Some(step) = chain_step(name)
@@ -198,6 +177,14 @@ fn block_uses(
         out.push(HostUse::Mount {
             block: name.to_owned(),
             mount_point: mount_point.clone(),
+            via: via.clone(),
+        });
+    }
+    if let Some((pool, mount_points)) = facts.zfs.pool_of(name) {
+        out.push(HostUse::ZfsMember {
+            block: name.to_owned(),
+            pool: pool.to_owned(),
+            mount_points: mount_points.to_vec(),
             via: via.clone(),
         });
     }

@@ -84,6 +84,51 @@ pub struct Journal {
     /// DPAA2 containers made for owners (`vfioctl dpaa2 create`); absent from older files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dpaa2: Vec<vfioctl_core::dpaa2::Record>,
+    /// SR-IOV PFs whose VF count or autoprobe vfioctl changed (`vfioctl vf create`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sriov: Vec<SriovRecord>,
+    /// VF link settings vfioctl changed (`vfioctl vf set`), each with what puts it back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vf_links: Vec<VfLinkRecord>,
+}
+
+/// A PF's SR-IOV configuration before vfioctl changed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SriovRecord {
+    /// The PF.
+    pub pf: vfioctl_core::PciAddress,
+    /// `sriov_numvfs` and `sriov_drivers_autoprobe` before.
+    pub original: vfioctl_core::sriov::SriovConfig,
+    /// vfioctl re-created the VFs (the count went through 0): even at the original count they
+    /// are not the VFs the host had (their drivers, their settings), so restoring re-creates
+    /// them under the original autoprobe.
+    #[serde(default)]
+    pub recreated: bool,
+    /// Who changed it.
+    pub owner: Owner,
+    /// Seconds since the epoch when it was changed.
+    pub since: u64,
+}
+
+/// A VF's link settings vfioctl changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VfLinkRecord {
+    /// The PF.
+    pub pf: vfioctl_core::PciAddress,
+    /// The VF.
+    pub vf: vfioctl_core::PciAddress,
+    /// The PF's interface.
+    pub interface: String,
+    /// The VF's index.
+    pub index: u32,
+    /// The change that puts the settings back.
+    pub undo: vfioctl_core::sriov::VfLinkChange,
+    /// Who changed them.
+    pub owner: Owner,
+    /// Seconds since the epoch when they were changed.
+    pub since: u64,
 }
 
 /// A problem with the journal or the lock.
@@ -450,6 +495,17 @@ mod tests {
                 },
                 since: 1,
             }],
+            sriov: vec![SriovRecord {
+                pf: "0000:01:00.0".parse().unwrap(),
+                original: vfioctl_core::sriov::SriovConfig {
+                    numvfs: 0,
+                    autoprobe: true,
+                },
+                recreated: false,
+                owner: Owner::Manual,
+                since: 1,
+            }],
+            vf_links: vec![],
         };
         journal.save(&root).unwrap();
         assert_eq!(Journal::load(&root).unwrap(), journal);

@@ -130,5 +130,7 @@ pub(crate) fn parse(text: &str) -> Result<Journal, String> {
         modules_loaded: v1.modules_loaded,
         helpers: Vec::new(),
         dpaa2: Vec::new(),
+        sriov: Vec::new(),
+        vf_links: Vec::new(),
     })
 }

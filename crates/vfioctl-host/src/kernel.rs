@@ -36,6 +36,10 @@ pub trait Kernel: Send + Sync {
     fn load_module(&self, module: &str) -> Result<(), ModuleError>;
     /// Unloads a module vfioctl loaded, once nothing uses it.
     fn unload_module(&self, module: &str) -> Result<(), ModuleError>;
+    /// Where VF link settings are read and changed; `None` when this kernel has no way to.
+    fn vf_links(&self) -> Option<&dyn crate::vflinks::VfLinks> {
+        None
+    }
 }
 
 /// The running kernel: plain writes and `modprobe`.
@@ -43,6 +47,10 @@ pub trait Kernel: Send + Sync {
 pub struct RealKernel;
 
 impl Kernel for RealKernel {
+    fn vf_links(&self) -> Option<&dyn crate::vflinks::VfLinks> {
+        Some(&crate::netlink::Netlink)
+    }
+
     fn unload_module(&self, module: &str) -> Result<(), ModuleError> {
         let output = Command::new("modprobe")
             .args(["-r", module])

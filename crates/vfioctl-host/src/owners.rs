@@ -7,13 +7,23 @@
 //! zombie; a write helper only while its command line is still vfioctl's `__write-attr` for the
 //! same path, since the kernel reuses pids.
 
+use vfioctl_core::doctor::{EntryFacts, HelperFacts, JournalFacts, owner_definitions};
 use vfioctl_core::ownership::Holder;
 use vfioctl_core::plan::DeviceState;
 use vfioctl_core::{DeviceRef, Owner};
 
 use crate::HostRoot;
-use crate::journal::{Journal, JournalEntry, WriteHelper};
+use crate::journal::{EntryState, Journal, JournalEntry, WriteHelper};
 use crate::transaction::held_by_vfio;
+
+/// The state letter of a process under the root (`R`, `S`, `D`, `Z`...), from its `stat`.
+pub fn process_state(root: &HostRoot, pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(root.join(format!("proc/{pid}/stat"))).ok()?;
+    // The state follows the parenthesised command name, which may itself hold spaces.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|s| s.chars().next())
+}
 
 /// The command line of a live process under the root, `None` when there is none (or only a
 /// zombie, which holds no device any more).
@@ -21,16 +31,10 @@ pub fn process_cmdline(root: &HostRoot, pid: u32) -> Option<Vec<String>> {
     if pid == 0 {
         return None;
     }
-    let dir = root.join(format!("proc/{pid}"));
-    if let Ok(stat) = std::fs::read_to_string(dir.join("stat")) {
-        // The state follows the parenthesised command name, which may itself hold spaces.
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next());
-        if state == Some("Z") || state == Some("X") {
-            return None;
-        }
+    if matches!(process_state(root, pid), Some('Z' | 'X')) {
+        return None;
     }
+    let dir = root.join(format!("proc/{pid}"));
     let raw = std::fs::read(dir.join("cmdline")).ok()?;
     Some(
         raw.split(|b| *b == 0)
@@ -112,11 +116,116 @@ pub fn live_helpers<'a>(
         .collect()
 }
 
+/// The PCI functions an unbind is stuck on now: a live write helper of the journal writes their
+/// `unbind`. The kernel holds each one's device lock until it returns, so readers must not ask
+/// for the attributes whose show() takes that lock. Empty when the journal cannot be read (a
+/// user without privileges, who cannot have started a helper either).
+pub fn stuck_devices(root: &HostRoot) -> std::collections::BTreeSet<vfioctl_core::PciAddress> {
+    let Ok(journal) = Journal::load(root) else {
+        return std::collections::BTreeSet::new();
+    };
+    journal
+        .helpers
+        .iter()
+        .filter(|h| h.path.ends_with("/unbind") && helper_alive(root, h))
+        .filter_map(|h| h.device.pci())
+        .collect()
+}
+
 /// Drops the helpers that are gone from the journal; true when some were.
 pub fn forget_dead_helpers(root: &HostRoot, journal: &mut Journal) -> bool {
     let before = journal.helpers.len();
     journal.helpers.retain(|h| helper_alive(root, h));
     journal.helpers.len() != before
+}
+
+/// Whether another vfioctl holds the lock now: tried without waiting and let go at once, and
+/// never created (doctor writes nothing). `None` when the lock file cannot be opened.
+pub fn lock_busy(root: &HostRoot) -> Option<bool> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = root.join("run/vfioctl/lock");
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(false),
+        Err(_) => return None,
+    };
+    match file.try_lock() {
+        Ok(()) => Some(false),
+        Err(std::fs::TryLockError::WouldBlock) => Some(true),
+        Err(std::fs::TryLockError::Error(_)) => None,
+    }
+}
+
+fn device_dir(root: &HostRoot, device: &DeviceRef) -> std::path::PathBuf {
+    root.join(format!(
+        "sys/bus/{}/devices/{device}",
+        device.bus().sysfs_name()
+    ))
+}
+
+/// What doctor needs to know about the journal: each entry's device and owner now, each write
+/// helper's process. A device with a live helper has only its `driver` link read, never its
+/// `driver_override`: while its unbind is stuck, the kernel's `driver_override_show()` waits for
+/// the device lock the unbind holds.
+pub fn journal_facts(root: &HostRoot, journal: &Journal) -> JournalFacts {
+    let entries = journal
+        .entries
+        .iter()
+        .map(|e| {
+            let dir = device_dir(root, &e.original.device);
+            let safe = live_helpers(root, journal, &e.original.device).is_empty();
+            EntryFacts {
+                override_now: safe
+                    .then(|| crate::read::read_attr(&dir.join("driver_override")).ok())
+                    .flatten()
+                    .flatten()
+                    .as_deref()
+                    .and_then(crate::read::parse_driver_override),
+                device: e.original.device.clone(),
+                owner: e.owner.clone(),
+                interrupted: e.state == EntryState::Binding,
+                original_driver: e.original.state.driver.clone(),
+                driver_now: dir
+                    .is_dir()
+                    .then(|| crate::read::link_name(&dir.join("driver")).ok().flatten()),
+                qemu_recorded: e.qemu_pid,
+                qemu_alive: live_qemu(root, e),
+                definitions_present: owner_definitions(&e.owner)
+                    .into_iter()
+                    .filter(|p| root.join(p.trim_start_matches('/')).exists())
+                    .collect(),
+            }
+        })
+        .collect();
+    let helpers = journal
+        .helpers
+        .iter()
+        .map(|h| {
+            let alive = helper_alive(root, h);
+            HelperFacts {
+                pid: h.pid,
+                device: h.device.clone(),
+                path: h.path.clone(),
+                alive,
+                state: alive.then(|| process_state(root, h.pid)).flatten(),
+                wchan: alive
+                    .then(|| {
+                        std::fs::read_to_string(root.join(format!("proc/{}/wchan", h.pid))).ok()
+                    })
+                    .flatten()
+                    .map(|w| w.trim().to_owned()),
+            }
+        })
+        .collect();
+    JournalFacts {
+        entries,
+        helpers,
+        busy: lock_busy(root),
+    }
 }
 
 #[cfg(test)]

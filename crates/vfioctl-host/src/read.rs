@@ -188,6 +188,10 @@ pub enum Depth {
     /// and network interfaces. Several times fewer files per device than [`Depth::Full`], which
     /// matters on hosts with thousands of SR-IOV functions.
     Summary,
+    /// [`Depth::Summary`] and what `doctor`'s device checks read: the power state and reset
+    /// methods of every function that is not a bridge, `d3cold_allowed` of those in D3cold, and
+    /// `boot_vga` of VGA functions (the only ones the kernel gives it).
+    Health,
     /// Everything, for `show`, planning and diagnostics.
     Full,
 }
@@ -212,14 +216,18 @@ fn read_config(dir: &Path) -> Result<Option<Vec<u8>>, HostError> {
     Ok(Some(head))
 }
 
-/// Reads one device at the depth asked for.
+/// Reads one device at the depth asked for. With `locked` (an unbind of it is stuck in the
+/// kernel: [`crate::owners::stuck_devices`]) the attributes whose show() takes the device lock
+/// that unbind holds, `driver_override` and `sriov_numvfs`, are left unread (unset) rather than
+/// waited for: a read of them would not return before the unbind does.
 pub fn read_device_at(
     address: PciAddress,
     dir: &Path,
     depth: Depth,
+    locked: bool,
 ) -> Result<PciDevice, HostError> {
     if depth == Depth::Full {
-        return read_device(address, dir);
+        return read_device(address, dir, locked);
     }
     let config = read_config(dir)?;
     // Config space carries the IDs lspci shows; VFs read 0xffff there on some kernels, and a
@@ -260,9 +268,7 @@ pub fn read_device_at(
         }
     };
     dev.driver = link_name(&dir.join("driver"))?;
-    dev.driver_override = read_attr(&dir.join("driver_override"))?
-        .as_deref()
-        .and_then(parse_driver_override);
+    dev.driver_override = read_override(dir, locked)?;
     dev.iommu_group = link_name(&dir.join("iommu_group"))?.and_then(|n| n.parse().ok());
     dev.parent = parent_address(dir);
     if let Some(bytes) = config {
@@ -273,7 +279,32 @@ pub fn read_device_at(
     if matches!(dev.class.base(), 0x02 | 0x0d) && dev.driver.is_some() {
         dev.net_interfaces = interfaces_of(dir, dev.id.vendor);
     }
+    if depth == Depth::Health {
+        read_health(dir, &mut dev)?;
+    }
     Ok(dev)
+}
+
+/// `pci_is_vga()`: a VGA controller, or a pre-2.0 device that says it is VGA-compatible.
+fn is_vga(class: ClassCode) -> bool {
+    matches!(class.0 >> 8, 0x0300 | 0x0001)
+}
+
+/// The attributes of [`Depth::Health`] beyond the summary.
+fn read_health(dir: &Path, dev: &mut PciDevice) -> Result<(), HostError> {
+    // Bridges are not given to VMs: no check reads their power state or reset methods.
+    if !dev.is_bridge() && dev.class.base() != 0x06 {
+        dev.power_state = read_attr(&dir.join("power_state"))?.map(|t| t.trim().to_owned());
+        if dev.power_state.as_deref() == Some("D3cold") {
+            dev.d3cold_allowed = small_int::<u8>(dir, "d3cold_allowed")?.map(|v| v != 0);
+        }
+        dev.reset_method = read_attr(&dir.join("reset_method"))?
+            .map(|t| t.split_whitespace().map(str::to_owned).collect());
+    }
+    if is_vga(dev.class) {
+        dev.boot_vga = small_int::<u8>(dir, "boot_vga")? == Some(1);
+    }
+    Ok(())
 }
 
 /// Red Hat's vendor ID, which virtio PCI functions carry.
@@ -300,7 +331,17 @@ fn parent_address(dir: &Path) -> Option<PciAddress> {
 }
 
 /// Reads one device from its sysfs directory (the real one, under `sys/devices`).
-pub fn read_device(address: PciAddress, dir: &Path) -> Result<PciDevice, HostError> {
+fn read_override(dir: &Path, locked: bool) -> Result<Option<String>, HostError> {
+    if locked {
+        return Ok(None);
+    }
+    Ok(read_attr(&dir.join("driver_override"))?
+        .as_deref()
+        .and_then(parse_driver_override))
+}
+
+/// Reads everything about one device (`locked`: see [`read_device_at`]).
+pub fn read_device(address: PciAddress, dir: &Path, locked: bool) -> Result<PciDevice, HostError> {
     let vendor = required_hex(dir, "vendor", "vendor ID", 0xffff)? as u16;
     let device = required_hex(dir, "device", "device ID", 0xffff)? as u16;
     let class = required_hex(dir, "class", "class code", 0xff_ffff)?;
@@ -316,9 +357,7 @@ pub fn read_device(address: PciAddress, dir: &Path) -> Result<PciDevice, HostErr
     }
     dev.revision = hex_attr(dir, "revision", "revision")?.map(|r| r as u8);
     dev.driver = link_name(&dir.join("driver"))?;
-    dev.driver_override = read_attr(&dir.join("driver_override"))?
-        .as_deref()
-        .and_then(parse_driver_override);
+    dev.driver_override = read_override(dir, locked)?;
     dev.iommu_group = link_name(&dir.join("iommu_group"))?.and_then(|n| n.parse().ok());
     dev.parent = parent_address(dir);
     if let Some(bytes) = read_bytes(&dir.join("config"), 4096)? {
@@ -332,7 +371,11 @@ pub fn read_device(address: PciAddress, dir: &Path) -> Result<PciDevice, HostErr
     dev.boot_vga = small_int::<u8>(dir, "boot_vga")? == Some(1);
     dev.net_interfaces = interfaces_of(dir, dev.id.vendor);
     dev.physfn = link_address(dir, "physfn")?;
-    dev.sriov_numvfs = small_int(dir, "sriov_numvfs")?;
+    dev.sriov_numvfs = if locked {
+        None
+    } else {
+        small_int(dir, "sriov_numvfs")?
+    };
     // virtfnN links exist for N below sriov_numvfs; reading them by number avoids listing the
     // whole device directory.
     for i in 0..dev.sriov_numvfs.unwrap_or(0).min(4096) {
@@ -341,6 +384,10 @@ pub fn read_device(address: PciAddress, dir: &Path) -> Result<PciDevice, HostErr
         }
     }
     dev.sriov_totalvfs = small_int(dir, "sriov_totalvfs")?;
+    if dev.sriov_totalvfs.is_some() {
+        dev.sriov_drivers_autoprobe =
+            small_int::<u8>(dir, "sriov_drivers_autoprobe")?.map(|v| v != 0);
+    }
     dev.has_secondary_bus = dir.join("pci_bus").is_dir();
     Ok(dev)
 }
@@ -364,6 +411,7 @@ pub fn read_inventory_at(root: &HostRoot, depth: Depth) -> Result<Inventory, Hos
     })?;
     let mut devices = Vec::new();
     let mut skipped = Vec::new();
+    let locked = crate::owners::stuck_devices(root);
     for entry in entries {
         let entry = entry.map_err(|source| HostError::Read {
             path: devices_dir.clone(),
@@ -378,7 +426,7 @@ pub fn read_inventory_at(root: &HostRoot, depth: Depth) -> Result<Inventory, Hos
             .map_err(|_| garbage(entry.path(), "PCI device name", &name))
             .and_then(|address| {
                 let dir = resolve_link(root.path(), &entry.path())?;
-                read_device_at(address, &dir, depth)
+                read_device_at(address, &dir, depth, locked.contains(&address))
             });
         match read {
             Ok(dev) => devices.push(dev),

@@ -45,21 +45,13 @@ pub struct HostUsage {
 }
 
 impl HostUsage {
-    /// Reads `/proc/mounts`, `/sys/class/block`, `/proc/net/route` and `/proc/net/if_inet6`.
+    /// Reads the mount table (`/proc/self/mountinfo` or `/proc/mounts`), `/sys/class/block`, `/proc/net/route` and `/proc/net/if_inet6`.
     pub fn read(root: &HostRoot) -> Result<Self, HostError> {
         let mut usage = Self::default();
-        let mounts = read_attr(&root.join("proc/mounts"))?.unwrap_or_default();
         let mut by_block: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for line in mounts.lines() {
-            let mut fields = line.split_whitespace();
-            let (Some(source), Some(target)) = (fields.next(), fields.next()) else {
-                continue;
-            };
-            if let Some(block) = source.strip_prefix("/dev/") {
-                by_block
-                    .entry(block.trim_start_matches("mapper/").to_owned())
-                    .or_default()
-                    .push(target.replace("\\040", " "));
+        for m in crate::mounts::read_mounts(root)? {
+            if let Some(block) = m.block {
+                by_block.entry(block).or_default().push(m.target);
             }
         }
         let class_block = root.join("sys/class/block");

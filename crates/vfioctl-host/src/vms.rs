@@ -163,7 +163,9 @@ pub fn load_at(root: &HostRoot, config: Option<&Path>, name: &str) -> Result<VmF
     if config.is_some() && fs::symlink_metadata(&dir).is_err() {
         return Err(VmFileError::NoConfigDir { path: dir });
     }
-    load(&dir, name)
+    let mut file = load(&dir, name)?;
+    crate::vmvf::resolve_all(root, &mut file)?;
+    Ok(file)
 }
 
 /// Every definition in the `--config` directory when given (which must exist), else in
@@ -176,7 +178,14 @@ pub fn list_at(
     if config.is_some() && fs::symlink_metadata(&dir).is_err() {
         return Err(VmFileError::NoConfigDir { path: dir });
     }
-    list(&dir)
+    Ok(list(&dir)?
+        .into_iter()
+        .map(|file| {
+            let mut file = file?;
+            crate::vmvf::resolve_all(root, &mut file)?;
+            Ok(file)
+        })
+        .collect())
 }
 
 /// Why a file that ends in `.toml` (in any case) is not read as a definition, if it is not.

@@ -30,7 +30,13 @@ const ATTRIBUTES: &[&str] = &[
 ];
 
 /// Files under the root that the usage reader parses.
-const PROC_FILES: &[&str] = &["proc/mounts", "proc/net/route", "proc/net/if_inet6"];
+const PROC_FILES: &[&str] = &[
+    "proc/mounts",
+    "proc/self/mountinfo",
+    "proc/cmdline",
+    "proc/net/route",
+    "proc/net/if_inet6",
+];
 
 fn content() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
@@ -62,9 +68,15 @@ proptest! {
     #[test]
     fn garbage_proc_files_never_panic(file in proptest::sample::select(PROC_FILES), bytes in content()) {
         let tree = ten64();
-        fs::write(tree.root().join(file), &bytes).unwrap();
+        let path = tree.root().join(file);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, &bytes).unwrap();
         let root = HostRoot::open(tree.root()).unwrap();
         let _ = HostUsage::read(&root);
+        if let Ok(inventory) = read_inventory(&root) {
+            let usage = HostUsage::read(&root).unwrap_or_default();
+            let _ = vfioctl_host::hostuse::host_uses(&root, &inventory, &usage);
+        }
     }
 
     #[test]

@@ -161,3 +161,56 @@ fn writes_to_regular_files_truncate() {
     );
     assert!(!dir.path().join("gone").exists());
 }
+
+/// A directory under the real sysfs directory of `address`, with its `sys/class/<class>` link.
+fn below(root: &Path, address: &str, rel: &str, class: &str) -> std::path::PathBuf {
+    let dev = fs::canonicalize(root.join("sys/bus/pci/devices").join(address)).unwrap();
+    let dir = dev.join(rel);
+    fs::create_dir_all(&dir).unwrap();
+    class_link(root, &dir, class);
+    dir
+}
+
+/// `sys/class/<class>/<name>` pointing at `dir` relatively, as sysfs makes it.
+fn class_link(root: &Path, dir: &Path, class: &str) {
+    let sys = fs::canonicalize(root.join("sys")).unwrap();
+    let rel = Path::new("../..").join(dir.strip_prefix(&sys).unwrap());
+    let name = dir.file_name().unwrap();
+    symlink(rel, root.join("sys/class").join(class).join(name)).unwrap();
+}
+
+#[test]
+fn an_auxiliary_bus_interface_is_found_below_its_pci_function() {
+    let t = hosts::virtio_net_guest().build_temp().unwrap();
+    let root = t.root();
+    // An mlx5/ice-style sub-function: the interface hangs off an auxiliary device.
+    let eth7 = below(root, "0000:01:00.0", "mlx5_core.eth.0/net/eth7", "net");
+    fs::write(eth7.join("operstate"), "up\n").unwrap();
+    append(
+        &root.join("proc/net/route"),
+        "eth7\t0002000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n",
+    );
+    assert_eq!(
+        described(&uses_of(root, "0000:01:00.0")),
+        ["mlx5_core.eth.0 -> eth7 is up with addresses"]
+    );
+}
+
+#[test]
+fn an_iscsi_root_makes_the_network_it_comes_over_essential() {
+    let t = hosts::virtio_net_guest().build_temp().unwrap();
+    let root = t.root();
+    // The iSCSI disk is no PCI device's: it lives under the session, and / is on it.
+    let sdz = fs::canonicalize(root.join("sys"))
+        .unwrap()
+        .join("devices/platform/host9/session1/target9:0:0/9:0:0:0/block/sdz");
+    fs::create_dir_all(&sdz).unwrap();
+    class_link(root, &sdz, "block");
+    append(&root.join("proc/mounts"), "/dev/sdz / ext4 rw 0 0\n");
+    let uses = uses_of(root, "0000:00:02.0");
+    assert_eq!(
+        described(&uses),
+        ["virtio0 -> eth0 carries the default route (the root filesystem comes over it)"]
+    );
+    assert!(uses[0].essential());
+}

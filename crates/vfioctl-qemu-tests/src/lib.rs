@@ -19,6 +19,7 @@
 pub mod cases;
 pub mod machine;
 pub mod matrix;
+pub mod monitor;
 pub mod prepare;
 pub mod report;
 pub mod run;

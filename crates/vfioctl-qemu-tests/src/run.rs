@@ -1,5 +1,6 @@
 //! Booting: one QEMU per prepared variant, at most `jobs` at once, and what its serial console
-//! says: the sentinel line, the measured facts and the group layout.
+//! says: the sentinel line, the measured facts and the group layout; meanwhile it runs the QMP
+//! commands the guest asks for ([`crate::monitor`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -10,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::matrix::Variant;
+use crate::monitor::{Monitor, qmp_args};
 use crate::prepare::PreparedCase;
 use crate::report::group_layout;
 use crate::{FACT, HarnessError, INIT_MARKER, Result, SENTINEL, err, io_err};
@@ -155,10 +157,15 @@ fn boot_once(p: &PreparedCase, timeout: Duration) -> Result<(Outcome, f64, Strin
     let Some((program, args)) = p.argv.split_first() else {
         return err("empty QEMU command line");
     };
+    let socket = p.dir.join("qmp.sock");
+    let _ = fs::remove_file(&socket);
+    let _ = fs::remove_file(p.dir.join("qmp.log"));
+    let mut monitor = Monitor::new(socket.clone(), p.dir.join("qmp.log"));
     let start = Instant::now();
     let mut child = Command::new(program)
         .envs(p.env.iter().map(|(k, v)| (k, v)))
         .args(args)
+        .args(qmp_args(&socket))
         .args(["-display", "none", "-monitor", "none", "-serial"])
         .arg(format!("file:{}", log.display()))
         .stdin(Stdio::null())
@@ -174,11 +181,17 @@ fn boot_once(p: &PreparedCase, timeout: Duration) -> Result<(Outcome, f64, Strin
                 let _ = child.wait();
                 break true;
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            Ok(None) => {
+                if let Ok(serial) = fs::read(&log) {
+                    monitor.follow(&serial);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
             Err(e) => return err(format!("failed to wait for QEMU: {e}")),
         }
     };
     let seconds = start.elapsed().as_secs_f64();
+    let _ = fs::remove_file(&socket);
     let text = fs::read(&log)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();

@@ -6,7 +6,8 @@
 //! `write-tree --from-lspci FILE <dir> [--arch x86_64|aarch64] [--device-tree] [--kernel RELEASE]
 //! [--iommu NAME]`, which turns a real machine's `lspci -vv[nn][xxxx][PP]` capture into a tree
 //! with only what the capture shows (the IOMMU off unless `--iommu` names one, which also writes
-//! the capture's groups) and prints what it had to infer.
+//! the capture's groups) and prints what it had to infer. `--from-dmesg FILE` does the same with
+//! a kernel log's PCI enumeration (no capabilities: ACS is taken as absent, and said so).
 
 use std::process::ExitCode;
 
@@ -41,8 +42,8 @@ fn builder(name: &str, functions: usize) -> Option<SimBuilder> {
     })
 }
 
-fn from_lspci(args: &[String]) -> ExitCode {
-    let usage = "usage: write-tree --from-lspci FILE DIR [--arch x86_64|aarch64] [--device-tree] [--kernel RELEASE] [--iommu NAME]";
+fn from_capture(args: &[String], dmesg: bool) -> ExitCode {
+    let usage = "usage: write-tree --from-lspci|--from-dmesg FILE DIR [--arch x86_64|aarch64] [--device-tree] [--kernel RELEASE] [--iommu NAME]";
     let (Some(file), Some(dir)) = (args.first(), args.get(1)) else {
         eprintln!("{usage}");
         return ExitCode::from(2);
@@ -89,7 +90,12 @@ fn from_lspci(args: &[String]) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let capture = match vfioctl_sim::lspci::parse_lspci(&text) {
+    let parsed = if dmesg {
+        vfioctl_sim::lspci::parse_dmesg(&text)
+    } else {
+        vfioctl_sim::lspci::parse_lspci(&text)
+    };
+    let capture = match parsed {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{file}: {e}");
@@ -112,8 +118,10 @@ fn from_lspci(args: &[String]) -> ExitCode {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--from-lspci") {
-        return from_lspci(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("--from-lspci") => return from_capture(&args[1..], false),
+        Some("--from-dmesg") => return from_capture(&args[1..], true),
+        _ => {}
     }
     let usage = "usage: write-tree <ten64|ten64-dpaa2|x86-desktop|sriov|qemu-x86-<topo>|qemu-arm64-<topo>> <dir> [--functions N]";
     let (Some(name), Some(dir)) = (args.first(), args.get(1)) else {

@@ -109,6 +109,14 @@ fn acs_path_enabled(h: &Hierarchy<'_>, host: &HostSpec, start: PciAddress) -> bo
     false
 }
 
+/// True when VFs of the PF at `pf` each get a group of their own: a VF is a single function, so
+/// what decides is the ACS path from the PF's upstream bridge to the root (a PF on the root bus
+/// has none to cross).
+pub fn vfs_isolated(h: &Hierarchy<'_>, host: &HostSpec, pf: PciAddress) -> bool {
+    h.parent(&pf)
+        .is_none_or(|bridge| acs_path_enabled(h, host, bridge))
+}
+
 /// Computes every device's group number (`None`: no group), as the kernel would.
 pub fn compute_groups(
     devices: &[DeviceSpec],

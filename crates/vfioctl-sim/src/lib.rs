@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 mod boot;
+pub mod cdev;
 pub mod cfgspace;
 pub mod fslmc;
 pub mod groups;
@@ -45,6 +46,7 @@ pub mod lspci;
 pub mod restool;
 pub mod snapshot;
 pub mod spec;
+pub mod sriov;
 pub mod state;
 pub mod topology;
 mod tree;

@@ -34,7 +34,14 @@ pub struct McState {
     /// How many objects of each type the MC can hold; absent types are unlimited.
     #[serde(default)]
     pub capacity: BTreeMap<String, usize>,
+    /// The firmware version `restool -m` reports (default [`DEFAULT_FIRMWARE`]).
+    #[serde(default)]
+    pub firmware: Option<String>,
 }
+
+/// The MC firmware version the stand-in reports unless told otherwise: a 10.x release, as
+/// current LSDK firmware is (a choice, not measured on a Ten64).
+pub const DEFAULT_FIRMWARE: &str = "10.28.1";
 
 /// Object types the stand-in creates and destroys.
 const KINDS: &[&str] = &["dpni", "dpbp", "dpio", "dpcon", "dpmcp"];
@@ -88,6 +95,16 @@ impl Restool for SimRestool {
         let call = self.calls.get();
         self.calls.set(call + 1);
         self.log.borrow_mut().push(argv.to_vec());
+        // The global option alone, as restool's print_mc_version() answers it.
+        if let [flag] = argv
+            && (flag == "-m" || flag == "--mc-version")
+        {
+            let mut state =
+                KernelState::load(&self.root).map_err(|e| refused(argv, &e.to_string()))?;
+            let mc = &bus(&mut state).map_err(|e| refused(argv, &e))?.mc;
+            let version = mc.firmware.as_deref().unwrap_or(DEFAULT_FIRMWARE);
+            return Ok(format!("MC firmware version: {version}\n"));
+        }
         let cmd = Cmd::parse(argv).map_err(|e| refused(argv, &e))?;
         if self.fail_at == Some(call) {
             return Err(refused(argv, "MC error: No free objects (status 0x8)\n"));

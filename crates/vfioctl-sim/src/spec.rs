@@ -132,6 +132,19 @@ pub struct SriovSpec {
     pub total_vfs: u32,
     /// `sriov_numvfs` (the VFs themselves are separate devices with `physfn` set).
     pub num_vfs: u32,
+    /// First VF Offset: the first VF's routing ID is the PF's plus this.
+    #[serde(default = "one")]
+    pub offset: u16,
+    /// VF Stride: the distance between the routing IDs of consecutive VFs.
+    #[serde(default = "one")]
+    pub stride: u16,
+    /// The VFs' device ID (`sriov_vf_device`); their vendor and class are the PF's.
+    #[serde(default)]
+    pub vf_device: u16,
+}
+
+fn one() -> u16 {
+    1
 }
 
 /// One PCI function of the simulated host.
@@ -399,6 +412,10 @@ pub struct DriverSpec {
     /// Extra probe conditions.
     #[serde(default)]
     pub probe: ProbeFilter,
+    /// The driver has a `sriov_configure` callback: writes to `sriov_numvfs` of a PF it is
+    /// bound to can create and remove VFs (else they fail with ENOENT).
+    #[serde(default)]
+    pub sriov_configure: bool,
 }
 
 impl DriverSpec {
@@ -410,6 +427,7 @@ impl DriverSpec {
             ids,
             dynamic_ids: Vec::new(),
             probe: ProbeFilter::Any,
+            sriov_configure: false,
         }
     }
 

@@ -37,6 +37,8 @@ pub enum Errno {
     Eacces,
     /// Operation not permitted.
     Eperm,
+    /// Numerical result out of range (`sriov_numvfs` above `sriov_totalvfs`).
+    Erange,
 }
 
 impl Errno {
@@ -50,6 +52,7 @@ impl Errno {
             Self::Eexist => 17,
             Self::Enodev => 19,
             Self::Einval => 22,
+            Self::Erange => 34,
         }
     }
 
@@ -144,6 +147,13 @@ pub struct KernelState {
     /// The fsl-mc (DPAA2) bus, on hosts that have one.
     #[serde(default)]
     pub fsl_mc: Option<crate::spec::FslMcSpec>,
+    /// Built with `CONFIG_IOMMUFD` and `CONFIG_VFIO_DEVICE_CDEV`: `/dev/iommu`, and a cdev for
+    /// each device on vfio-pci (see [`crate::cdev`]).
+    #[serde(default)]
+    pub iommufd: bool,
+    /// SR-IOV physical functions: what creating their VFs needs, and their VFs' link state.
+    #[serde(default)]
+    pub sriov: BTreeMap<PciAddress, crate::sriov::PfState>,
 }
 
 impl KernelState {

@@ -92,10 +92,28 @@ fn predictions_equal_the_simulated_kernels_groups() {
         hosts.push(("qemu-arm64", topology::qemu_arm64(topo)));
     }
     for (name, b) in hosts {
-        let kernel = common::group_sets(&json_groups(&b));
+        let kernel_groups = common::group_sets(&json_groups(&b));
         let t = tree(b);
         let doc = json(t.root(), &["groups", "--predict"], 0);
         let predicted = common::group_sets(&doc["groups"]);
+        // Members that join once a driver binds (arm64 before 6.15) have no group yet. The
+        // simulated Ten64 gives its driverless Coral one at boot all the same (its 6.6 kernel
+        // would not), so they are left out of both sides.
+        let awaiting: BTreeSet<String> = doc["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["awaiting_driver"].as_array().unwrap().iter())
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect();
+        let without = |groups: BTreeSet<BTreeSet<String>>, out: &BTreeSet<String>| {
+            groups
+                .into_iter()
+                .map(|g| g.difference(out).cloned().collect::<BTreeSet<_>>())
+                .filter(|g| !g.is_empty())
+                .collect::<BTreeSet<_>>()
+        };
+        let kernel = without(kernel_groups, &awaiting);
         // Devices the kernel leaves without a group are named differences, not group members.
         let ungrouped: BTreeSet<String> = doc["differences"]
             .as_array()
@@ -104,6 +122,7 @@ fn predictions_equal_the_simulated_kernels_groups() {
             .filter(|d| d["kind"] == "kernel_ungrouped")
             .flat_map(|d| d["devices"].as_array().unwrap().iter())
             .map(|a| a.as_str().unwrap().to_owned())
+            .chain(awaiting.iter().cloned())
             .collect();
         let predicted: BTreeSet<BTreeSet<String>> = predicted
             .into_iter()

@@ -28,7 +28,25 @@ struct Scenario {
     ignore_group_links: bool,
 }
 
+fn qemu_sriov() -> SimBuilder {
+    topology::qemu_x86(topology::QemuTopo::Sriov)
+}
+
 const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "vf create 0000:01:00.0 3 (igb PF)",
+        host: qemu_sriov,
+        setup: &[],
+        op: &["vf", "create", "0000:01:00.0", "3"],
+        ignore_group_links: false,
+    },
+    Scenario {
+        name: "restore 0000:01:00.0 (after vf create)",
+        host: qemu_sriov,
+        setup: &[&["vf", "create", "0000:01:00.0", "3"]],
+        op: &["restore", "0000:01:00.0"],
+        ignore_group_links: false,
+    },
     Scenario {
         name: "bind 0001:03:00.0 (Ten64 group)",
         host: topology::ten64,

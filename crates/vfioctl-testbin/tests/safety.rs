@@ -211,6 +211,9 @@ fn garbage_in_one_device_does_not_break_commands_about_others() {
     let t = tree(topology::qemu_x86(topology::QemuTopo::RootPorts));
     let root = t.root();
     hosts::garble(root, "0000:02:00.0".parse().unwrap(), "class").unwrap();
+    // doctor, like list, takes the class from config space and falls back to the attribute only
+    // when config space says nothing.
+    hosts::garble(root, "0000:02:00.0".parse().unwrap(), "config").unwrap();
     stderr_of(root, &["bind", "0000:01:00.0", "--dry-run"], 0);
     stderr_of(root, &["qemu-args", "0000:01:00.0"], 0);
     stderr_of(root, &["show", "0000:01:00.0"], 0);
@@ -269,4 +272,97 @@ fn a_write_refused_for_privilege_mid_plan_ends_with_exit_5_after_rollback() {
     assert_eq!(driver(root, "0001:03:00.0").as_deref(), Some("ath10k_pci"));
     t.kernel().unwrap().clear_faults().unwrap();
     assert_same(&before, &kernel_state(&t), "rolled back");
+}
+
+/// Replaces the mount table with `/proc/self/mountinfo` lines (which win over `/proc/mounts`).
+fn mountinfo(root: &Path, lines: &[&str]) {
+    let mut text = lines.join("\n");
+    text.push_str("\n23 1 0:21 / /proc rw,nosuid - proc proc rw\n");
+    std::fs::create_dir_all(root.join("proc/self")).unwrap();
+    std::fs::write(root.join("proc/self/mountinfo"), text).unwrap();
+}
+
+/// `link` pointing at the real directory of block device `block`, as sysfs and udev make them.
+fn link_to_block(root: &Path, link: &str, block: &str) {
+    let dir = std::fs::canonicalize(root.join("sys/class/block").join(block)).unwrap();
+    let link = root.join(link);
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(dir, link).unwrap();
+}
+
+#[test]
+fn a_root_mounted_as_dev_root_is_found_through_its_device_number_and_through_root_eq() {
+    let t = tree(hosts::xhci_usb_disk("/srv"));
+    let root = t.root();
+    // The kernel mounted the root itself: the source says /dev/root, st_dev says 259:2 (sda2).
+    mountinfo(
+        root,
+        &["22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/root rw"],
+    );
+    link_to_block(root, "sys/dev/block/259:2", "sda2");
+    let before = kernel_state(&t);
+    let err = stderr_of(root, &["bind", "0000:00:04.0", "--force"], 3);
+    insta::assert_snapshot!(error_lines(&err, root));
+    assert_same(&before, &kernel_state(&t), "refused root");
+    // A root whose st_dev is anonymous (btrfs): the source is resolved through root=.
+    std::fs::remove_file(root.join("sys/dev/block/259:2")).unwrap();
+    mountinfo(
+        root,
+        &["22 1 0:31 / / rw,relatime shared:1 - btrfs /dev/root rw"],
+    );
+    std::fs::write(
+        root.join("proc/cmdline"),
+        "BOOT_IMAGE=/vmlinuz root=PARTUUID=5E1F-02 ro quiet\n",
+    )
+    .unwrap();
+    link_to_block(root, "dev/disk/by-partuuid/5e1f-02", "sda2");
+    let err = stderr_of(root, &["bind", "0000:00:04.0", "--force"], 3);
+    assert!(err.contains("usb 2-1 -> sda -> sda2 mounted on /"), "{err}");
+}
+
+#[test]
+fn a_zfs_pool_member_is_refused_naming_the_pool_and_a_root_pool_even_with_force() {
+    let t = tree(hosts::xhci_usb_disk("/srv"));
+    let root = t.root();
+    // sda1 is a vdev of the imported pool "tank": udev's blkid label says so, and the pool has
+    // its kstat directory. ZFS links no holders/.
+    std::fs::create_dir_all(root.join("proc/spl/kstat/zfs/tank")).unwrap();
+    std::fs::write(root.join("proc/spl/kstat/zfs/tank/state"), "ONLINE\n").unwrap();
+    std::fs::create_dir_all(root.join("run/udev/data")).unwrap();
+    std::fs::write(
+        root.join("run/udev/data/b259:1"),
+        "S:disk/by-label/tank\nE:ID_FS_TYPE=zfs_member\nE:ID_FS_LABEL=tank\nE:ID_FS_UUID_SUB=1234\n",
+    )
+    .unwrap();
+    mountinfo(
+        root,
+        &[
+            "40 1 0:45 / /tank rw,relatime shared:5 - zfs tank rw,xattr",
+            "41 40 0:46 / /tank/vm rw,relatime shared:6 - zfs tank/vm rw,xattr",
+        ],
+    );
+    let before = kernel_state(&t);
+    let err = stderr_of(root, &["bind", "0000:00:04.0", "--dry-run"], 3);
+    insta::assert_snapshot!(error_lines(&err, root));
+    assert_same(&before, &kernel_state(&t), "refused ZFS member");
+    // A data pool is the user's to give away.
+    let forced = json(root, &["bind", "0000:00:04.0", "--force", "--dry-run"], 0);
+    assert_eq!(forced["result"], "planned");
+    // A pool that is not imported is no use of the host's.
+    std::fs::remove_dir_all(root.join("proc/spl/kstat/zfs/tank")).unwrap();
+    json(root, &["bind", "0000:00:04.0", "--dry-run"], 0);
+    // The root pool: found through /dev/disk/by-label as well, and --force cannot take it.
+    std::fs::remove_file(root.join("run/udev/data/b259:1")).unwrap();
+    std::fs::create_dir_all(root.join("proc/spl/kstat/zfs/rpool")).unwrap();
+    link_to_block(root, "dev/disk/by-label/rpool", "sda1");
+    mountinfo(
+        root,
+        &["22 1 0:25 / / rw,relatime shared:1 - zfs rpool/ROOT/debian rw"],
+    );
+    let err = stderr_of(root, &["bind", "0000:00:04.0", "--force"], 3);
+    assert!(
+        err.contains("usb 2-1 -> sda -> sda1 -> ZFS pool rpool mounted on /"),
+        "{err}"
+    );
+    assert!(!err.contains("pass --force"), "{err}");
 }

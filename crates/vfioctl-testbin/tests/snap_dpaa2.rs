@@ -31,3 +31,28 @@ fn a_container_made_for_a_vm_binds_renders_and_goes_back() {
         insta::assert_snapshot!(name, shown(t.root(), line));
     }
 }
+
+#[test]
+fn create_and_destroy_json_documents() {
+    let t = host(ten64_dpaa2());
+    let before = common::kernel_state(&t);
+    for (name, line) in [
+        (
+            "dpaa2_create_dry_run_json",
+            "--json dpaa2 create --for-vm web --dpdmux dpdmux.0 --dry-run",
+        ),
+        (
+            "dpaa2_create_json",
+            "--json dpaa2 create --for-vm web --dpmac dpmac.2",
+        ),
+        (
+            "dpaa2_destroy_dry_run_json",
+            "--json dpaa2 destroy dprc.3 --dry-run",
+        ),
+        ("dpaa2_destroy_json", "--json dpaa2 destroy dprc.3"),
+        ("dpaa2_destroy_again_json", "--json dpaa2 destroy dprc.3"),
+    ] {
+        insta::assert_snapshot!(name, shown(t.root(), line));
+    }
+    common::assert_same(&before, &common::kernel_state(&t), "create, destroy --json");
+}

@@ -7,7 +7,7 @@ mod vmhost;
 
 use std::fs;
 
-use common::shown::{plain, render};
+use common::shown::shown_vm;
 use vfioctl_sim::topology::{ten64_dpaa2, x86_desktop};
 use vmhost::{Host, TEN64_VM};
 
@@ -15,22 +15,11 @@ use vmhost::{Host, TEN64_VM};
 /// stand-in QEMU in `mode`) and renders the run, the tree and the stand-in's directory shown as
 /// placeholders.
 fn shown(host: &Host, mode: &str, line: &str) -> String {
-    let args: Vec<&str> = line.split_whitespace().collect();
-    let empty = host.root().join("empty-pci.ids");
-    fs::write(&empty, "").unwrap();
-    let output = plain(&mut host.vfioctl(mode))
-        .arg("--pci-ids")
-        .arg(&empty)
-        .args(&args)
-        .output()
-        .unwrap();
-    render(
-        &args,
-        &output,
-        &[
-            (host.root(), "[ROOT]"),
-            (host.qemu_dir.path(), "[QEMU_DIR]"),
-        ],
+    shown_vm(
+        &mut host.vfioctl(mode),
+        host.root(),
+        host.qemu_dir.path(),
+        line,
     )
 }
 

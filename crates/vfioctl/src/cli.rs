@@ -35,12 +35,17 @@ pub(crate) struct GlobalArgs {
     /// /usr/share/hwdata/pci.ids; numeric IDs when none is found).
     #[arg(long, global = true, value_name = "PATH")]
     pub pci_ids: Option<PathBuf>,
-    /// Say more (repeat for more detail).
+    /// Say more: list adds subsystem, IOMMU group, NUMA node, power state and reset methods
+    /// under each device; groups the ACS of each member; doctor the file each finding read;
+    /// bind, apply and run the sysfs writes; boot install each file; groups --predict every fact.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Say only what was asked for: no notes.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// When to colour the output (JSON is never coloured).
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: crate::term::ColorWhen,
     /// Read VM definitions from DIR instead of ROOT/etc/vfioctl/vms (ROOT: --root); DIR must
     /// exist.
     #[arg(long, global = true, value_name = "DIR")]
@@ -102,6 +107,8 @@ pub(crate) enum Command {
     Boot(BootArgs),
     /// DPAA2 containers made for VMs with restool: create, destroy.
     Dpaa2(crate::cmd::dpaa2::Dpaa2Args),
+    /// SR-IOV virtual functions: list, create (sriov_numvfs), set (MAC, VLAN, trust, spoofchk).
+    Vf(crate::cmd::vf::VfArgs),
     /// This node's passthrough-ready IOMMU groups for Proxmox VE mappings, OpenStack Nova or
     /// KubeVirt; --check FILE says which entries of an earlier export no longer match.
     Export(crate::cmd::export::ExportArgs),
@@ -267,6 +274,11 @@ pub(crate) struct ListArgs {
     /// Show the bus hierarchy as a tree.
     #[arg(short, long)]
     pub tree: bool,
+    /// Under each device, as lspci -k: the kernel driver in use, the kernel modules whose
+    /// aliases match its modalias (the likely driver to give it back to), and its VFIO device
+    /// file (/dev/vfio/devices/vfioN) when it has one.
+    #[arg(short = 'k', long = "kernel")]
+    pub kernel: bool,
 }
 
 /// `vfioctl groups`.
@@ -284,6 +296,10 @@ pub(crate) struct GroupsArgs {
     /// ROOT/proc/sys/kernel/osrelease).
     #[arg(long, value_name = "X.Y", requires = "predict")]
     pub kernel: Option<String>,
+    /// Wrap the reason and verdict lines to N columns (0: do not wrap). Default, as ls chooses:
+    /// $COLUMNS, then the terminal's width, then 80.
+    #[arg(long, value_name = "N")]
+    pub width: Option<usize>,
 }
 
 /// `vfioctl slots`.
@@ -378,6 +394,11 @@ pub(crate) struct QemuArgs {
     /// Only the named functions, not every endpoint of their IOMMU groups.
     #[arg(long)]
     pub only: bool,
+    /// Use iommufd and the VFIO device files (/dev/iommu, /dev/vfio/devices/vfioN; kernel 6.6+,
+    /// QEMU 8.2+) instead of /dev/vfio/GROUP: adds -object iommufd,id=iommufd0 and iommufd= on
+    /// each vfio-pci device. Peer-to-peer DMA between the devices is lost.
+    #[arg(long)]
+    pub iommufd: bool,
 }
 
 /// `vfioctl libvirt-xml`.
@@ -398,6 +419,11 @@ pub(crate) struct LibvirtArgs {
     /// their paths.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+    /// Add <driver iommufd='yes'/> to each element (a kernel and libvirt with iommufd):
+    /// QEMU then uses /dev/iommu and /dev/vfio/devices/vfioN. Peer-to-peer DMA between the
+    /// devices is lost.
+    #[arg(long)]
+    pub iommufd: bool,
 }
 
 /// A bus number, decimal or `0x` hex, as libvirt writes it.

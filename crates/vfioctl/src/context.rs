@@ -11,6 +11,7 @@ use crate::error::CliError;
 use crate::exit::Exit;
 use crate::kernel::KernelSource;
 use crate::names::Names;
+use crate::term::{ColorWhen, Tone, paint};
 
 /// Shared state of one vfioctl run.
 pub(crate) struct Context {
@@ -18,6 +19,8 @@ pub(crate) struct Context {
     pub root: HostRoot,
     /// The kernel that serves the root: every change goes through it.
     pub kernel: Arc<dyn Kernel>,
+    /// The restool that makes and takes apart the VMs' DPAA2 containers under the root.
+    pub restool: Arc<dyn vfioctl_host::ops::dpaa2::Restool>,
     /// `--json`.
     pub json: bool,
     /// `--quiet`.
@@ -26,6 +29,8 @@ pub(crate) struct Context {
     pub verbose: u8,
     /// Names for IDs.
     pub names: Names,
+    /// `--color`.
+    pub color: ColorWhen,
     pci_ids: Option<std::path::PathBuf>,
     out: Vec<u8>,
     notes: Vec<String>,
@@ -38,11 +43,13 @@ impl Context {
         let root = HostRoot::open(&global.root)?;
         Ok(Self {
             kernel: kernels.kernel(&root),
+            restool: Arc::from(kernels.restool(&root, None)),
             root,
             json: global.json,
             quiet: global.quiet,
             verbose: global.verbose,
             names: Names::default(),
+            color: global.color,
             pci_ids: global.pci_ids.clone(),
             out: Vec::new(),
             notes: Vec::new(),
@@ -102,28 +109,75 @@ impl Context {
         self.out.push(b'\n');
     }
 
+    /// Appends a JSON document to standard output, encoded in place: on hosts with thousands of
+    /// functions a document is megabytes, which an intermediate string would hold twice.
+    pub(crate) fn json_document(&mut self, value: &impl serde::Serialize) -> Result<(), CliError> {
+        self.printed = true;
+        let start = self.out.len();
+        serde_json::to_writer_pretty(&mut self.out, value)
+            .map_err(|e| CliError::new(Exit::Failed, format!("cannot encode JSON: {e}")))?;
+        // serde_json escapes the C0 controls in strings; DEL and the C1 controls are left to us.
+        let escaped =
+            match std::str::from_utf8(&self.out[start..]).map(vfioctl_core::escape_controls) {
+                Ok(std::borrow::Cow::Owned(text)) => Some(text),
+                _ => None,
+            };
+        if let Some(text) = escaped {
+            self.out.truncate(start);
+            self.out.extend_from_slice(text.as_bytes());
+        }
+        self.out.push(b'\n');
+        Ok(())
+    }
+
+    /// Appends a line made of `parts`, each plain or in a tone (control characters escaped in
+    /// both).
+    pub(crate) fn line_parts(&mut self, parts: &[(Option<Tone>, &str)]) {
+        self.printed = true;
+        for (tone, text) in parts {
+            match tone {
+                Some(tone) => self.out.extend_from_slice(paint(*tone, text).as_bytes()),
+                None => self
+                    .out
+                    .extend_from_slice(vfioctl_core::escape_controls(text).as_bytes()),
+            }
+        }
+        self.out.push(b'\n');
+    }
+
+    /// Appends a line that starts with `head` in `tone`: `refused: ...`, `Errors:`.
+    pub(crate) fn tone_line(&mut self, tone: Tone, head: &str, rest: &str) {
+        self.line_parts(&[(Some(tone), head), (None, rest)]);
+    }
+
     /// A note for standard error (suppressed by `--quiet`).
     pub(crate) fn note(&mut self, text: impl Into<String>) {
         self.notes
             .push(vfioctl_core::escape_controls(&text.into()).into_owned());
     }
 
-    /// Writes what was gathered; a closed pipe (`| head`) is not an error.
+    /// Writes what was gathered, coloured or not as `--color` and the streams say; a closed
+    /// pipe (`| head`) is not an error.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
-        let mut stdout = io::stdout().lock();
+        let mut stdout = anstream::AutoStream::new(io::stdout(), self.color.choice(self.json));
         match stdout.write_all(&self.out).and_then(|()| stdout.flush()) {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
             other => other?,
         }
         self.out.clear();
         if !self.quiet {
-            let mut stderr = io::stderr().lock();
+            let mut stderr = stderr(self.color, self.json);
             for note in self.notes.drain(..) {
-                let _ = writeln!(stderr, "note: {note}");
+                let _ = writeln!(stderr, "{} {note}", paint(Tone::Note, "note:"));
             }
         }
         Ok(())
     }
+}
+
+/// Standard error, coloured as `--color` says (never under `--json`).
+pub(crate) fn stderr(color: ColorWhen, json: bool) -> anstream::AutoStream<io::Stderr> {
+    anstream::AutoStream::new(io::stderr(), color.choice(json))
 }
 
 /// Resolves a device the user named: an address (full or short) or a network interface name.

@@ -11,6 +11,8 @@ use crate::exit::Exit;
 pub(crate) struct CliError {
     /// What went wrong, as one sentence.
     pub message: String,
+    /// Further sentences of the same kind (every refusal that stands), each on its own line.
+    pub more: Vec<String>,
     /// What to do about it.
     pub hint: Option<String>,
     /// The exit code.
@@ -22,9 +24,16 @@ impl CliError {
     pub(crate) fn new(exit: Exit, message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            more: Vec::new(),
             hint: None,
             exit,
         }
+    }
+
+    /// Adds further sentences, printed after the first as errors of their own.
+    pub(crate) fn also(mut self, more: impl IntoIterator<Item = String>) -> Self {
+        self.more.extend(more);
+        self
     }
 
     /// Adds a hint.
@@ -55,6 +64,7 @@ impl CliError {
         };
         Self {
             message: error.sentence(),
+            more: Vec::new(),
             hint: error.remedy(),
             exit,
         }
@@ -80,6 +90,7 @@ impl From<HostError> for CliError {
         };
         Self {
             message: error.os_words(),
+            more: Vec::new(),
             hint: error.remedy(),
             exit,
         }

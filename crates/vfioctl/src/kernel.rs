@@ -38,7 +38,8 @@ impl KernelSource for RealKernelSource {
 /// child process of this same binary (so a test binary's child serves the same kernel as its
 /// parent).
 pub(crate) fn host(ctx: &Context) -> vfioctl_host::ops::Host {
-    let host = vfioctl_host::ops::Host::new(ctx.root.clone(), Arc::clone(&ctx.kernel));
+    let host = vfioctl_host::ops::Host::new(ctx.root.clone(), Arc::clone(&ctx.kernel))
+        .with_restool(Arc::clone(&ctx.restool));
     match std::env::current_exe() {
         Ok(program) => host.with_write_helper(program),
         Err(_) => host,

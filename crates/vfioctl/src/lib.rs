@@ -12,6 +12,7 @@ mod exit;
 mod json;
 mod kernel;
 mod names;
+mod term;
 
 pub use kernel::{KernelSource, RealKernelSource};
 
@@ -50,6 +51,7 @@ fn dispatch(
         Command::Boot(args) => cmd::boot::boot(ctx, args),
         Command::Recover(args) => cmd::bind::recover(ctx, args),
         Command::Dpaa2(args) => cmd::dpaa2::dpaa2(ctx, args, kernels),
+        Command::Vf(args) => cmd::vf::vf(ctx, args),
         Command::Export(args) => cmd::export::export(ctx, args),
         Command::DevicePlugin(args) => cmd::device_plugin::device_plugin(ctx, args),
     }
@@ -57,10 +59,25 @@ fn dispatch(
 
 /// Says what went wrong: one sentence and a hint on stderr and, for `--json`, an error document
 /// on stdout (scripts parse stdout), unless the command already printed its own document.
-fn report(error: &CliError, json: bool) -> Exit {
-    eprintln!("error: {}", vfioctl_core::escape_controls(&error.message));
+fn report(error: &CliError, json: bool, color: term::ColorWhen) -> Exit {
+    use std::io::Write as _;
+    use term::{Tone, paint};
+    let mut stderr = context::stderr(color, json);
+    for sentence in std::iter::once(&error.message).chain(&error.more) {
+        let _ = writeln!(
+            stderr,
+            "{} {}",
+            paint(Tone::Refused, "error:"),
+            vfioctl_core::escape_controls(sentence)
+        );
+    }
     if let Some(hint) = &error.hint {
-        eprintln!("hint: {}", vfioctl_core::escape_controls(hint));
+        let _ = writeln!(
+            stderr,
+            "{} {}",
+            paint(Tone::Hint, "hint:"),
+            vfioctl_core::escape_controls(hint)
+        );
     }
     if json {
         println!("{}", error::json_document(error));
@@ -95,15 +112,20 @@ pub fn run(kernels: &dyn KernelSource) -> ExitCode {
         Err(code) => return code,
     };
     let json = cli.global.json;
+    let color = if json {
+        term::ColorWhen::Never
+    } else {
+        cli.global.color
+    };
     // Documentation needs no host: it must build on a packaging machine without sysfs.
     if let Command::GenerateDocs(args) = &cli.command {
         return match cmd::docs::generate(&args.out) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => ExitCode::from(report(&e, json) as u8),
+            Err(e) => ExitCode::from(report(&e, json, color) as u8),
         };
     }
     let exit = match Context::new(&cli.global, kernels) {
-        Err(error) => report(&error, json),
+        Err(error) => report(&error, json, color),
         Ok(mut ctx) => {
             let result = dispatch(&mut ctx, &cli.command, kernels);
             // Output gathered before a failure (a partial plan, notes) is still shown.
@@ -113,7 +135,7 @@ pub fn run(kernels: &dyn KernelSource) -> ExitCode {
             }
             match result {
                 Ok(exit) => exit,
-                Err(error) => report(&error, json && !ctx.printed_document()),
+                Err(error) => report(&error, json && !ctx.printed_document(), color),
             }
         }
     };

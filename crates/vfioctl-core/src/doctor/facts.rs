@@ -60,6 +60,44 @@ pub struct DriverctlOverride {
 pub struct FslMcFacts {
     /// `/sys/bus/fsl-mc/drivers/vfio-fsl-mc` exists.
     pub vfio_driver: bool,
+    /// The MC firmware version `restool -m` reported; `None` when it was not asked or did not
+    /// answer.
+    pub mc_version: Option<McVersion>,
+    /// Why restool could not be asked (not installed, refused), when it could not.
+    pub restool_problem: Option<String>,
+    /// The containers other than the root one, as restool reports them.
+    pub containers: Vec<ContainerFacts>,
+}
+
+/// The MC firmware's version, `major.minor.revision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct McVersion {
+    /// Major: restool has commands for majors 8, 9 and 10 only.
+    pub major: u32,
+    /// Minor.
+    pub minor: u32,
+    /// Revision.
+    pub revision: u32,
+}
+
+impl std::fmt::Display for McVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.revision)
+    }
+}
+
+/// One container, read back from restool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerFacts {
+    /// `dprc.N`.
+    pub name: String,
+    /// Why it is meant for a VM (`bound to vfio-fsl-mc`, `listed by VM web`, `made for vm:web`),
+    /// `None` when nothing says it is.
+    pub for_vm: Option<String>,
+    /// Its `DPRC_CFG_OPT_*` options (`restool dprc info`); `None` when restool did not tell.
+    pub options: Option<Vec<String>>,
+    /// The object types in it (`restool dprc show`); `None` when restool did not tell.
+    pub object_types: Option<Vec<String>>,
 }
 
 /// Everything `doctor` needs from the host, read once by the host layer.
@@ -107,6 +145,8 @@ pub struct DoctorFacts {
     /// Why the journal could not be opened (permissions), when it could not: vfioctl's own
     /// overrides then cannot be told from others.
     pub journal_unreadable: Option<String>,
+    /// The journal's entries and write helpers, with their devices and owners now.
+    pub journal: super::JournalFacts,
     /// How the host uses each device.
     pub host_uses: BTreeMap<PciAddress, Vec<HostUse>>,
     /// The known-devices table (shipped, merged with the host's).
@@ -117,6 +157,22 @@ pub struct DoctorFacts {
     pub fsl_mc: Option<FslMcFacts>,
     /// Early boot: framebuffers, consoles, module configs (checks in `crate::boot::checks`).
     pub boot: crate::boot::checks::BootFacts,
+    /// iommufd and the VFIO device cdev.
+    pub iommufd: IommufdFacts,
+}
+
+/// What the kernel offers of iommufd (`/dev/iommu`) and the VFIO device cdev.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IommufdFacts {
+    /// `/dev/iommu` exists.
+    pub dev_iommu: bool,
+    /// `CONFIG_IOMMUFD` is `y` or `m` (`Some(false)`: not set); `None` without a readable config.
+    pub config_iommufd: Option<bool>,
+    /// `CONFIG_VFIO_DEVICE_CDEV=y`, likewise.
+    pub config_cdev: Option<bool>,
+    /// The config file read (`/boot/config-RELEASE` or `/proc/config.gz`), as on `/`; empty when
+    /// none was readable.
+    pub config_source: String,
 }
 
 /// The VFIO modules every PCI passthrough needs, canonical names.

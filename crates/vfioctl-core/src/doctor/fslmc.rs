@@ -46,24 +46,36 @@ mod tests {
     #[test]
     fn fsl_mc() {
         let f = fires("fsl-mc-vfio-missing", |f, _| {
-            f.fsl_mc = Some(FslMcFacts { vfio_driver: false });
+            f.fsl_mc = Some(FslMcFacts {
+                vfio_driver: false,
+                ..FslMcFacts::default()
+            });
             f.modules
                 .insert(VFIO_FSL_MC_MODULE.into(), ModuleStatus::Missing);
         });
         assert!(f.remedy.contains("CONFIG_VFIO_FSL_MC"));
         quiet("fsl-mc-vfio-missing", |f, _| {
-            f.fsl_mc = Some(FslMcFacts { vfio_driver: true });
+            f.fsl_mc = Some(FslMcFacts {
+                vfio_driver: true,
+                ..FslMcFacts::default()
+            });
             f.modules
                 .insert(VFIO_FSL_MC_MODULE.into(), ModuleStatus::Loaded);
         });
         let f = fires("module-not-loaded", |f, _| {
-            f.fsl_mc = Some(FslMcFacts { vfio_driver: false });
+            f.fsl_mc = Some(FslMcFacts {
+                vfio_driver: false,
+                ..FslMcFacts::default()
+            });
             f.modules
                 .insert(VFIO_FSL_MC_MODULE.into(), ModuleStatus::Available);
         });
         assert_eq!(f.remedy, "modprobe vfio-fsl-mc");
         let (findings, _) = run_with(|f, _| {
-            f.fsl_mc = Some(FslMcFacts { vfio_driver: false });
+            f.fsl_mc = Some(FslMcFacts {
+                vfio_driver: false,
+                ..FslMcFacts::default()
+            });
             f.modules
                 .insert(VFIO_FSL_MC_MODULE.into(), ModuleStatus::Available);
             f.modules.insert("vfio_pci".into(), ModuleStatus::Available);
@@ -76,7 +88,10 @@ mod tests {
         assert_eq!(remedies.len(), 2, "{remedies:?}");
         assert!(remedies.contains(&"modprobe vfio-fsl-mc"));
         fires("fsl-mc-irq-cfg", |f, _| {
-            f.fsl_mc = Some(FslMcFacts { vfio_driver: true });
+            f.fsl_mc = Some(FslMcFacts {
+                vfio_driver: true,
+                ..FslMcFacts::default()
+            });
         });
         quiet("fsl-mc-irq-cfg", |_, _| {});
     }

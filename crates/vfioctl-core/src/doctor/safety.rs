@@ -2,6 +2,7 @@
 //! devices the reader had to skip.
 
 use crate::device::Inventory;
+use crate::plan::RefusalKind;
 
 use super::ctx::{Ctx, sys_dev};
 use super::finding::{Finding, Severity};
@@ -24,7 +25,10 @@ pub(super) fn check_skipped(inv: &Inventory, out: &mut Vec<Finding>) {
     }
 }
 
-/// The same refusal `bind` gives for a host-critical function or its group (one place decides).
+/// The refusals `bind` gives for the named devices' functions, in its words (one place
+/// decides, [`crate::passthrough::vm_set`]): a host-critical function or its group, and a PF
+/// whose VFs are in use. The host's disks and networks are the `host-device` and
+/// `group-member-host-uses` findings, which say what to move first.
 pub(super) fn check_platform(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let uses: crate::plan::HostUses = ctx
         .facts
@@ -32,15 +36,21 @@ pub(super) fn check_platform(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         .iter()
         .map(|(a, list)| ((*a).into(), list.clone()))
         .collect();
-    for r in crate::safety::platform_refusals(ctx.inv, &uses, ctx.named) {
+    let set = crate::passthrough::vm_set(ctx.inv, &uses, ctx.named, false);
+    for r in set.refusals {
+        let (id, attr) = match r.kind {
+            RefusalKind::PlatformFunction => ("group-host-critical", "iommu_group"),
+            RefusalKind::SriovVfsInUse => ("sriov-vfs-in-use", "sriov_numvfs"),
+            _ => continue,
+        };
         let Some(device) = r.device.pci() else {
             continue;
         };
         out.push(Finding::new(
-            "group-host-critical",
+            id,
             Severity::Error,
             Some(device),
-            sys_dev(&device, "iommu_group"),
+            sys_dev(&device, attr),
             r.text,
             r.remedy,
         ));

@@ -74,11 +74,13 @@ pub(super) fn healthy() -> (DoctorFacts, Vec<PciDevice>) {
         journaled: [addr("0000:01:00.0")].into(),
         journal_problem: None,
         journal_unreadable: None,
+        journal: Default::default(),
         host_uses: BTreeMap::new(),
         known: KnownDevices::parse(TABLE, "<built-in>").unwrap(),
         known_problems: Vec::new(),
         fsl_mc: None,
         boot: Default::default(),
+        iommufd: Default::default(),
     };
     (facts, devices)
 }

@@ -250,6 +250,32 @@ pub fn parse_container_options(output: &str) -> Vec<String> {
         .collect()
 }
 
+/// The MC firmware version in `restool -m`'s answer (`MC firmware version: 10.28.1`, restool's
+/// `print_mc_version()`; the kernel's fsl-mc bus logs the same words at probe).
+pub fn parse_mc_version(output: &str) -> Option<crate::doctor::McVersion> {
+    output.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("MC firmware version:")?.trim();
+        let mut parts = rest.split('.').map(|p| p.trim().parse::<u32>().ok());
+        let (major, minor, revision) = (parts.next()??, parts.next()??, parts.next()??);
+        Some(crate::doctor::McVersion {
+            major,
+            minor,
+            revision,
+        })
+    })
+}
+
+/// The objects `restool dprc show <container>` lists: the first word of each line that is an
+/// object name, other than the container itself (its heading names it; the column headings and
+/// the plugged state are not names).
+pub fn parse_container_objects(container: &str, output: &str) -> Vec<FslMcName> {
+    output
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse::<FslMcName>().ok())
+        .filter(|n| n.to_string() != container)
+        .collect()
+}
+
 /// The MC's own words in a failed restool's stderr (`MC error: <text> (status 0x..)`).
 pub fn parse_mc_error(stderr: &str) -> Option<&str> {
     stderr.lines().find_map(|l| {

@@ -91,3 +91,26 @@ fn restool_answers_parse_defensively() {
         Some("No resources")
     );
 }
+
+#[test]
+fn restools_mc_version_and_container_listing_are_read_defensively() {
+    let v = super::parse_mc_version("MC firmware version: 10.28.1\n").unwrap();
+    assert_eq!(v.to_string(), "10.28.1");
+    // restool warns before it answers on some releases; only the version line counts.
+    let v = super::parse_mc_version("WARNING: something\nMC firmware version: 10.20.4\n").unwrap();
+    assert_eq!((v.major, v.minor, v.revision), (10, 20, 4));
+    for bad in [
+        "",
+        "MC firmware version: 10.x.1",
+        "MC firmware version: 10.28",
+    ] {
+        assert_eq!(super::parse_mc_version(bad), None, "{bad:?}");
+    }
+    let show = "dprc.3 contains 3 objects:\nobject\t\tlabel\t\tplugged-state\ndpni.1\t\t\tplugged\n\
+                dpbp.2\t\t\tunplugged\ndprc.4\t\t\tplugged\n";
+    let names: Vec<String> = super::parse_container_objects("dprc.3", show)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(names, ["dpni.1", "dpbp.2", "dprc.4"]);
+}

@@ -145,17 +145,18 @@ pub(super) fn plan_pci(
         });
     }
 
-    let moving: Vec<PciAddress> = planned
-        .iter()
-        .filter(|d| d.disposition == Disposition::Bind)
-        .filter_map(|d| d.device.pci())
-        .collect();
-    plan.refusals.extend(crate::safety::refusals(
-        inventory,
-        input.host_uses,
-        named,
-        &moving,
-    ));
+    // The refusals, and which functions move, come from the one place every command asks.
+    let set = crate::passthrough::vm_set(inventory, input.host_uses, named, options.only);
+    debug_assert_eq!(
+        set.moving,
+        planned
+            .iter()
+            .filter(|d| d.disposition == Disposition::Bind)
+            .filter_map(|d| d.device.pci())
+            .collect::<Vec<_>>(),
+        "the plan moves what passthrough::vm_set says"
+    );
+    plan.refusals.extend(set.refusals);
     for group in &groups {
         let members = inventory.groups.get(group).cloned().unwrap_or_default();
         for blocker in viability(inventory, &members)

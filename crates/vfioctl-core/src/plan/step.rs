@@ -64,6 +64,33 @@ pub enum Step {
         /// The group.
         group: GroupId,
     },
+    /// Set an SR-IOV PF's `sriov_drivers_autoprobe` (whether new VFs probe host drivers).
+    SetVfAutoprobe {
+        /// The PF.
+        device: DeviceRef,
+        /// The value.
+        on: bool,
+    },
+    /// Set an SR-IOV PF's `sriov_numvfs`: creates or removes VFs (the kernel takes a new
+    /// nonzero count only from 0).
+    SetNumVfs {
+        /// The PF.
+        device: DeviceRef,
+        /// The count.
+        count: u32,
+    },
+    /// Change one VF's link settings on its PF's network interface (netlink `RTM_SETLINK`, not
+    /// a sysfs write).
+    SetVfLink {
+        /// The PF.
+        device: DeviceRef,
+        /// The PF's interface.
+        interface: String,
+        /// The VF's index.
+        index: u32,
+        /// What changes.
+        change: crate::sriov::VfLinkChange,
+    },
 }
 
 /// `/sys/bus/<bus>/devices/<device>/<attr>`.
@@ -102,7 +129,17 @@ impl Step {
                 format!("/sys/bus/{}/drivers_probe", device.bus().sysfs_name()),
                 device.to_string(),
             ),
-            Self::LoadModule { .. } | Self::AwaitDriver { .. } | Self::AwaitGroupNode { .. } => {
+            Self::SetVfAutoprobe { device, on } => (
+                device_attr(device, "sriov_drivers_autoprobe"),
+                if *on { "1" } else { "0" }.to_owned(),
+            ),
+            Self::SetNumVfs { device, count } => {
+                (device_attr(device, "sriov_numvfs"), count.to_string())
+            }
+            Self::LoadModule { .. }
+            | Self::AwaitDriver { .. }
+            | Self::AwaitGroupNode { .. }
+            | Self::SetVfLink { .. } => {
                 return None;
             }
         };
@@ -116,7 +153,10 @@ impl Step {
             | Self::Unbind { device, .. }
             | Self::Probe { device }
             | Self::BindDriver { device, .. }
-            | Self::AwaitDriver { device, .. } => Some(device),
+            | Self::AwaitDriver { device, .. }
+            | Self::SetVfAutoprobe { device, .. }
+            | Self::SetNumVfs { device, .. }
+            | Self::SetVfLink { device, .. } => Some(device),
             Self::LoadModule { .. } | Self::AwaitGroupNode { .. } => None,
         }
     }
@@ -125,6 +165,15 @@ impl Step {
     pub fn describe(&self) -> Option<String> {
         match self {
             Self::LoadModule { module } => Some(format!("modprobe {module}")),
+            Self::SetVfLink {
+                interface,
+                index,
+                change,
+                ..
+            } => Some(format!(
+                "netlink: {interface} vf {index} {}",
+                change.describe()
+            )),
             _ => self
                 .write()
                 .map(|w| format!("{} <- {}", w.path, shown_value(&w.value))),

@@ -98,7 +98,7 @@ fn quirk_answer(
     let id = dev.id.device;
     Some(match q.kind {
         AcsQuirkKind::AmdSouthbridge => {
-            if dev.config.multifunction != Some(true) || !on_root_bus || !platform.has_ivrs() {
+            if !dev.is_multifunction() || !on_root_bus || !platform.has_ivrs() {
                 return None;
             }
             quirk_isolates(dev, q)
@@ -255,7 +255,7 @@ fn standard(dev: &PciDevice, platform: &Platform, enables: bool) -> AcsVerdict {
         PcieType::Endpoint
         | PcieType::LegacyEndpoint
         | PcieType::Upstream
-        | PcieType::RcEndpoint => dev.config.multifunction == Some(true),
+        | PcieType::RcEndpoint => dev.is_multifunction(),
         PcieType::Other(_) => false,
     };
     if !needs_flags {

@@ -115,10 +115,16 @@ fn explain(inv: &Inventory, devices: &[PciAddress], kind: DifferenceKind) -> Str
 pub fn compare(inv: &Inventory, prediction: &Prediction) -> Vec<Difference> {
     let mut out = Vec::new();
     let ungrouped: BTreeSet<PciAddress> = prediction.ungrouped.iter().map(|u| u.device).collect();
+    // Looking each member up among all predicted groups would be quadratic on SR-IOV hosts.
+    let predicted_of: std::collections::HashMap<PciAddress, u32> = prediction
+        .groups
+        .iter()
+        .flat_map(|g| g.devices.iter().map(|a| (*a, g.id)))
+        .collect();
     for (id, members) in &inv.groups {
         let predicted: BTreeSet<u32> = members
             .iter()
-            .filter_map(|a| prediction.group_of(a).map(|g| g.id))
+            .filter_map(|a| predicted_of.get(a).copied())
             .collect();
         let lost: Vec<PciAddress> = members
             .iter()
@@ -161,6 +167,7 @@ pub fn compare(inv: &Inventory, prediction: &Prediction) -> Vec<Difference> {
         let missing: Vec<PciAddress> = g
             .devices
             .iter()
+            .filter(|a| !g.awaiting_driver.contains(a))
             .filter(|a| inv.get(a).is_some_and(|d| d.iommu_group.is_none()))
             .copied()
             .collect();

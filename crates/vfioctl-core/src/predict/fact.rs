@@ -36,6 +36,8 @@ pub enum FactKind {
     DmaAliasQuirk,
     /// Two devices would use one SMMUv3 stream ID: the later one gets no group.
     StreamIdClash,
+    /// No driver is bound, and the kernel gives a function its group only when one binds.
+    NoDriverNoGroup,
 }
 
 /// One fact a prediction rests on.

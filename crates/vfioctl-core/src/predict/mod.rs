@@ -86,11 +86,22 @@ impl FromStr for KernelVersion {
 pub const PCH_ENABLE_FIXED: KernelVersion = KernelVersion::new(5, 10);
 /// First release with the regression above.
 pub const PCH_ENABLE_BROKEN: KernelVersion = KernelVersion::new(5, 9);
-/// First release that enables ACS on device-tree arm64 hosts before their first PCI host bridge
-/// is enumerated (the 2026 change that requests ACS once the IOMMU is configured on OF
-/// platforms). Older kernels request ACS only when the first PCI device is attached to the IOMMU,
-/// after the first host bridge's devices were enumerated with ACS left off.
+/// First release that enables ACS on the first host bridge's devices of device-tree arm64 hosts:
+/// mainline commit c41e2fb67e26 ("PCI: Enable ACS after configuring IOMMU for OF platforms",
+/// merged for v7.0-rc1, February 2026) moves `pci_enable_acs()` from `pci_acs_init()` at
+/// enumeration into `pci_dma_configure()`, after `of_iommu_configure()` has called
+/// `pci_request_acs()`. Older kernels enumerate the first host bridge before anything requested
+/// ACS, so its devices keep ACS off. The stable backports to 5.10-6.12 were reverted in April 2026
+/// (6.12.83, 6.6.y, 6.1.y, 5.15.y, 5.10.y): before [`IOMMU_PROBE_AT_ADD`] the group is made before
+/// `pci_dma_configure()` runs, so they enabled ACS too late everywhere and merged AMD groups.
 pub const DT_ACS_FIXED: KernelVersion = KernelVersion::new(7, 0);
+/// First release whose IOMMU core reads the firmware's IOMMU description (device-tree
+/// `iommu-map`, ACPI IORT) for every PCI device when it is added: mainline commit bcb81ac6ae3c
+/// ("iommu: Get DT/ACPI parsing into the proper probe path", v6.15). Before it, arm64 hosts
+/// configured a device's IOMMU in `of_dma_configure()`/`acpi_dma_configure()`, which only run when
+/// a driver binds, so a function no driver ever bound (the host bridge, a port without `pcieport`)
+/// has no group.
+pub const IOMMU_PROBE_AT_ADD: KernelVersion = KernelVersion::new(6, 15);
 /// First release with `PCI_DEV_FLAGS_PCI_BRIDGE_NO_ALIAS` for the ASPEED AST1150.
 pub const ASPEED_NO_ALIAS_SINCE: KernelVersion = KernelVersion::new(7, 0);
 
@@ -182,6 +193,13 @@ impl Platform {
         self.arch == CpuArch::Aarch64
             && self.firmware == Firmware::DeviceTree
             && self.kernel < DT_ACS_FIXED
+    }
+
+    /// True when a function gets its group only once a driver binds to it (arm64 kernels before
+    /// [`IOMMU_PROBE_AT_ADD`], whose SMMU learns a device's stream IDs from the firmware
+    /// description at driver probe).
+    pub fn groups_at_driver_bind(&self) -> bool {
+        self.arch == CpuArch::Aarch64 && self.kernel < IOMMU_PROBE_AT_ADD
     }
 
     /// True when the kernel's Intel PCH enable step is skipped for ports without an ACS

@@ -25,6 +25,10 @@ pub struct PredictedGroup {
     pub reason: GroupReason,
     /// The facts the prediction rests on.
     pub facts: Vec<Fact>,
+    /// Members without a driver on a kernel that groups a function only when a driver binds
+    /// ([`Platform::groups_at_driver_bind`]): sysfs shows them without a group until then, and
+    /// they join this one when a driver (vfio-pci, say) binds.
+    pub awaiting_driver: Vec<PciAddress>,
 }
 
 /// A device predicted to get no group.
@@ -60,6 +64,28 @@ impl Prediction {
     }
 }
 
+/// The devfns on its own bus `d` also issues DMA as (`dma_alias_mask`), from its quirk.
+fn alias_devfns(d: &PciDevice, platform: &Platform) -> Vec<(u8, u8)> {
+    let Some(q) = alias_quirk(
+        d.id.vendor,
+        d.id.device,
+        d.subsystem.map(|s| (s.vendor, s.device)),
+        platform.kernel,
+    ) else {
+        return Vec::new();
+    };
+    let a = d.address;
+    match q.kind {
+        AliasKind::Function0 if a.function != 0 => vec![(a.device, 0)],
+        AliasKind::Function1 if a.function != 1 => vec![(a.device, 1)],
+        AliasKind::Fixed(list) => list.to_vec(),
+        AliasKind::EverySlot => (0..32u8)
+            .flat_map(|s| (0..5u8).map(move |f| (s, f)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// How a device came to join an existing group.
 #[derive(Debug, Clone)]
 struct Join {
@@ -75,6 +101,11 @@ pub(super) struct Walker<'a> {
     pub(super) platform: Platform,
     pub(super) verdicts: BTreeMap<PciAddress, AcsVerdict>,
     group: HashMap<PciAddress, u32>,
+    /// The devices of each `(domain, bus)`, in enumeration order: the alias searches look only
+    /// at one bus, and scanning every device for each one is quadratic on SR-IOV hosts.
+    buses: HashMap<(u32, u8), Vec<&'a PciDevice>>,
+    /// The devfns each device with a DMA-alias quirk also uses; a device absent here has none.
+    aliases: HashMap<PciAddress, Vec<(u8, u8)>>,
 }
 
 impl<'a> Walker<'a> {
@@ -96,11 +127,28 @@ impl<'a> Walker<'a> {
                 )
             })
             .collect();
+        let mut buses: HashMap<(u32, u8), Vec<&'a PciDevice>> = HashMap::new();
+        for d in inv.devices() {
+            buses
+                .entry((d.address.domain, d.address.bus))
+                .or_default()
+                .push(d);
+        }
+        let aliases = inv
+            .devices()
+            .iter()
+            .filter_map(|d| {
+                let devfns = alias_devfns(d, &platform);
+                (!devfns.is_empty()).then_some((d.address, devfns))
+            })
+            .collect();
         Self {
             inv,
             platform,
             verdicts,
             group: HashMap::new(),
+            buses,
+            aliases,
         }
     }
 
@@ -134,20 +182,8 @@ impl<'a> Walker<'a> {
     }
 
     /// The devfns on its own bus a device also issues DMA as (`dma_alias_mask`).
-    fn alias_devfns(&self, d: &PciDevice) -> Vec<(u8, u8)> {
-        let Some(q) = self.alias_quirk(d) else {
-            return Vec::new();
-        };
-        let a = d.address;
-        match q.kind {
-            AliasKind::Function0 if a.function != 0 => vec![(a.device, 0)],
-            AliasKind::Function1 if a.function != 1 => vec![(a.device, 1)],
-            AliasKind::Fixed(list) => list.to_vec(),
-            AliasKind::EverySlot => (0..32u8)
-                .flat_map(|s| (0..5u8).map(move |f| (s, f)))
-                .collect(),
-            _ => Vec::new(),
-        }
+    fn alias_devfns(&self, d: &PciDevice) -> &[(u8, u8)] {
+        self.aliases.get(&d.address).map_or(&[], Vec::as_slice)
     }
 
     fn are_dma_aliases(&self, a: &PciDevice, b: &PciDevice) -> bool {
@@ -156,9 +192,12 @@ impl<'a> Walker<'a> {
     }
 
     fn same_bus<'s>(&'s self, a: PciAddress) -> impl Iterator<Item = &'a PciDevice> + 's {
-        self.inv.devices().iter().filter(move |t| {
-            t.address != a && t.address.domain == a.domain && t.address.bus == a.bus
-        })
+        self.buses
+            .get(&(a.domain, a.bus))
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |t| t.address != a)
     }
 
     /// `get_pci_alias_group()`.
@@ -210,7 +249,7 @@ impl<'a> Walker<'a> {
         pdev: &PciDevice,
         seen: &mut BTreeSet<(u8, u8)>,
     ) -> Option<Join> {
-        if pdev.config.multifunction != Some(true) || self.isolates(&pdev.address) {
+        if !pdev.is_multifunction() || self.isolates(&pdev.address) {
             return None;
         }
         for tmp in self.same_bus(pdev.address) {
@@ -315,7 +354,7 @@ impl<'a> Walker<'a> {
     fn requester_ids(&self, d: &PciDevice) -> Vec<(u8, u8, u8)> {
         let a = d.address;
         let mut ids = vec![(a.bus, a.device, a.function)];
-        ids.extend(self.alias_devfns(d).into_iter().map(|(s, f)| (a.bus, s, f)));
+        ids.extend(self.alias_devfns(d).iter().map(|&(s, f)| (a.bus, s, f)));
         let mut bus = a.bus;
         for bridge in self.inv.ancestors(&a) {
             let q = self.alias_quirk(bridge).map(|q| q.kind);
@@ -387,7 +426,19 @@ pub fn predict(inv: &Inventory, platform: &Platform) -> Prediction {
     let mut ungrouped = Vec::new();
     let mut streams: HashMap<(u32, (u8, u8, u8)), PciAddress> = HashMap::new();
 
-    for d in inv.devices() {
+    // The kernel places functions as drivers bind; the unbound ones join when theirs does, after
+    // every function bound at boot.
+    let later = w.platform.groups_at_driver_bind();
+    let (bound, unbound): (Vec<&PciDevice>, Vec<&PciDevice>) = inv
+        .devices()
+        .iter()
+        .partition(|d| !later || d.driver.is_some());
+    let mut awaiting: BTreeMap<u32, Vec<PciAddress>> = BTreeMap::new();
+    for (d, pending) in bound
+        .into_iter()
+        .map(|d| (d, false))
+        .chain(unbound.into_iter().map(|d| (d, true)))
+    {
         if w.platform.stream_ids_must_be_unique() {
             let ids = w.requester_ids(d);
             let clash = ids
@@ -428,6 +479,20 @@ pub fn predict(inv: &Inventory, platform: &Platform) -> Prediction {
         if let Some(v) = w.verdicts.get(&d.address) {
             met.push(v.fact.clone());
         }
+        if pending {
+            awaiting.entry(group).or_default().push(d.address);
+            met.push(Fact::new(
+                FactKind::NoDriverNoGroup,
+                d.address,
+                format!(
+                    "{} has no driver, and arm64 kernels before {} give a function its group only \
+                     when a driver binds (the IOMMU reads the firmware's description at driver \
+                     probe): it has no group until one binds, then joins this one",
+                    d.address,
+                    super::IOMMU_PROBE_AT_ADD
+                ),
+            ));
+        }
         if let Some(q) = w.alias_quirk(d)
             && !matches!(q.kind, AliasKind::BridgeNoAlias)
         {
@@ -453,6 +518,7 @@ pub fn predict(inv: &Inventory, platform: &Platform) -> Prediction {
                 id,
                 devices,
                 facts: f,
+                awaiting_driver: awaiting.remove(&id).unwrap_or_default(),
             }
         })
         .collect();

@@ -30,7 +30,13 @@ impl Dev {
             extended_readable: pcie.is_some(),
             ..ConfigInfo::default()
         };
+        // Bound, as at boot: arm64 kernels before 6.15 group only functions with a driver.
+        d.driver = Some(if bridge { "pcieport" } else { "e1000e" }.to_owned());
         Self { d }
+    }
+    fn unbound(mut self) -> Self {
+        self.d.driver = None;
+        self
     }
     fn parent(mut self, p: &str) -> Self {
         self.d.parent = Some(a(p));
@@ -378,4 +384,113 @@ fn lone_groups_name_what_sysfs_cannot_show() {
     ]);
     let text = explain_group(&empty, &[a("0000:00:00.2")]).text;
     assert!(text.contains("ACS capability with no controls"), "{text}");
+}
+
+/// Two root ports as functions .0 and .1 of one slot without ACS, as QEMU builds them with
+/// `multifunction=on` on .0 only: `pci_scan_slot()` marks .1 multifunction anyway, so
+/// `get_pci_function_alias_group()` puts the ports and everything below them in one group.
+#[test]
+fn functions_past_0_are_multifunction_whatever_their_header_says() {
+    let i = inv(vec![
+        Dev::new("0000:00:10.0", "1b36:000c", RP, true).mf(),
+        Dev::new("0000:00:10.1", "1b36:000c", RP, true),
+        Dev::new("0000:01:00.0", "8086:10d3", EP, false).parent("0000:00:10.0"),
+        Dev::new("0000:02:00.0", "8086:10d3", EP, false).parent("0000:00:10.1"),
+    ]);
+    let p = predict(&i, &x86((6, 12)));
+    assert_eq!(
+        sets(&p),
+        [group(&[
+            "0000:00:10.0",
+            "0000:00:10.1",
+            "0000:01:00.0",
+            "0000:02:00.0"
+        ])]
+        .into()
+    );
+    let g = &p.groups[0];
+    assert!(
+        g.facts
+            .iter()
+            .any(|f| f.kind == FactKind::MultifunctionWithoutAcs),
+        "{:#?}",
+        g.facts
+    );
+    // The endpoint case: QEMU's multifunction e1000e sets the bit on function 0 only.
+    let ep = inv(vec![
+        Dev::new("0000:00:10.0", "1b36:000c", RP, true).acs(0x5f, 0x1d),
+        Dev::new("0000:01:00.0", "8086:10d3", EP, false)
+            .parent("0000:00:10.0")
+            .mf(),
+        Dev::new("0000:01:00.1", "8086:10d3", EP, false).parent("0000:00:10.0"),
+    ]);
+    let p = predict(&ep, &x86((6, 1)));
+    assert_eq!(
+        p.group_of(&a("0000:01:00.1")).unwrap().devices,
+        vec![a("0000:01:00.0"), a("0000:01:00.1")]
+    );
+    // A single-function device at function 0 with the bit clear stays single-function.
+    assert!(!ep.get(&a("0000:00:10.0")).unwrap().is_multifunction());
+}
+
+/// The arm64 `virt` host bridge (`1b36:0008`) has no driver: kernels before 6.15 configure the
+/// SMMU for a PCI function only when a driver binds, so sysfs shows it without a group; 6.15 and
+/// later (and x86, whose IOMMUs probe every function when it is added) give it one at boot.
+#[test]
+fn arm64_before_6_15_groups_only_functions_with_a_driver() {
+    let devs = || {
+        inv(vec![
+            Dev::new("0000:00:00.0", "1b36:0008", EP, false).unbound(),
+            Dev::new("0000:00:10.0", "1b36:000c", RP, true).acs(0x5f, 0x1d),
+            Dev::new("0000:01:00.0", "8086:10d3", EP, false).parent("0000:00:10.0"),
+        ])
+    };
+    let acpi = |kernel: (u32, u32)| Platform {
+        kernel: KernelVersion::new(kernel.0, kernel.1),
+        arch: CpuArch::Aarch64,
+        firmware: Firmware::Acpi,
+        iommu: IommuKind::SmmuV3,
+    };
+    let awaiting = |p: &Prediction| -> Vec<PciAddress> {
+        p.groups
+            .iter()
+            .flat_map(|g| g.awaiting_driver.iter().copied())
+            .collect()
+    };
+    for kernel in [(6, 1), (6, 12), (6, 14)] {
+        let p = predict(&devs(), &acpi(kernel));
+        assert_eq!(awaiting(&p), vec![a("0000:00:00.0")], "{kernel:?}");
+        let g = p.group_of(&a("0000:00:00.0")).unwrap();
+        assert!(
+            g.facts
+                .iter()
+                .any(|f| f.kind == FactKind::NoDriverNoGroup && f.text.contains("6.15")),
+            "{:#?}",
+            g.facts
+        );
+        assert_eq!(p.groups.len(), 3, "{kernel:?}");
+    }
+    for p in [
+        predict(&devs(), &acpi((6, 15))),
+        predict(&devs(), &x86((6, 1))),
+    ] {
+        assert!(awaiting(&p).is_empty());
+        assert_eq!(p.groups.len(), 3);
+    }
+    // Placed after every bound function, an unbound one joins what they formed: the Ten64's
+    // Coral (no driver) joins the group of the switch above it once vfio-pci binds.
+    let i = inv(vec![
+        Dev::new("0000:00:10.0", "1b36:000c", RP, true),
+        Dev::new("0000:01:00.0", "8086:10d3", EP, false)
+            .parent("0000:00:10.0")
+            .mf()
+            .unbound(),
+        Dev::new("0000:01:00.1", "8086:10d3", EP, false).parent("0000:00:10.0"),
+    ]);
+    let p = predict(&i, &acpi((6, 12)));
+    assert_eq!(
+        sets(&p),
+        [group(&["0000:00:10.0", "0000:01:00.0", "0000:01:00.1"])].into()
+    );
+    assert_eq!(awaiting(&p), vec![a("0000:01:00.0")]);
 }

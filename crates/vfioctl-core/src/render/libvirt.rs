@@ -28,6 +28,7 @@
 //! `virsh attach-device` takes one element per file: [`hostdevs`] gives them one by one (the
 //! CLI's `--out-dir`), [`hostdev_xml`] all together for pasting into `<devices>`.
 
+use super::backend::Backend;
 use quick_xml::Writer;
 use quick_xml::events::{BytesText, Event};
 
@@ -70,6 +71,21 @@ pub fn hostdevs(
     request: &Passthrough,
     guest_bus: Option<u8>,
 ) -> Result<Vec<Hostdev>, RenderError> {
+    hostdevs_for(inv, request, guest_bus, Backend::Legacy)
+}
+
+/// [`hostdevs`] for a VFIO `backend`: with iommufd, each element has `<driver iommufd='yes'/>`
+///.
+///
+/// # Errors
+///
+/// Those of [`hostdevs`].
+pub fn hostdevs_for(
+    inv: &Inventory,
+    request: &Passthrough,
+    guest_bus: Option<u8>,
+    backend: Backend,
+) -> Result<Vec<Hostdev>, RenderError> {
     if let Some(&dprc) = request.dprc.iter().min() {
         return Err(RenderError::FslMcUnsupportedByLibvirt(dprc));
     }
@@ -102,7 +118,7 @@ pub fn hostdevs(
         .into_iter()
         .map(|(host, guest)| {
             let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
-            write_hostdev(&mut writer, &host, guest.as_ref()).map_err(RenderError::Xml)?;
+            write_hostdev(&mut writer, &host, guest.as_ref(), backend).map_err(RenderError::Xml)?;
             writer
                 .write_event(Event::Text(BytesText::new("\n")))
                 .map_err(RenderError::Xml)?;
@@ -134,6 +150,7 @@ fn write_hostdev(
     writer: &mut Writer<Vec<u8>>,
     address: &PciAddress,
     guest: Option<&GuestAddress>,
+    backend: Backend,
 ) -> std::io::Result<()> {
     let domain = format!("{:#06x}", address.domain);
     let bus = format!("{:#04x}", address.bus);
@@ -143,6 +160,11 @@ fn write_hostdev(
         .create_element("hostdev")
         .with_attributes([("mode", "subsystem"), ("type", "pci"), ("managed", "no")])
         .write_inner_content(|w| {
+            if backend == Backend::Iommufd {
+                w.create_element("driver")
+                    .with_attribute(("iommufd", "yes"))
+                    .write_empty()?;
+            }
             w.create_element("source")
                 .write_inner_content(|w| {
                     w.create_element("address")

@@ -6,6 +6,7 @@
 //! number, because a group is the unit VFIO assigns. The order is fully determined by the
 //! inventory, so the same request always renders the same text and guest topology.
 
+pub mod backend;
 pub mod libvirt;
 pub mod qemu;
 
@@ -127,7 +128,10 @@ impl SlotPlan {
 /// [`RenderError::Bridge`] for a bridge, which vfio-pci refuses.
 pub fn layout(inv: &Inventory, devices: &[PciAddress]) -> Result<Vec<SlotPlan>, RenderError> {
     let wanted: BTreeSet<PciAddress> = devices.iter().copied().collect();
-    let mut slots: BTreeMap<(u32, u8, u8), Vec<&PciDevice>> = BTreeMap::new();
+    // A host slot is one physical device, except for SR-IOV VFs: they share slots by routing-ID
+    // arithmetic only, each is a device of its own (own group, own reset, own hot-unplug), so
+    // each gets a slot (and a root port) of its own.
+    let mut slots: BTreeMap<(u32, u8, u8, Option<u8>), Vec<&PciDevice>> = BTreeMap::new();
     for address in &wanted {
         let device = inv
             .get(address)
@@ -135,8 +139,9 @@ pub fn layout(inv: &Inventory, devices: &[PciAddress]) -> Result<Vec<SlotPlan>, 
         if device.is_bridge() {
             return Err(RenderError::Bridge(*address));
         }
+        let own = device.physfn.is_some().then_some(address.function);
         slots
-            .entry((address.domain, address.bus, address.device))
+            .entry((address.domain, address.bus, address.device, own))
             .or_default()
             .push(device);
     }
@@ -162,8 +167,11 @@ pub fn layout(inv: &Inventory, devices: &[PciAddress]) -> Result<Vec<SlotPlan>, 
     Ok(plans.into_iter().map(|(_, plan)| plan).collect())
 }
 
-/// The lowest group of the functions of `first`'s slot that the inventory knows.
+/// The lowest group of the functions of `first`'s slot that the inventory knows (a VF's own).
 fn slot_group(inv: &Inventory, first: &PciAddress) -> Option<u32> {
+    if let Some(vf) = inv.get(first).filter(|d| d.physfn.is_some()) {
+        return vf.iommu_group;
+    }
     inv.devices()
         .iter()
         .filter(|d| d.address.same_slot(first))
@@ -295,6 +303,37 @@ pub(crate) mod tests {
         let err = layout(&ten64(), &[addr("0001:02:01.0")]).unwrap_err();
         assert!(matches!(err, RenderError::Bridge(_)));
         assert!(err.remedy().is_some());
+    }
+
+    #[test]
+    fn each_vf_gets_a_slot_of_its_own_and_a_pfs_functions_stay_together() {
+        let pf = addr("0000:3b:00.0");
+        let mut devices = desktop().devices().to_vec();
+        for (a, g) in [
+            ("0000:3b:02.0", 40),
+            ("0000:3b:02.1", 41),
+            ("0000:3b:02.2", 42),
+        ] {
+            let mut vf = device(a, "8086:154c", 0x020000, Some(g), false);
+            vf.physfn = Some(pf);
+            devices.push(vf);
+        }
+        let inv = inventory(devices);
+        let vfs = [
+            addr("0000:3b:02.2"),
+            addr("0000:3b:02.0"),
+            addr("0000:3b:02.1"),
+        ];
+        let plans = layout(&inv, &vfs).unwrap();
+        assert_eq!(plans.len(), 3);
+        let groups: Vec<Option<u32>> = plans.iter().map(|p| p.group).collect();
+        assert_eq!(groups, [Some(40), Some(41), Some(42)]);
+        assert!(plans.iter().all(|p| !p.is_multifunction()));
+        assert!(plans.iter().all(|p| p.functions[0].guest_function == 0));
+        // The GPU's two functions are one physical device still.
+        let mixed = layout(&inv, &[addr("0000:01:00.0"), addr("0000:01:00.1"), vfs[0]]).unwrap();
+        assert_eq!(mixed.len(), 2);
+        assert!(mixed[0].is_multifunction());
     }
 
     #[test]

@@ -70,11 +70,11 @@ pub fn command_line(
     for disk in &qemu.disks {
         push("-drive", disk.drive());
     }
-    argv.extend(qemu_args(
+    argv.extend(qemu.backend.apply(qemu_args(
         inventory,
         &passthrough(def, inventory),
         qemu.machine,
-    )?);
+    )?));
     argv.extend(qemu.extra_args.iter().cloned());
     Ok(argv)
 }

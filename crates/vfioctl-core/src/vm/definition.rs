@@ -1,5 +1,6 @@
 //! The definition file: its keys, parsed and validated with line and column.
 
+use crate::render::backend::Backend;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::str::FromStr;
@@ -12,6 +13,7 @@ use crate::fslmc::DprcName;
 use crate::ids::VendorDevice;
 use crate::render::qemu::Machine;
 
+use super::dpaa2::{MadeContainer, RawMadeContainer};
 use super::{Disk, Location, VM_FORMAT_VERSION, VmParseError};
 
 /// One PCI function a VM gets: where it is, and what must be found there.
@@ -138,6 +140,9 @@ pub struct QemuConfig {
     /// Arguments appended as they are, after everything vfioctl renders.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_args: Vec<String>,
+    /// The VFIO backend: `legacy` (`/dev/vfio/GROUP`, the default) or `iommufd`.
+    #[serde(default, skip_serializing_if = "Backend::is_legacy")]
+    pub backend: Backend,
 }
 
 impl QemuConfig {
@@ -164,6 +169,10 @@ pub struct VmDefinition {
     pub devices: Vec<VmDevice>,
     /// DPAA2 containers.
     pub dprc: Vec<DprcName>,
+    /// DPAA2 containers made for each run (`[[dpaa2]]`), in file order.
+    pub dpaa2: Vec<MadeContainer>,
+    /// SR-IOV VFs named by PF and index; the host layer resolves each into a device.
+    pub vfs: Vec<super::vf::VmVf>,
     /// How QEMU runs it; absent for VMs started by something else (libvirt).
     pub qemu: Option<QemuConfig>,
 }
@@ -182,6 +191,10 @@ struct RawDefinition {
     devices: Vec<Spanned<VmDevice>>,
     #[serde(default)]
     dprc: Vec<Spanned<DprcName>>,
+    #[serde(default, rename = "vf", deserialize_with = "super::vf::de_vfs")]
+    vfs: Vec<super::vf::VmVf>,
+    #[serde(default)]
+    dpaa2: Vec<Spanned<RawMadeContainer>>,
     #[serde(default)]
     qemu: Option<Spanned<QemuConfig>>,
 }
@@ -266,10 +279,16 @@ impl VmDefinition {
             }
             dprc.push(*spanned.get_ref());
         }
-        if devices.is_empty() && dprc.is_empty() {
+        let mut dpaa2 = Vec::new();
+        for spanned in raw.dpaa2 {
+            let span = spanned.span();
+            dpaa2.push(spanned.into_inner().validate(text, span)?);
+        }
+        if devices.is_empty() && dprc.is_empty() && dpaa2.is_empty() && raw.vfs.is_empty() {
             return Err(VmParseError {
                 location: Some(Location { line: 1, column: 1 }),
-                message: "the definition has no [[device]] and no dprc: nothing to pass through"
+                message: "the definition has no [[device]], no dprc and no [[dpaa2]]: nothing \
+                          to pass through"
                     .to_owned(),
             });
         }
@@ -278,7 +297,7 @@ impl VmDefinition {
             Some(spanned) => {
                 let span = spanned.span();
                 let qemu = spanned.into_inner();
-                Self::validate_qemu(text, span, &qemu, &dprc)?;
+                Self::validate_qemu(text, span, &qemu, &dprc, &dpaa2)?;
                 Some(qemu)
             }
         };
@@ -289,6 +308,8 @@ impl VmDefinition {
             user,
             devices,
             dprc,
+            dpaa2,
+            vfs: raw.vfs,
             qemu,
         })
     }
@@ -298,10 +319,15 @@ impl VmDefinition {
         span: Range<usize>,
         qemu: &QemuConfig,
         dprc: &[DprcName],
+        dpaa2: &[MadeContainer],
     ) -> Result<(), VmParseError> {
         let fail = |message: String| Err(VmParseError::at(text, Some(span.clone()), message));
+        let first = dprc
+            .first()
+            .map(ToString::to_string)
+            .or_else(|| dpaa2.first().map(|_| "a [[dpaa2]] container".to_owned()));
         if qemu.machine != Machine::Virt
-            && let Some(first) = dprc.first()
+            && let Some(first) = first
         {
             return fail(format!(
                 "{first} is a DPAA2 container, which only the virt machine (qemu-system-aarch64) \

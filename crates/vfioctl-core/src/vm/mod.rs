@@ -14,6 +14,9 @@
 //!
 //! dprc = ["dprc.2"]       # DPAA2 containers
 //!
+//! [[dpaa2]]               # a DPAA2 container made for each run, taken apart after
+//! dpmac = "dpmac.2"       # its DPNI's link (or dpdmux = "dpdmux.0")
+//!
 //! [qemu]
 //! machine = "virt"
 //! memory = "2G"
@@ -31,9 +34,11 @@
 mod cmdline;
 mod definition;
 mod disk;
+mod dpaa2;
 mod host;
 #[cfg(test)]
 mod tests;
+pub mod vf;
 
 use std::fmt;
 use std::ops::Range;
@@ -44,6 +49,7 @@ use serde::Serialize;
 pub use cmdline::{CommandLineError, command_line, qemu_escape};
 pub use definition::{MemorySize, QemuConfig, VmDefinition, VmDevice};
 pub use disk::{Disk, Media};
+pub use dpaa2::{DEFAULT_ROOT_CONTAINER, MadeContainer};
 pub use host::{
     Claim, DeviceCheck, DeviceState, GroupCoverage, check_devices, claims, group_coverage,
     passthrough,

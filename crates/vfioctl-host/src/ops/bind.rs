@@ -234,10 +234,19 @@ fn carry_out(host: &Host, plan: &Plan, request: &BindRequest) -> Result<(), OpEr
     Ok(())
 }
 
-/// Hands `/dev/vfio/<group>` of each group to `uid:gid`.
+/// Hands `/dev/vfio/<group>` of each group to `uid:gid`, and on a kernel with iommufd the
+/// device file of each member (`/dev/vfio/devices/vfioN`) and `/dev/iommu`, so QEMU running as
+/// that user can use either backend.
 pub fn give_groups(host: &Host, groups: &[GroupId], uid: u32, gid: u32) -> Result<(), OpError> {
     for group in groups {
         crate::apply::give_group_node(host.root(), group.0, uid, gid)?;
+    }
+    let cdevs = crate::iommufd::group_cdevs(host.root(), groups);
+    for cdev in &cdevs {
+        crate::apply::give_node(host.root(), &format!("dev/vfio/devices/{cdev}"), uid, gid)?;
+    }
+    if !cdevs.is_empty() && host.root().join("dev/iommu").exists() {
+        crate::apply::give_node(host.root(), "dev/iommu", uid, gid)?;
     }
     Ok(())
 }

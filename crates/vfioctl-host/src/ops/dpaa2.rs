@@ -136,7 +136,7 @@ impl Dpaa2Error {
                 "nothing was left behind; free objects in the root container or fix the cause, then try again".to_owned()
             }
             Self::CreateFailed { left: Some(_), .. } | Self::Teardown { .. } => {
-                "what is left is journaled: run 'vfioctl dpaa2 destroy dprc.N' (or 'vfioctl restore --owner ...') again once the cause is fixed".to_owned()
+                "what is left is journaled: run 'vfioctl dpaa2 destroy dprc.N' (or 'vfioctl recover', which takes apart every made container no longer bound) again once the cause is fixed".to_owned()
             }
             Self::Unnamed { .. } => "check 'restool --version' and report its output".to_owned(),
             Self::InUse(c) => format!("stop the VM and run 'vfioctl restore {c}' first"),
@@ -166,6 +166,14 @@ pub fn create_plan(request: &CreateRequest) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The restool commands a create that made `made` ran, with the names restool gave.
+pub fn create_commands(request: &CreateRequest, made: &Made) -> Vec<Vec<String>> {
+    create_steps(&request.root, request.link.as_ref())
+        .iter()
+        .map(|s| s.argv(made))
+        .collect()
+}
+
 /// Creates, fills and wires a container for `request.owner`. Each step's result is journaled
 /// before the next step runs; a failure takes apart what was made.
 pub fn create(
@@ -175,6 +183,16 @@ pub fn create(
 ) -> Result<Record, Dpaa2Error> {
     let _lock = Lock::acquire(root, LOCK_WAIT)?;
     let mut journal = Journal::load(root)?;
+    create_in(root, restool, &mut journal, request)
+}
+
+/// [`create`] for a caller that holds the lock and has loaded `journal`.
+pub(crate) fn create_in(
+    root: &HostRoot,
+    restool: &dyn Restool,
+    journal: &mut Journal,
+    request: &CreateRequest,
+) -> Result<Record, Dpaa2Error> {
     let index = journal.dpaa2.len();
     journal.dpaa2.push(Record {
         owner: request.owner.clone(),
@@ -186,9 +204,7 @@ pub fn create(
     for step in create_steps(&request.root, request.link.as_ref()) {
         if let Err(source) = run_create_step(restool, &step, &mut journal.dpaa2[index].made) {
             journal.save(root)?;
-            let left = teardown(root, restool, &mut journal, index)
-                .err()
-                .map(Box::new);
+            let left = teardown(root, restool, journal, index).err().map(Box::new);
             return Err(Dpaa2Error::CreateFailed { source, left });
         }
         journal.save(root)?;
@@ -291,10 +307,21 @@ pub fn destroy_owned(
 ) -> Result<Vec<FslMcName>, Dpaa2Error> {
     let _lock = Lock::acquire(root, LOCK_WAIT)?;
     let mut journal = Journal::load(root)?;
+    destroy_where(root, restool, &mut journal, |r| &r.owner == owner)
+}
+
+/// Takes apart, for a caller holding the lock, every record `pick` chooses, returning the
+/// containers' names; the first failure stops it (what is left stays journaled).
+pub(crate) fn destroy_where(
+    root: &HostRoot,
+    restool: &dyn Restool,
+    journal: &mut Journal,
+    pick: impl Fn(&Record) -> bool,
+) -> Result<Vec<FslMcName>, Dpaa2Error> {
     let mut gone = Vec::new();
-    while let Some(index) = journal.dpaa2.iter().position(|r| &r.owner == owner) {
+    while let Some(index) = journal.dpaa2.iter().position(&pick) {
         gone.extend(journal.dpaa2[index].made.container.clone());
-        teardown(root, restool, &mut journal, index)?;
+        teardown(root, restool, journal, index)?;
     }
     Ok(gone)
 }

@@ -12,7 +12,9 @@ pub mod plugin_config;
 pub mod ready;
 pub mod restore;
 pub mod run;
+pub mod vf;
 pub mod vm;
+pub mod vm_dpaa2;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +35,7 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// The host the use cases act on: a root and the kernel behind it.
 pub struct Host {
     executor: Executor,
+    restool: Arc<dyn dpaa2::Restool>,
 }
 
 impl Host {
@@ -40,7 +43,20 @@ impl Host {
     pub fn new(root: HostRoot, kernel: Arc<dyn Kernel>) -> Self {
         Self {
             executor: Executor::new(root, kernel, Timeouts::default()),
+            restool: Arc::new(dpaa2::RestoolBinary::new(None)),
         }
+    }
+
+    /// DPAA2 containers are made and taken apart with `restool` (default: `restool` from
+    /// `PATH`).
+    #[must_use]
+    pub fn with_restool(self, restool: Arc<dyn dpaa2::Restool>) -> Self {
+        Self { restool, ..self }
+    }
+
+    /// The restool that manages the MC behind the root.
+    pub fn restool(&self) -> &dyn dpaa2::Restool {
+        self.restool.as_ref()
     }
 
     /// Unbinds run in child processes of `program` (see [`Executor::with_write_helper`]).
@@ -48,6 +64,7 @@ impl Host {
     pub fn with_write_helper(self, program: PathBuf) -> Self {
         Self {
             executor: self.executor.with_write_helper(program),
+            ..self
         }
     }
 
@@ -114,6 +131,9 @@ pub enum OpError {
     /// A hook could not read what the VM asks for.
     #[error(transparent)]
     Hook(#[from] hooks::HookInputError),
+    /// A DPAA2 container could not be made or taken apart.
+    #[error(transparent)]
+    Dpaa2(#[from] dpaa2::Dpaa2Error),
     /// Some devices could not be given back; the journal still lists them.
     #[error("giving back failed for {0}")]
     Incomplete(String),
@@ -142,6 +162,10 @@ impl OpError {
             Self::Run(run::RunError::CommandLine(_) | run::RunError::NoQemu(_)) => ErrorKind::Usage,
             Self::Run(run::RunError::GiveBack { source, .. }) => source.kind(),
             Self::Run(_) | Self::Incomplete(_) => ErrorKind::Failed,
+            Self::Dpaa2(dpaa2::Dpaa2Error::InUse(_) | dpaa2::Dpaa2Error::NotMade(_)) => {
+                ErrorKind::Refused
+            }
+            Self::Dpaa2(_) => ErrorKind::Failed,
             Self::Hook(_) => ErrorKind::Usage,
             Self::Host(e) => host_kind(e),
             Self::Journal(e) => journal_kind(e),
@@ -176,6 +200,7 @@ impl OpError {
             Self::VmFile(e) => e.remedy(),
             Self::Run(e) => return e.remedy(),
             Self::Hook(e) => return e.remedy().map(str::to_owned),
+            Self::Dpaa2(e) => e.remedy(),
             Self::Incomplete(_) => {
                 "fix the cause (see 'dmesg') and run 'vfioctl restore --all' again".to_owned()
             }
@@ -260,6 +285,10 @@ fn step_hint(e: &StepError) -> String {
             ModuleError::Failed { .. } => "see 'dmesg' for why the module failed".to_owned(),
         },
         StepError::Write { .. } => "see 'dmesg' for the kernel's reason".to_owned(),
+        StepError::VfLink { .. } => {
+            "see 'dmesg' for the PF driver's reason (not every driver takes every setting)"
+                .to_owned()
+        }
         StepError::Host(h) => h
             .remedy()
             .unwrap_or_else(|| "see 'vfioctl list'".to_owned()),

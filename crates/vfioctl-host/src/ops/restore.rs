@@ -148,12 +148,21 @@ pub struct RestoredDevice {
 pub struct RestoreReport {
     /// Each device, in the order they were handled.
     pub devices: Vec<RestoredDevice>,
+    /// The DPAA2 containers made for the owner (`[[dpaa2]]`, `dpaa2 create`) that were taken
+    /// apart once given back (a dry run: that would be).
+    pub destroyed: Vec<vfioctl_core::FslMcName>,
+    /// Why taking one apart failed (what is left stays journaled).
+    pub destroy_failed: Option<String>,
+    /// SR-IOV changes given back after the devices (VF link settings, then VF counts).
+    pub sriov: Vec<super::vf::GivenBack>,
 }
 
 impl RestoreReport {
     /// True when some device was not given back.
     pub fn failed(&self) -> bool {
         self.devices.iter().any(|d| d.result.is_failure())
+            || self.destroy_failed.is_some()
+            || self.sriov.iter().any(|g| g.result.is_err())
     }
 
     /// True when some device was refused because a live QEMU holds it.
@@ -339,7 +348,13 @@ fn decide(
     request: &RestoreRequest,
 ) -> Option<RestoreResult> {
     let root = executor.root();
-    let state = executor.device_state(device).ok();
+    // A journaled device's holder is its entry's owner, so its sysfs is not read here: while an
+    // unbind of it is stuck in the kernel, that unbind holds the device's lock, and the kernel's
+    // driver_override_show() waits for the same lock.
+    let state = match journal.entry(device) {
+        Some(_) => None,
+        None => executor.device_state(device).ok(),
+    };
     let holder = crate::owners::holder(root, journal, device, state.as_ref());
     match give_back(request.on_behalf.as_ref(), device, &holder, request.force) {
         GiveBack::Leave(why) => return Some(RestoreResult::Left(why)),
@@ -395,10 +410,27 @@ pub fn restore(host: &Host, request: &RestoreRequest) -> Result<RestoreReport, O
         crate::owners::forget_dead_helpers(host.root(), &mut journal);
     }
     let mut report = RestoreReport::default();
+    // Containers made for an owner go once given back: on behalf of that owner, or of
+    // everyone by `--all` and `recover`; a container named alone is only given back.
+    let owner = match (&request.targets, &request.on_behalf) {
+        (_, Some(owner)) => Some(Some(owner)),
+        (RestoreTargets::All, None) => Some(None),
+        _ => None,
+    };
+    if request.dry_run
+        && let Some(owner) = owner
+    {
+        report.destroyed = super::vm_dpaa2::would_destroy(&journal, owner, &ordered);
+    }
     for device in ordered {
         let handled = match decide(&executor, &journal, &device, request) {
             Some(result) => RestoredDevice {
-                from_driver: executor.device_state(&device).ok().and_then(|s| s.driver),
+                // The driver link alone: it never waits for the device's lock.
+                from_driver: executor
+                    .current_driver(&device)
+                    .ok()
+                    .flatten()
+                    .and_then(|d| d.parse().ok()),
                 to_driver: journal
                     .entry(&device)
                     .and_then(|e| e.original.state.driver.clone()),
@@ -413,6 +445,24 @@ pub fn restore(host: &Host, request: &RestoreRequest) -> Result<RestoreReport, O
         };
         report.devices.push(handled);
     }
+    let named: BTreeSet<DeviceRef> = report.devices.iter().map(|d| d.device.clone()).collect();
+    let refused = report.refused();
+    let wanted =
+        |pf: vfioctl_core::PciAddress, vf: Option<vfioctl_core::PciAddress>, owner: &Owner| {
+            // A refused device means a live VM: its PF's VFs are not taken from under it.
+            if refused {
+                return false;
+            }
+            if request.on_behalf.as_ref().is_some_and(|o| o != owner) {
+                return false;
+            }
+            let about = |a: vfioctl_core::PciAddress| named.contains(&DeviceRef::Pci(a));
+            match &request.targets {
+                RestoreTargets::All => true,
+                RestoreTargets::Owned(_) => true,
+                RestoreTargets::Named(_) => about(pf) || vf.is_some_and(about),
+            }
+        };
     if !request.dry_run {
         let restored: Vec<DeviceRef> = report
             .devices
@@ -422,6 +472,19 @@ pub fn restore(host: &Host, request: &RestoreRequest) -> Result<RestoreReport, O
             .collect();
         journal.remove(&restored);
         executor.unload_unused(&mut journal);
+        journal.save(host.root())?;
+        if let Some(owner) = owner {
+            match super::vm_dpaa2::after_restore(host, &mut journal, owner) {
+                Ok(gone) => report.destroyed = gone,
+                Err(e) => {
+                    report.destroy_failed = Some(format!("{}; {}", chain(&e), e.remedy()));
+                }
+            }
+        }
+    }
+    // After the devices: a VF given back above no longer holds its PF's VF count.
+    report.sriov = super::vf::give_back(&executor, &mut journal, &wanted, request.dry_run);
+    if !request.dry_run && !report.sriov.is_empty() {
         journal.save(host.root())?;
     }
     Ok(report)

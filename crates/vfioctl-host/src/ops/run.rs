@@ -14,7 +14,7 @@ use vfioctl_core::{DeviceRef, Owner};
 use super::bind::HostState;
 use super::restore::{RestoreRequest, RestoreTargets, restore};
 use super::vm::{Finding, Preflight, bind_vm, preflight, user_ids};
-use super::{Host, LOCK_WAIT, OpError};
+use super::{Host, LOCK_WAIT, OpError, vm_dpaa2};
 use crate::executor::Timeouts;
 use crate::journal::{Journal, Lock};
 use crate::vms::{self, VmFile};
@@ -121,6 +121,10 @@ pub struct Prepared {
     signals: Option<Signals>,
     lock: Option<Lock>,
     name: vfioctl_core::vm::VmName,
+    /// The `[[dpaa2]]` containers this run made (they go once given back).
+    pub made: Vec<vfioctl_core::FslMcName>,
+    /// The restool commands a dry run would run to make them.
+    pub restool: Vec<Vec<String>>,
 }
 
 /// Refuses a command line that would hand a guest a device it was not meant to have.
@@ -173,7 +177,51 @@ pub fn prepare(host: &Host, vm: &VmFile, dry_run: bool) -> Result<Prepared, OpEr
         }
         .into());
     }
-    let argv = render_command(vm, &state, &pre)?;
+    let restool = vm_dpaa2::planned(vm, &Journal::load(host.root())?);
+    let made = if dry_run || restool.is_empty() {
+        Vec::new()
+    } else {
+        vm_dpaa2::make(host, vm)?
+    };
+    let prepared = if made.is_empty() {
+        finish_prepare(host, vm, &state, pre)
+    } else {
+        HostState::read(host)
+            .and_then(|state| {
+                let pre = preflight(host, &state, vm)?;
+                finish_prepare(host, vm, &state, pre)
+            })
+            .or_else(|e| {
+                // Nothing was bound: what this run made goes straight back.
+                vm_dpaa2::unmake(host, &made)?;
+                Err(e)
+            })
+    };
+    Ok(Prepared {
+        signals,
+        lock,
+        made,
+        restool,
+        ..prepared?
+    })
+}
+
+/// The part of [`prepare`] after the containers were made: the command line and the user.
+fn finish_prepare(
+    host: &Host,
+    vm: &VmFile,
+    state: &HostState,
+    pre: Preflight,
+) -> Result<Prepared, OpError> {
+    if !pre.refusals.is_empty() {
+        return Err(RunError::Refused {
+            vm: vm.name.to_string(),
+            findings: pre.refusals.clone(),
+        }
+        .into());
+    }
+    let made = vm_dpaa2::made_for(&Journal::load(host.root())?, &vm_dpaa2::owner(vm));
+    let argv = render_command(&vm_dpaa2::with_made(vm, &made), state, &pre)?;
     let program = vms::find_program(&argv[0]).ok_or_else(|| RunError::NoQemu(argv[0].clone()))?;
     let user = user_ids(host, &vm.definition)?;
     let credentials = vm
@@ -188,15 +236,19 @@ pub fn prepare(host: &Host, vm: &VmFile, dry_run: bool) -> Result<Prepared, OpEr
         program,
         user,
         credentials,
-        signals,
-        lock,
+        signals: None,
+        lock: None,
         name: vm.name.clone(),
+        made: Vec::new(),
+        restool: Vec::new(),
     })
 }
 
 /// What happened while a VM ran, for the caller to report.
 #[derive(Debug, Clone)]
 pub enum RunEvent {
+    /// These `[[dpaa2]]` containers were made for the run.
+    Made(Vec<vfioctl_core::FslMcName>),
     /// The devices were bound.
     Bound(Vec<DeviceRef>),
     /// A signal came before QEMU started; the devices go back without starting it.
@@ -291,6 +343,9 @@ fn give_back(
             timeouts,
         },
     )?;
+    if let Some(why) = &report.destroy_failed {
+        return Err(OpError::Incomplete(why.clone()));
+    }
     match report.devices.iter().find(|d| d.result.is_failure()) {
         None => Ok(()),
         Some(d) => Err(OpError::Incomplete(format!(
@@ -326,7 +381,14 @@ pub fn supervise(
 ) -> Result<i32, OpError> {
     let plan = &prepared.preflight.plan;
     let owner = Owner::Vm(prepared.name.to_string());
-    bind_vm(host, &prepared.name, plan, prepared.user, timeouts)?;
+    if !prepared.made.is_empty() {
+        events(RunEvent::Made(prepared.made.clone()));
+    }
+    if let Err(e) = bind_vm(host, &prepared.name, plan, prepared.user, timeouts) {
+        // The bind was rolled back; the containers made for it go back to the MC.
+        vm_dpaa2::unmake(host, &prepared.made)?;
+        return Err(e);
+    }
     let bound: Vec<DeviceRef> = plan.to_bind().map(|d| d.device.clone()).collect();
     // Other vfioctl commands may run while the VM does; the journal keeps what we bound.
     drop(prepared.lock.take());

@@ -13,7 +13,7 @@ use vfioctl_core::vm::{
 use vfioctl_core::{DeviceRef, DriverName, GroupId, Owner};
 
 use super::bind::{HostState, claim, give_groups, plan};
-use super::{Host, LOCK_WAIT, OpError, lookup_user};
+use super::{Host, LOCK_WAIT, OpError, lookup_user, vm_dpaa2};
 use crate::executor::{Timeouts, chain};
 use crate::journal::{Journal, Lock};
 use crate::vms::{self, VFIO_FSL_MC, VmFile, VmFileError};
@@ -127,9 +127,14 @@ fn drift_findings(vm: &VmFile, checks: &[DeviceCheck]) -> Vec<Finding> {
 /// Checks a VM against the host and plans its bind: PCI functions whose identity matches, and
 /// the containers it lists, in one plan with the bind planner's refusals.
 pub fn preflight(host: &Host, state: &HostState, vm: &VmFile) -> Result<Preflight, OpError> {
+    let journal = Journal::load(host.root())?;
+    let owner = Owner::Vm(vm.name.to_string());
+    let unmade = vm_dpaa2::findings(state, vm, &journal);
+    let vm = &vm_dpaa2::with_made(vm, &vm_dpaa2::made_for(&journal, &owner));
     let def = &vm.definition;
     let checks = check_devices(def, &state.pci);
     let mut refusals = drift_findings(vm, &checks);
+    refusals.extend(unmade);
     let mut warnings = Vec::new();
     let coverage = group_coverage(def, &state.pci);
     for g in coverage.iter().filter(|g| !g.unlisted.is_empty()) {
@@ -173,8 +178,7 @@ pub fn preflight(host: &Host, state: &HostState, vm: &VmFile) -> Result<Prefligh
         }
     }
     let mut plan = plan(host, state, &named, &BindOptions::default())?;
-    let journal = Journal::load(host.root())?;
-    claim(host, &journal, &mut plan, &Owner::Vm(vm.name.to_string()));
+    claim(host, &journal, &mut plan, &owner);
     let blocking = plan.blocking_refusals(false);
     let refused_by_plan = !blocking.is_empty();
     refusals.extend(blocking.into_iter().map(|r| Finding {
@@ -265,6 +269,8 @@ pub struct AppliedVm {
     pub problems: Vec<Finding>,
     /// What the user should know.
     pub warnings: Vec<String>,
+    /// The restool commands a dry run would run to make its `[[dpaa2]]` containers.
+    pub restool: Vec<Vec<String>>,
 }
 
 /// What `apply` did, VM by VM.
@@ -307,6 +313,7 @@ pub fn apply(host: &Host, request: &ApplyRequest) -> Result<ApplyReport, OpError
                     hint: e.remedy(),
                 }],
                 warnings: Vec::new(),
+                restool: Vec::new(),
             }),
         }
     }
@@ -319,52 +326,88 @@ pub fn apply(host: &Host, request: &ApplyRequest) -> Result<ApplyReport, OpError
         .collect();
     let conflicts = claims(&pairs, &state.pci);
     for vm in boot {
-        // Each VM is planned against the host as the VMs before it left it.
-        let state = HostState::read(host)?;
-        let pre = preflight(host, &state, vm)?;
-        let mut problems = pre.refusals.clone();
-        for c in &conflicts {
-            let other = if c.first == vm.name {
-                &c.second
-            } else if c.second == vm.name {
-                &c.first
-            } else {
-                continue;
-            };
-            problems.push(Finding {
-                text: format!("{} is claimed by boot VM {other} too", c.what),
-                hint: "set boot = false on all but one of them".to_owned(),
-            });
-        }
-        let devices: Vec<DeviceRef> = pre.plan.to_bind().map(|d| d.device.clone()).collect();
-        let result = if !problems.is_empty() {
-            VmOutcome::Refused
-        } else if request.dry_run {
-            if devices.is_empty() {
-                VmOutcome::AlreadyBound
-            } else {
-                VmOutcome::Planned
-            }
-        } else {
-            let bound = user_ids(host, &vm.definition)
-                .and_then(|user| bind_vm(host, &vm.name, &pre.plan, user, request.timeouts));
-            match bound {
-                Ok(()) if devices.is_empty() => VmOutcome::AlreadyBound,
-                Ok(()) => VmOutcome::Bound,
-                Err(e) => {
-                    problems.push(Finding::of(&e));
-                    VmOutcome::Failed
-                }
-            }
-        };
-        report.vms.push(AppliedVm {
-            name: vm.name.to_string(),
-            result,
-            devices,
-            groups: pre.plan.vfio_groups(),
-            problems,
-            warnings: pre.warnings.clone(),
-        });
+        report.vms.push(apply_one(host, request, vm, &conflicts)?);
     }
     Ok(report)
+}
+
+/// One boot VM of an `apply`: planned against the host as the VMs before it left it, its
+/// `[[dpaa2]]` containers made first (and taken apart again when it is refused or fails).
+fn apply_one(
+    host: &Host,
+    request: &ApplyRequest,
+    vm: &VmFile,
+    conflicts: &[vfioctl_core::vm::Claim],
+) -> Result<AppliedVm, OpError> {
+    let state = HostState::read(host)?;
+    let mut pre = preflight(host, &state, vm)?;
+    let mut problems = pre.refusals.clone();
+    for c in conflicts {
+        let other = if c.first == vm.name {
+            &c.second
+        } else if c.second == vm.name {
+            &c.first
+        } else {
+            continue;
+        };
+        problems.push(Finding {
+            text: format!("{} is claimed by boot VM {other} too", c.what),
+            hint: "set boot = false on all but one of them".to_owned(),
+        });
+    }
+    let restool = vm_dpaa2::planned(vm, &Journal::load(host.root())?);
+    let mut made = Vec::new();
+    let mut make_failed = false;
+    if problems.is_empty() && !request.dry_run && !restool.is_empty() {
+        match vm_dpaa2::make(host, vm) {
+            Ok(m) => {
+                made = m;
+                pre = preflight(host, &HostState::read(host)?, vm)?;
+                problems.extend(pre.refusals.iter().cloned());
+            }
+            Err(e) => {
+                make_failed = true;
+                problems.push(Finding::of(&e));
+            }
+        }
+    }
+    let mut devices: Vec<DeviceRef> = pre.plan.to_bind().map(|d| d.device.clone()).collect();
+    let result = if make_failed {
+        VmOutcome::Failed
+    } else if !problems.is_empty() {
+        VmOutcome::Refused
+    } else if request.dry_run {
+        if devices.is_empty() && restool.is_empty() {
+            VmOutcome::AlreadyBound
+        } else {
+            VmOutcome::Planned
+        }
+    } else {
+        let bound = user_ids(host, &vm.definition)
+            .and_then(|user| bind_vm(host, &vm.name, &pre.plan, user, request.timeouts));
+        match bound {
+            Ok(()) if devices.is_empty() => VmOutcome::AlreadyBound,
+            Ok(()) => VmOutcome::Bound,
+            Err(e) => {
+                problems.push(Finding::of(&e));
+                VmOutcome::Failed
+            }
+        }
+    };
+    if matches!(result, VmOutcome::Refused | VmOutcome::Failed) && !made.is_empty() {
+        // What this apply made for a VM it could not bind goes back to the MC.
+        if let Err(e) = vm_dpaa2::unmake(host, &made) {
+            problems.push(Finding::of(&e));
+        }
+        devices.clear();
+    }
+    Ok(AppliedVm {
+        name: vm.name.to_string(),
+        result,
+        devices,
+        groups: pre.plan.vfio_groups(),
+        problems,
+        warnings: pre.warnings.clone(),
+        restool: if request.dry_run { restool } else { Vec::new() },
+    })
 }

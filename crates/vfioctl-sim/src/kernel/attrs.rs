@@ -56,10 +56,8 @@ impl SimKernel {
                 "0" | "1" => fs::write(full, format!("{}\n", value.trim())),
                 _ => Err(errno(Errno::Einval)),
             },
-            "sriov_numvfs" | "sriov_drivers_autoprobe" => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "the simulated kernel does not create or destroy VFs",
-            )),
+            "sriov_numvfs" => self.set_numvfs(state, address, full, value),
+            "sriov_drivers_autoprobe" => self.set_vf_autoprobe(full, value),
             _ => self.plain_attribute(full, value),
         }
     }

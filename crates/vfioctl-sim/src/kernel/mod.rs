@@ -21,6 +21,7 @@ mod ids;
 mod modules;
 mod probe;
 mod remove;
+mod sriov;
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -197,6 +198,19 @@ impl SimKernel {
     pub fn write(&self, path: &Path, value: &str) -> io::Result<()> {
         let rel = self.relative(path)?;
         let rel_text = rel.to_string_lossy().into_owned();
+        self.write_with(&rel_text, value, |kernel, state, flags| {
+            kernel.apply(state, &rel, value, flags)
+        })
+    }
+
+    /// One change of the kernel's state, named `rel_text` for faults: faults decided and applied,
+    /// the change made under the lock, counted, and the crash emulated after it.
+    fn write_with(
+        &self,
+        rel_text: &str,
+        value: &str,
+        change: impl FnOnce(&Self, &mut KernelState, WriteFlags) -> io::Result<()>,
+    ) -> io::Result<()> {
         let trimmed = value.trim();
 
         // Decide which faults apply (step numbering is global across processes).
@@ -234,7 +248,7 @@ impl SimKernel {
 
         let _lock = self.lock()?;
         let mut state = self.state()?;
-        self.apply(&mut state, &rel, value, flags)?;
+        change(self, &mut state, flags)?;
         for f in &faults {
             if let FaultAction::Unplug(a) = f.action {
                 self.remove_device(&mut state, a)?;

@@ -154,10 +154,14 @@ impl SimKernel {
     }
 
     /// `unbind_store()`.
-    pub(super) fn unbind(&self, state: &KernelState, drv: &str, value: &str) -> io::Result<()> {
+    pub(super) fn unbind(&self, state: &mut KernelState, drv: &str, value: &str) -> io::Result<()> {
         let dev = self.view_by_name(value)?;
         if dev.driver.as_deref() != Some(drv) {
             return Err(errno(Errno::Enodev));
+        }
+        // A PF driver's remove() disables SR-IOV: its VFs go first.
+        if state.sriov.contains_key(&dev.address) {
+            self.disable_sriov(state, dev.address)?;
         }
         self.detach_device(state, &dev)
     }

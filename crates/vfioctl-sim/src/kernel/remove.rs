@@ -21,6 +21,16 @@ impl SimKernel {
         let Ok(top) = device_dir(&self.root, address) else {
             return Ok(());
         };
+        // A PF going away disables SR-IOV first, wherever its VFs sit.
+        let pfs: Vec<PciAddress> = state
+            .sriov
+            .keys()
+            .copied()
+            .filter(|pf| device_dir(&self.root, *pf).is_ok_and(|d| d.starts_with(&top)))
+            .collect();
+        for pf in pfs {
+            self.disable_sriov(state, pf)?;
+        }
         // Devices behind a bridge live inside its directory.
         let mut doomed = Vec::new();
         for a in self.addresses()? {
@@ -55,6 +65,7 @@ impl SimKernel {
             remove_if_exists(&self.root.join("sys/bus/pci/devices").join(a.to_string()))?;
             remove_dir_if_exists(&self.root.join(&dev.dir))?;
             state.devices.remove(&a);
+            state.sriov.remove(&a);
         }
         write_routes(&self.root, state)
     }

@@ -12,8 +12,10 @@ use std::collections::BTreeMap;
 use vfioctl_core::config::PcieType;
 use vfioctl_core::{PciAddress, VendorDevice};
 
+mod dmesg;
 mod import;
 
+pub use dmesg::parse_dmesg;
 pub use import::{ImportOptions, Imported, builder, import};
 
 /// Why a capture cannot be read.

@@ -267,6 +267,9 @@ fn build_qemu(arch: Arch, topo: QemuTopo) -> SimBuilder {
                 vec![IdMatch::id(0x8086, 0x10ca)],
                 ModuleState::Loaded,
             );
+            if let Some(igb) = b.driver_mut("igb") {
+                igb.sriov_configure = true;
+            }
             b.add(root_port("0000:00:10.0", 1));
             let pf_addr = addr("0000:01:00.0");
             let mut pf = DeviceSpec::new(pf_addr, id("8086:10c9"), CLASS_ETH, PciKind::Endpoint)
@@ -276,6 +279,9 @@ fn build_qemu(arch: Arch, topo: QemuTopo) -> SimBuilder {
             pf.sriov = Some(SriovSpec {
                 total_vfs: 7,
                 num_vfs: 2,
+                offset: 0x80,
+                stride: 2,
+                vf_device: 0x10ca,
             });
             b.add(pf);
             // VF offset 0x80, stride 2 (82576).

@@ -32,6 +32,9 @@ pub fn sriov_host(functions: usize) -> SimBuilder {
         vec![IdMatch::id(0x8086, 0x1572)],
         ModuleState::Loaded,
     );
+    if let Some(i40e) = b.driver_mut("i40e") {
+        i40e.sriov_configure = true;
+    }
     modular(
         &mut b,
         "iavf",
@@ -71,6 +74,9 @@ pub fn sriov_host(functions: usize) -> SimBuilder {
         pf.sriov = Some(SriovSpec {
             total_vfs: VFS_PER_PF as u32,
             num_vfs: n_vfs as u32,
+            offset: 16,
+            stride: 1,
+            vf_device: 0x154c,
         });
         b.add(pf);
         count += 2;

@@ -34,6 +34,9 @@ pub struct SimBuilder {
     pub noiommu: bool,
     /// The fsl-mc (DPAA2) bus, if the host has one.
     pub fsl_mc: Option<crate::spec::FslMcSpec>,
+    /// A kernel with iommufd and the VFIO device cdev (see [`crate::cdev`]); Debian's have
+    /// neither, so it is off unless a test asks for it.
+    pub iommufd: bool,
 }
 
 /// A tree written into a temporary directory that is removed on drop.
@@ -97,6 +100,7 @@ impl SimBuilder {
             crash_after_write: None,
             noiommu: false,
             fsl_mc: None,
+            iommufd: false,
         }
     }
 
@@ -193,7 +197,48 @@ impl SimBuilder {
             faults: self.faults.clone(),
             crash_after_write: self.crash_after_write,
             fsl_mc: self.fsl_mc.clone(),
+            iommufd: self.iommufd,
+            sriov: self.sriov_state(),
         }
+    }
+
+    fn sriov_state(&self) -> BTreeMap<PciAddress, crate::sriov::PfState> {
+        let h = Hierarchy::new(&self.devices);
+        self.devices
+            .iter()
+            .filter_map(|d| {
+                let spec = d.sriov?;
+                let vf_net: Vec<Option<crate::spec::NetIf>> = h
+                    .devices()
+                    .filter(|v| v.physfn == Some(d.address))
+                    .map(|v| v.net.first().cloned())
+                    .collect();
+                let vfs = vf_net.len();
+                Some((
+                    d.address,
+                    crate::sriov::PfState {
+                        total: spec.total_vfs,
+                        offset: spec.offset,
+                        stride: spec.stride,
+                        vf_id: vfioctl_core::VendorDevice {
+                            vendor: d.id.vendor,
+                            device: spec.vf_device,
+                        },
+                        class: d.class,
+                        own_groups: crate::groups::vfs_isolated(&h, &self.host, d.address),
+                        group_type: self.host.group_type.clone(),
+                        assigned: Vec::new(),
+                        links: vec![crate::sriov::VfLink::default(); vfs],
+                        vf_net,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The PCI driver named `name`, for tweaking.
+    pub fn driver_mut(&mut self, name: &str) -> Option<&mut DriverSpec> {
+        self.drivers.iter_mut().find(|d| d.name == name)
     }
 
     /// Writes the tree into a new temporary directory: under `$VFIOCTL_SIM_TMPDIR` if set, else
@@ -232,6 +277,9 @@ impl SimBuilder {
         }
         let w = Writer { root };
         w.skeleton(&self.host)?;
+        if self.iommufd {
+            crate::cdev::kernel_files(root, &self.host.release)?;
+        }
         w.blacklist(&self.host, &self.modules)?;
         for m in &self.modules {
             if m.state.is_present() {

@@ -77,6 +77,9 @@ pub(crate) fn attach(
         if vfio_node && let Some(g) = group_of(root, &dir) {
             put(root, format!("dev/vfio/{g}"), "")?;
         }
+        if state.iommufd {
+            crate::cdev::create(root, address)?;
+        }
         return Ok(());
     }
     if driver == "pci-stub" {
@@ -141,6 +144,9 @@ pub(crate) fn detach(
     )?;
     fs::write(root.join(&dir).join("enable"), "0\n")?;
     rewrite_uevent(root, &dir, address, None)?;
+    if driver == "vfio-pci" {
+        crate::cdev::remove(root, address)?;
+    }
     if let Some(hidden) = state.devices.get(&address) {
         for n in &hidden.net {
             remove_if_exists(&root.join("sys/class/net").join(&n.name))?;

@@ -34,6 +34,29 @@ pub(super) fn modules_alias_line(m: &IdMatch, module: &str) -> String {
     )
 }
 
+/// Writes the directory of a device that appears while the kernel runs (a VF), without its
+/// links.
+pub(crate) fn device_files(
+    root: &Path,
+    host: &HostSpec,
+    dev: &DeviceSpec,
+    dir: &Path,
+) -> io::Result<()> {
+    Writer { root }.device(host, dev, dir, dev.address.bus)
+}
+
+/// Puts a device that appears while the kernel runs into IOMMU group `group`, creating the group
+/// when it is new.
+pub(crate) fn join_group(
+    root: &Path,
+    dir: &Path,
+    address: PciAddress,
+    group: u32,
+    ty: &str,
+) -> io::Result<()> {
+    Writer { root }.join_group(dir, address, group, ty)
+}
+
 pub(super) struct Writer<'a> {
     pub(super) root: &'a Path,
 }
@@ -186,6 +209,12 @@ impl Writer<'_> {
             fs::write(abs.join("sriov_totalvfs"), format!("{}\n", sriov.total_vfs))?;
             fs::write(abs.join("sriov_numvfs"), format!("{}\n", sriov.num_vfs))?;
             fs::write(abs.join("sriov_drivers_autoprobe"), "1\n")?;
+            fs::write(abs.join("sriov_offset"), format!("{}\n", sriov.offset))?;
+            fs::write(abs.join("sriov_stride"), format!("{}\n", sriov.stride))?;
+            fs::write(
+                abs.join("sriov_vf_device"),
+                format!("{:x}\n", sriov.vf_device),
+            )?;
         }
         rel_symlink(r, &dir.join("subsystem"), Path::new("sys/bus/pci"))?;
         rel_symlink(

@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod binding;
+mod cdev;
 mod devices;
 mod faults;
 mod modules;
+mod sriov;
 mod support;

@@ -81,3 +81,23 @@ pub(crate) fn render(args: &[&str], output: &Output, redact: &[(&Path, &str)]) -
         clean(&output.stderr),
     )
 }
+
+/// Runs `cmd` (a vfioctl with its root and environment set) with the words of `line` (names from
+/// an empty pci.ids) and renders the run, the tree and the stand-in QEMU's directory shown as
+/// placeholders.
+pub(crate) fn shown_vm(cmd: &mut Command, root: &Path, qemu_dir: &Path, line: &str) -> String {
+    let args: Vec<&str> = line.split_whitespace().collect();
+    let empty = root.join("empty-pci.ids");
+    std::fs::write(&empty, "").expect("empty pci.ids");
+    let output = plain(cmd)
+        .arg("--pci-ids")
+        .arg(&empty)
+        .args(&args)
+        .output()
+        .expect("run vfioctl");
+    render(
+        &args,
+        &output,
+        &[(root, "[ROOT]"), (qemu_dir, "[QEMU_DIR]")],
+    )
+}

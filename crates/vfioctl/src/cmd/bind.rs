@@ -17,6 +17,7 @@ use crate::cmd::inventory::JSON_VERSION;
 use crate::context::{Context, to_json};
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::term::Tone;
 
 /// Refuses to change the real host without root, before anything is read or written.
 pub(crate) fn require_privileges(ctx: &Context, dry_run: bool) -> Result<(), CliError> {
@@ -168,37 +169,37 @@ fn render_device(ctx: &mut Context, d: &PlannedDevice) {
     ctx.line(format!("  {}  {action}  [{}]", d.device, d.why));
 }
 
-/// Prints each refusal (or that `--force` overrode it), and the warnings.
+/// Prints the refusals `--force` overrode, with the plan, and the warnings. The refusals that
+/// stand are the error the command ends with (see [`refused_error`]): printed once, on standard
+/// error.
 pub(crate) fn render_refusals(ctx: &mut Context, plan: &Plan, force: bool) {
-    for r in &plan.refusals {
-        let status = if force && r.overridable {
-            "overridden by --force"
-        } else {
-            "refused"
-        };
-        ctx.line(format!("{status}: {}", r.text));
+    for r in plan.refusals.iter().filter(|r| force && r.overridable) {
+        ctx.tone_line(
+            Tone::Warning,
+            "overridden by --force:",
+            &format!(" {}", r.text),
+        );
     }
     for w in &plan.warnings {
         ctx.note(w.clone());
     }
 }
 
-/// The error a refused plan ends with: the first refusal that stands, and its remedy.
-/// `takes_force`: the command has a `--force` to name in the hint (the hooks have none).
+/// The error a refused plan ends with: every refusal that stands, each on its own line, and the
+/// remedy of the first. `takes_force`: the command has a `--force` to name in the hint (the hooks
+/// have none).
 pub(crate) fn refused_error(plan: &Plan, force: bool, takes_force: bool) -> CliError {
     let blocking = plan.blocking_refusals(force);
     let Some(first) = blocking.first() else {
         return CliError::new(Exit::Refused, "refused");
     };
-    let more = match blocking.len() {
-        1 => String::new(),
-        n => format!(" (and {} more refusal(s) above)", n - 1),
-    };
-    CliError::new(Exit::Refused, format!("refused: {}{more}", first.text)).hint(if takes_force {
-        crate::cmd::select::remedy_with_force(first)
-    } else {
-        first.remedy.clone()
-    })
+    CliError::new(Exit::Refused, format!("refused: {}", first.text))
+        .also(blocking[1..].iter().map(|r| format!("refused: {}", r.text)))
+        .hint(if takes_force {
+            crate::cmd::select::remedy_with_force(first)
+        } else {
+            first.remedy.clone()
+        })
 }
 
 /// `vfioctl bind`: PCI functions and DPAA2 containers, in one plan and one transaction.
@@ -303,6 +304,14 @@ fn render_bound(ctx: &mut Context, plan: &Plan) {
     for g in plan.vfio_groups() {
         ctx.line(format!("/dev/vfio/{g} is ready."));
     }
+    // On a kernel with iommufd each device also has its own file (QEMU's iommufd backend).
+    for d in bound.iter().filter_map(|d| d.device.pci()) {
+        if let Some(cdev) = vfioctl_host::iommufd::cdev_of(&ctx.root, &d) {
+            ctx.line(format!(
+                "/dev/vfio/devices/{cdev} ({d}) is ready for iommufd."
+            ));
+        }
+    }
     let all: Vec<String> = bound.iter().map(|d| d.device.to_string()).collect();
     ctx.line(format!(
         "Give them back with: vfioctl restore {}",
@@ -395,6 +404,9 @@ pub(crate) fn render_restore(
             operation: &'static str,
             dry_run: bool,
             devices: Vec<RestoreDevice<'a>>,
+            destroyed: Vec<String>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            sriov: Vec<serde_json::Value>,
             result: &'static str,
         }
         let devices = report
@@ -410,16 +422,32 @@ pub(crate) fn render_restore(
                 result: d.result.describe(),
             })
             .collect();
+        let sriov = report
+            .sriov
+            .iter()
+            .map(|g| {
+                serde_json::json!({
+                    "change": g.given.describe(),
+                    "ok": g.result.is_ok(),
+                    "result": match &g.result { Ok(t) | Err(t) => t },
+                })
+            })
+            .collect();
         let text = to_json(&Doc {
             version: JSON_VERSION,
             operation: "restore",
             dry_run,
             devices,
+            destroyed: report.destroyed.iter().map(ToString::to_string).collect(),
+            sriov,
             result: if failed {
                 "failed"
             } else if report.refused() {
                 "refused"
-            } else if report.devices.is_empty() {
+            } else if report.devices.is_empty()
+                && report.destroyed.is_empty()
+                && report.sriov.is_empty()
+            {
                 "nothing_to_do"
             } else {
                 "restored"
@@ -427,13 +455,13 @@ pub(crate) fn render_restore(
         })?;
         ctx.line(text);
     } else {
-        if report.devices.is_empty() {
+        if report.devices.is_empty() && report.destroyed.is_empty() && report.sriov.is_empty() {
             ctx.line("Nothing to restore: the journal is empty.");
         }
         for d in report
             .devices
             .iter()
-            .filter(|d| !matches!(d.result, RestoreResult::Left(_)))
+            .filter(|d| !matches!(d.result, RestoreResult::Left(_) | RestoreResult::Refused(_)))
         {
             let fallback = if d.source == Source::Journal {
                 "(no driver)"
@@ -450,20 +478,35 @@ pub(crate) fn render_restore(
                 d.result.describe()
             ));
         }
+        for c in &report.destroyed {
+            ctx.line(if dry_run {
+                format!("  {c}  would be taken apart with restool: made for a VM")
+            } else {
+                format!("  {c}  taken apart: made for a VM, its objects are back with the MC")
+            });
+        }
+        if let Some(why) = &report.destroy_failed {
+            ctx.line(format!("  taking a made container apart failed: {why}"));
+        }
+        for g in &report.sriov {
+            let (Ok(t) | Err(t)) = &g.result;
+            let failed = if g.result.is_err() { "failed: " } else { "" };
+            ctx.line(format!("  {}  [{failed}{t}]", g.given.describe()));
+        }
         if dry_run {
             ctx.line("Dry run: nothing was changed.");
         }
     }
-    if let Some(why) = report.devices.iter().find_map(|d| match &d.result {
-        RestoreResult::Refused(why) => Some(why),
+    // A refused device's reason is the error (standard error), not a line of the report too.
+    let mut refused = report.devices.iter().filter_map(|d| match &d.result {
+        RestoreResult::Refused(why) => Some(format!("refused: {why}")),
         _ => None,
-    }) {
-        return Err(
-            CliError::new(Exit::Refused, format!("refused: {why}")).hint(
-                "stop the VM (its QEMU) first; 'vfioctl restore --force' gives the devices back \
-             from under it",
-            ),
-        );
+    });
+    if let Some(first) = refused.next() {
+        return Err(CliError::new(Exit::Refused, first).also(refused).hint(
+            "stop the VM (its QEMU) first; 'vfioctl restore --force' gives the devices back from \
+             under it",
+        ));
     }
     if failed {
         return Err(CliError::new(

@@ -11,6 +11,7 @@ use crate::cmd::inventory::JSON_VERSION;
 use crate::context::{Context, resolve_device, to_json};
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::term::Tone;
 
 #[derive(Serialize)]
 struct GroupCheck {
@@ -23,7 +24,19 @@ struct GroupCheck {
 
 /// `vfioctl check`.
 pub(crate) fn check(ctx: &mut Context, args: &CheckArgs) -> Result<Exit, CliError> {
-    let inventory = ctx.inventory()?;
+    // A group's members, a device's group and the bridges above are all a verdict reads.
+    let names: Vec<String> = args
+        .targets
+        .iter()
+        .flat_map(|t| match t.parse::<u32>() {
+            Ok(group) => vfioctl_host::around::group_members(&ctx.root, group)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            Err(_) => vec![t.clone()],
+        })
+        .collect();
+    let inventory = ctx.inventory_around(&names)?;
     let fslmc = vfioctl_host::fslmc::read_fslmc(&ctx.root)?;
     let mut groups = Vec::new();
     // Containers' groups: every object in one must be on vfio-fsl-mc or have no driver.
@@ -161,12 +174,16 @@ pub(crate) fn check(ctx: &mut Context, args: &CheckArgs) -> Result<Exit, CliErro
         ctx.line(text);
     } else {
         for r in &results {
-            ctx.line(format!(
-                "group {}: {} ({})",
-                r.group,
-                if r.viable { "viable" } else { "not viable" },
-                r.detail
-            ));
+            let (tone, verdict) = if r.viable {
+                (Tone::Good, "viable")
+            } else {
+                (Tone::Bad, "not viable")
+            };
+            ctx.line_parts(&[
+                (None, &format!("group {}: ", r.group)),
+                (Some(tone), verdict),
+                (None, &format!(" ({})", r.detail)),
+            ]);
         }
     }
     Ok(if all_viable {

@@ -11,6 +11,7 @@ use crate::cmd::inventory::JSON_VERSION;
 use crate::context::{Context, to_json};
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::term::Tone;
 
 /// The known-devices table vfioctl ships; `/etc/vfioctl/devices.toml` overrides and extends it.
 pub(crate) const KNOWN_DEVICES: &str = include_str!("../../../../data/known-devices.toml");
@@ -29,7 +30,9 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 /// `vfioctl doctor [DEVICE...]`.
 pub(crate) fn doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<Exit, CliError> {
-    let inventory = ctx.inventory()?;
+    // Only what the checks read: the summary every command lists, and the power state and reset
+    // methods of the functions a VM could get (several times fewer files than a full read).
+    let inventory = ctx.inventory_at(vfioctl_host::read::Depth::Health)?;
     let mut named: Vec<PciAddress> = Vec::new();
     for text in &args.devices {
         let address = crate::cmd::select::resolve_for_reading(ctx, &inventory, text)?.address;
@@ -37,7 +40,8 @@ pub(crate) fn doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<Exit, CliEr
             named.push(address);
         }
     }
-    let facts = vfioctl_host::facts::gather(&ctx.root, &inventory, KNOWN_DEVICES)?;
+    let mut facts = vfioctl_host::facts::gather(&ctx.root, &inventory, KNOWN_DEVICES)?;
+    vfioctl_host::facts_dpaa2::gather(&ctx.root, ctx.restool.as_ref(), &mut facts)?;
     let findings = run(&facts, &inventory, &named);
     let verdicts = verdicts(&findings, &inventory, &named);
     let problems = findings.iter().any(Finding::is_problem);
@@ -61,10 +65,10 @@ pub(crate) fn doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<Exit, CliEr
 
 fn render_text(ctx: &mut Context, findings: &[Finding], verdicts: &[Verdict]) {
     let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
-    for (severity, title) in [
-        (Severity::Error, "Errors"),
-        (Severity::Warning, "Warnings"),
-        (Severity::Info, "Info"),
+    for (severity, title, tone) in [
+        (Severity::Error, "Errors", Tone::Refused),
+        (Severity::Warning, "Warnings", Tone::Warning),
+        (Severity::Info, "Info", Tone::Heading),
     ] {
         if severity == Severity::Info && ctx.quiet {
             continue;
@@ -73,9 +77,13 @@ fn render_text(ctx: &mut Context, findings: &[Finding], verdicts: &[Verdict]) {
         if group.is_empty() {
             continue;
         }
-        ctx.line(format!("{title}:"));
+        ctx.tone_line(Tone::Heading, &format!("{title}:"), "");
         for f in group {
-            ctx.line(format!("  {severity}[{}]: {}", f.id, f.message));
+            ctx.line_parts(&[
+                (None, "  "),
+                (Some(tone), &format!("{severity}[{}]:", f.id)),
+                (None, &format!(" {}", f.message)),
+            ]);
             if ctx.verbose > 0 {
                 ctx.line(format!("    read: {}", f.path));
             }
@@ -91,19 +99,26 @@ fn render_text(ctx: &mut Context, findings: &[Finding], verdicts: &[Verdict]) {
         count(Severity::Info),
     );
     if errors + warnings == 0 {
-        ctx.line(format!(
-            "No problems found ({}).",
-            plural(infos, "note", "notes")
-        ));
+        ctx.tone_line(
+            Tone::Good,
+            "No problems found",
+            &format!(" ({}).", plural(infos, "note", "notes")),
+        );
     } else {
-        ctx.line(format!(
-            "{}, {}, {}.",
-            plural(errors, "error", "errors"),
-            plural(warnings, "warning", "warnings"),
-            plural(infos, "note", "notes")
-        ));
+        let tone = if errors > 0 { Tone::Bad } else { Tone::Warning };
+        ctx.tone_line(
+            tone,
+            &format!(
+                "{}, {}, {}.",
+                plural(errors, "error", "errors"),
+                plural(warnings, "warning", "warnings"),
+                plural(infos, "note", "notes")
+            ),
+            "",
+        );
     }
     for v in verdicts {
-        ctx.line(v.to_string());
+        let tone = if v.can_go { Tone::Good } else { Tone::Bad };
+        ctx.tone_line(tone, &v.to_string(), "");
     }
 }

@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use vfioctl_core::dpaa2::Link;
+use serde::Serialize;
+use vfioctl_core::dpaa2::{Link, Made};
 use vfioctl_core::{FslMcName, Owner};
 use vfioctl_host::ops::dpaa2::{self, CreateRequest, Dpaa2Error};
 
-use crate::context::Context;
+use crate::cmd::inventory::JSON_VERSION;
+use crate::context::{Context, to_json};
 use crate::error::CliError;
 use crate::exit::Exit;
 use crate::kernel::KernelSource;
@@ -62,6 +64,30 @@ pub(crate) struct DestroyArgs {
     pub dry_run: bool,
 }
 
+/// The `dpaa2 create|destroy --json` document.
+#[derive(Serialize)]
+struct Doc {
+    version: u32,
+    operation: &'static str,
+    dry_run: bool,
+    /// The container made or taken apart (`null` in a create's dry run).
+    container: Option<String>,
+    /// Who it is for (create only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
+    /// The objects moved into it, plugged (create only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    objects: Option<Vec<String>>,
+    /// Its DPNI, once connected, and what to (create only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connected: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<Option<String>>,
+    /// The restool commands run (or a dry run's, new names as `<type>.<new>`), argv after
+    /// `restool`.
+    restool: Vec<Vec<String>>,
+}
+
 /// Runs a `dpaa2` command.
 pub(crate) fn dpaa2(
     ctx: &mut Context,
@@ -81,50 +107,57 @@ pub(crate) fn dpaa2(
                 },
             };
             if a.dry_run {
+                if ctx.json {
+                    return json(ctx, &created(&request, &Made::default(), true));
+                }
                 return Ok(commands(ctx, &dpaa2::create_plan(&request)));
             }
             let record = dpaa2::create(&ctx.root, restool.as_ref(), &request).map_err(error)?;
+            if ctx.json {
+                return json(ctx, &created(&request, &record.made, false));
+            }
             let container = record
                 .made
                 .container
                 .as_ref()
                 .map_or_else(String::new, ToString::to_string);
-            if ctx.json {
-                let objects: Vec<String> = record
-                    .made
-                    .assigned
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
-                ctx.line(format!(
-                    "{}",
-                    serde_json::json!({
-                        "container": container,
-                        "owner": record.owner.to_string(),
-                        "objects": objects,
-                        "connected": record.made.connected.as_ref().map(ToString::to_string),
-                    })
-                ));
-            } else {
-                ctx.line(format!("created {container} for {}", record.owner));
-                for o in &record.made.assigned {
-                    ctx.line(format!("  {o} (plugged)"));
-                }
-                if let (Some(dpni), Some(link)) = (&record.made.connected, &request.link) {
-                    ctx.line(format!("  {dpni} connected to {}", link.endpoint()));
-                }
-                ctx.line(format!(
-                    "next: vfioctl bind {container}; vfioctl dpaa2 destroy {container} to give it back"
-                ));
+            let link = request.link.as_ref().map(Link::endpoint);
+            ctx.line(format!("created {container} for {}", record.owner));
+            for o in &record.made.assigned {
+                ctx.line(format!("  {o} (plugged)"));
             }
+            if let (Some(dpni), Some(link)) = (&record.made.connected, &link) {
+                ctx.line(format!("  {dpni} connected to {link}"));
+            }
+            ctx.line(format!(
+                "next: vfioctl bind {container}; vfioctl dpaa2 destroy {container} to give it back"
+            ));
             Ok(Exit::Success)
         }
         Dpaa2Command::Destroy(a) => {
+            let plan = dpaa2::destroy_plan(&ctx.root, &a.container).map_err(error)?;
+            if !a.dry_run {
+                dpaa2::destroy(&ctx.root, restool.as_ref(), &a.container).map_err(error)?;
+            }
+            if ctx.json {
+                return json(
+                    ctx,
+                    &Doc {
+                        version: JSON_VERSION,
+                        operation: "dpaa2_destroy",
+                        dry_run: a.dry_run,
+                        container: Some(a.container.to_string()),
+                        owner: None,
+                        objects: None,
+                        connected: None,
+                        link: None,
+                        restool: plan,
+                    },
+                );
+            }
             if a.dry_run {
-                let plan = dpaa2::destroy_plan(&ctx.root, &a.container).map_err(error)?;
                 return Ok(commands(ctx, &plan));
             }
-            dpaa2::destroy(&ctx.root, restool.as_ref(), &a.container).map_err(error)?;
             ctx.line(format!(
                 "destroyed {}: its objects are back with the MC",
                 a.container
@@ -134,13 +167,30 @@ pub(crate) fn dpaa2(
     }
 }
 
+/// The document of a create that made `made` (nothing yet, in a dry run).
+fn created(request: &CreateRequest, made: &Made, dry_run: bool) -> Doc {
+    Doc {
+        version: JSON_VERSION,
+        operation: "dpaa2_create",
+        dry_run,
+        container: made.container.as_ref().map(ToString::to_string),
+        owner: Some(request.owner.to_string()),
+        objects: Some(made.assigned.iter().map(ToString::to_string).collect()),
+        connected: Some(made.connected.as_ref().map(ToString::to_string)),
+        link: Some(request.link.as_ref().map(Link::endpoint)),
+        restool: dpaa2::create_commands(request, made),
+    }
+}
+
+fn json(ctx: &mut Context, doc: &Doc) -> Result<Exit, CliError> {
+    let text = to_json(doc)?;
+    ctx.line(text);
+    Ok(Exit::Success)
+}
+
 fn commands(ctx: &mut Context, plan: &[Vec<String>]) -> Exit {
-    if ctx.json {
-        ctx.line(format!("{}", serde_json::json!({ "restool": plan })));
-    } else {
-        for argv in plan {
-            ctx.line(format!("restool {}", argv.join(" ")));
-        }
+    for argv in plan {
+        ctx.line(format!("restool {}", argv.join(" ")));
     }
     Exit::Success
 }

@@ -339,6 +339,24 @@ fn extra(page: &str) -> Extra {
             ],
             &["vfioctl-bind(1)", "vfioctl-qemu-args(1)", "restool(8)"],
         ),
+        "vfioctl-vf" | "vfioctl-vf-list" | "vfioctl-vf-create" | "vfioctl-vf-set" => (
+            &[SYSFS, JOURNAL],
+            &[
+                (
+                    "vfioctl vf list",
+                    "Every SR-IOV PF, its VFs, who holds them, their MACs.",
+                ),
+                (
+                    "vfioctl vf create 0000:3b:00.0 4",
+                    "Four VFs, on no host driver (autoprobe off); 'restore' puts the PF back.",
+                ),
+                (
+                    "vfioctl vf set 0000:3b:00.0 1 --mac 52:54:00:12:34:56 --vlan 10",
+                    "VF 1's MAC and VLAN through netlink; restoring the VF puts them back.",
+                ),
+            ],
+            &["vfioctl-bind(1)", "vfioctl-restore(1)", "ip-link(8)"],
+        ),
         "vfioctl-export" => (
             &[SYSFS, PLUGIN_CONFIG],
             &[
@@ -378,6 +396,35 @@ fn extra(page: &str) -> Extra {
     }
 }
 
+/// The variables that change what a page's command prints: colour on every page (every command
+/// takes --color), the width on the pages of the commands that wrap.
+fn environment(page: &str) -> &'static [(&'static str, &'static str)] {
+    const COLOUR: [(&str, &str); 2] = [
+        (
+            "NO_COLOR",
+            "Set and not empty: no colour with --color auto (the default), even on a terminal.",
+        ),
+        (
+            "CLICOLOR_FORCE",
+            "Set and not empty: colour with --color auto even when the output is not a terminal \
+             (NO_COLOR wins over it; --color never and --color always win over both).",
+        ),
+    ];
+    const WITH_WIDTH: [(&str, &str); 3] = [
+        COLOUR[0],
+        COLOUR[1],
+        (
+            "COLUMNS",
+            "The width groups wraps its reason and verdict lines to when --width is not given; \
+             without it, the terminal's width, else 80.",
+        ),
+    ];
+    match page {
+        "vfioctl" | "vfioctl-groups" => &WITH_WIDTH,
+        _ => &COLOUR,
+    }
+}
+
 /// The exit codes, one (code, meaning) pair per line of the `--help` table.
 pub(crate) fn exit_codes() -> Vec<(&'static str, &'static str)> {
     EXIT_CODES_HELP
@@ -404,6 +451,12 @@ pub(crate) fn render(roff: &mut Roff, page: &str, related: &[String]) {
              plus the signal); if giving the devices back fails afterwards, it exits 1 and says \
              what QEMU's status was.",
         )]);
+    }
+    roff.control("SH", ["ENVIRONMENT"]);
+    for (name, what) in environment(page) {
+        roff.control("TP", [])
+            .text([bold(*name)])
+            .text([roman(*what)]);
     }
     if !extra.files.is_empty() {
         roff.control("SH", ["FILES"]);

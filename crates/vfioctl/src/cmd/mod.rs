@@ -13,4 +13,5 @@ pub(crate) mod manpage;
 pub(crate) mod predict;
 pub(crate) mod render;
 pub(crate) mod select;
+pub(crate) mod vf;
 pub(crate) mod vm;

@@ -4,8 +4,9 @@ use serde::Serialize;
 
 use vfioctl_core::doctor::Arch;
 use vfioctl_core::fslmc::DprcName;
+use vfioctl_core::render::backend::Backend;
 use vfioctl_core::render::layout;
-use vfioctl_core::render::libvirt::hostdevs;
+use vfioctl_core::render::libvirt::hostdevs_for;
 use vfioctl_core::render::qemu::{Machine, qemu_args, shell_join};
 use vfioctl_core::render::{Passthrough, RenderError};
 use vfioctl_core::{Inventory, PciAddress};
@@ -28,6 +29,20 @@ pub(crate) fn default_machine(ctx: &Context, containers: bool) -> Machine {
         Arch::X86_64 => Machine::Q35,
         Arch::Unknown if std::env::consts::ARCH == "aarch64" => Machine::Virt,
         Arch::Unknown => Machine::Q35,
+    }
+}
+
+/// Said with every iommufd rendering: what the backend costs.
+const IOMMUFD_NOTE: &str = "with iommufd, QEMU does not map one passed device's BARs for another: \
+peer-to-peer DMA between them is lost (leave out --iommufd for GPUs or NICs that talk to each \
+other); the kernel needs CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV ('vfioctl doctor' says)";
+
+/// `--iommufd`: the VFIO backend the rendered arguments are for.
+fn backend(iommufd: bool) -> Backend {
+    if iommufd {
+        Backend::Iommufd
+    } else {
+        Backend::Legacy
     }
 }
 
@@ -71,20 +86,6 @@ pub(crate) fn request(
             Err(_) => named.push(vfioctl_core::select::select_pci(inventory, name)?.address),
         }
     }
-    let mut pci: Vec<PciAddress> = Vec::new();
-    for &address in &named {
-        pci.push(address);
-        if !only {
-            pci.extend(
-                inventory
-                    .group_members(&address)
-                    .into_iter()
-                    .filter(|a| inventory.get(a).is_some_and(|d| !d.is_bridge())),
-            );
-        }
-    }
-    pci.sort_unstable();
-    pci.dedup();
     // What bind would refuse for good, a VMM must not be handed either (one place decides).
     let usage = vfioctl_host::usage::HostUsage::read(&ctx.root)?;
     let uses: vfioctl_core::plan::HostUses =
@@ -92,14 +93,18 @@ pub(crate) fn request(
             .into_iter()
             .map(|(address, list)| (address.into(), list))
             .collect();
-    let named: Vec<PciAddress> = pci.iter().copied().filter(|a| named.contains(a)).collect();
-    let refusals = vfioctl_core::safety::refusals(inventory, &uses, &named, &pci);
-    if let Some(first) = refusals.iter().find(|r| !r.overridable) {
+    let set = vfioctl_core::passthrough::vm_set(inventory, &uses, &named, only);
+    if let Some(first) = set.final_refusals().next() {
         return Err(
             CliError::new(Exit::Refused, format!("refused: {}", first.text))
                 .hint(first.remedy.clone()),
         );
     }
+    let mut pci = set.functions;
+    // A named bridge is passed as named: the renderer says why a VMM cannot take it.
+    pci.extend(named.iter().filter(|a| !set.named.contains(a)));
+    pci.sort_unstable();
+    pci.dedup();
     request.pci = pci;
     Ok(request)
 }
@@ -115,6 +120,10 @@ pub(crate) fn qemu(ctx: &mut Context, args: &QemuArgs) -> Result<Exit, CliError>
         None => default_machine(ctx, !request.dprc.is_empty()),
     };
     let argv = qemu_args(&inventory, &request, machine).map_err(render_error)?;
+    let argv = backend(args.iommufd).apply(argv);
+    if args.iommufd {
+        ctx.note(IOMMUFD_NOTE);
+    }
     if ctx.json {
         #[derive(Serialize)]
         struct Doc<'a> {
@@ -152,7 +161,11 @@ fn hostdev_file(host: PciAddress) -> String {
 pub(crate) fn libvirt(ctx: &mut Context, args: &LibvirtArgs) -> Result<Exit, CliError> {
     let inventory = ctx.inventory()?;
     let request = request(ctx, &inventory, &args.devices, args.only)?;
-    let all = hostdevs(&inventory, &request, args.guest_bus).map_err(render_error)?;
+    let all = hostdevs_for(&inventory, &request, args.guest_bus, backend(args.iommufd))
+        .map_err(render_error)?;
+    if args.iommufd {
+        ctx.note(IOMMUFD_NOTE);
+    }
     let mut files = Vec::new();
     if let Some(dir) = &args.out_dir {
         let write_error = |path: &std::path::Path, e: std::io::Error| {

@@ -39,7 +39,9 @@ usage: vfioctl-guest-check <command> [args]
                                          (exit 3 when this vfioctl cannot predict)
   acs <addr> [enabled|disabled|absent]   the port's ACS capability and controls (config space)
   exit <c1|c2..> -- <cmd> [args..]       run a command, require one of the exit codes
-  group-status <group>                   print VFIO_GROUP_GET_STATUS of /dev/vfio/<group>";
+  group-status <group>                   print VFIO_GROUP_GET_STATUS of /dev/vfio/<group>
+  hold <addr>                            open the device through VFIO as QEMU does and keep it
+                                         open until killed (its unbind from vfio-pci then blocks)";
 
 /// A failed check or bad usage, with the message to print.
 pub enum CheckError {
@@ -86,6 +88,7 @@ fn run(args: &[String]) -> Check {
         (Some("acs"), Some(addr), want) if args.len() <= 3 => acs::cmd_acs(&sys, addr, want),
         (Some("exit"), Some(_), _) => state::cmd_exit(&args[1..]),
         (Some("group-status"), Some(group), None) => state::cmd_group_status(&sys, group),
+        (Some("hold"), Some(addr), None) => state::cmd_hold(&sys, addr),
         _ => usage(USAGE),
     }
 }

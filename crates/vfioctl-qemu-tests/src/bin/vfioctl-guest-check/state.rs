@@ -190,6 +190,12 @@ pub(crate) fn cmd_group_status(sys: &Sysfs, group: &str) -> Check {
     }
 }
 
+/// Holds the device open through VFIO until killed (see [`crate::vfio::hold_device`]).
+pub(crate) fn cmd_hold(sys: &Sysfs, addr: &str) -> Check {
+    let group = require_group(sys, addr)?;
+    crate::vfio::hold_device(&sys.root.join("dev/vfio"), group, addr).or_else(fail)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

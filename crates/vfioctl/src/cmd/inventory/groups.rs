@@ -14,6 +14,7 @@ use crate::exit::Exit;
 use crate::json::JSON_VERSION;
 
 use super::common::{IOMMU_OFF_NOTE, align};
+use crate::term::{Tone, wrap};
 
 #[derive(Serialize)]
 pub(super) struct GroupMember<'a> {
@@ -128,22 +129,57 @@ pub(crate) fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliEr
                 Vec::new()
             },
         };
-        let text = crate::context::to_json(&doc)?;
-        ctx.line(text);
+        ctx.json_document(&doc)?;
     } else {
-        for (i, doc) in docs.iter().enumerate() {
+        let width = crate::term::width(args.width);
+        let rows = member_rows(ctx, &inventory, &docs);
+        let table = align(&[const { String::new() }; 4], &min_widths(rows.concat()));
+        // One table for every group, so the columns line up from the first group to the last.
+        let mut lines = table.into_iter().skip(1 + MIN_WIDTH_ROWS);
+        for (i, (doc, members)) in docs.iter().zip(&rows).enumerate() {
             if i > 0 {
                 ctx.line("");
             }
-            let head = if doc.shared {
-                format!("IOMMU group {} (shared): {}", doc.id, doc.reason.text)
+            if doc.shared {
+                let head = format!("IOMMU group {} (shared): {}", doc.id, doc.reason.text);
+                for line in wrap(&head, width, "", "    ") {
+                    ctx.tone_line(Tone::Heading, &line, "");
+                }
             } else {
-                format!("IOMMU group {}", doc.id)
-            };
-            ctx.line(head);
-            let verbose = ctx.verbose > 0;
-            let rows: Vec<[String; 4]> = doc
-                .members
+                ctx.tone_line(Tone::Heading, &format!("IOMMU group {}", doc.id), "");
+            }
+            for line in lines.by_ref().take(members.len()) {
+                ctx.line(line);
+            }
+            viability_lines(ctx, &doc.viability, width);
+        }
+        if inventory.iommu_enabled && !ungrouped.is_empty() && args.filter.is_empty() {
+            ctx.line("");
+            let text = format!(
+                "No IOMMU group (cannot be passed to a VM): {}",
+                vfioctl_core::comma_list(ungrouped)
+            );
+            for line in wrap(&text, width, "", "  ") {
+                ctx.line(line);
+            }
+        }
+    }
+    if !inventory.iommu_enabled {
+        ctx.note(IOMMU_OFF_NOTE);
+    }
+    Ok(Exit::Success)
+}
+
+/// The rows of each group's members: address, driver, role, description.
+fn member_rows(
+    ctx: &Context,
+    inventory: &Inventory,
+    docs: &[GroupDoc<'_>],
+) -> Vec<Vec<[String; 4]>> {
+    let verbose = ctx.verbose > 0;
+    docs.iter()
+        .map(|doc| {
+            doc.members
                 .iter()
                 .filter_map(|m| inventory.get(&m.address))
                 .map(|d| {
@@ -166,30 +202,41 @@ pub(crate) fn groups(ctx: &mut Context, args: &GroupsArgs) -> Result<Exit, CliEr
                         describe(&ctx.names, d),
                     ]
                 })
-                .collect();
-            for line in align(
-                &[String::new(), String::new(), String::new(), String::new()],
-                &rows,
-            )
-            .into_iter()
-            .skip(1)
-            {
-                ctx.line(line);
+                .collect()
+        })
+        .collect()
+}
+
+/// How many rows [`min_widths`] puts before the real ones.
+const MIN_WIDTH_ROWS: usize = 1;
+
+/// `rows` after a row of blanks as wide as the narrowest columns should be, so a filtered view
+/// (`groups 3`) lines up with the whole one: a 16-character driver name, the word `bridge`.
+fn min_widths(rows: Vec<[String; 4]>) -> Vec<[String; 4]> {
+    let floor = [" ".repeat(14), " ".repeat(16), " ".repeat(6), String::new()];
+    std::iter::once(floor).chain(rows).collect()
+}
+
+/// The verdict, wrapped to `width`, its yes or no coloured.
+fn viability_lines(ctx: &mut Context, v: &Viability, width: Option<usize>) {
+    const PREFIX: &str = "  usable by VFIO now: ";
+    let text = viability_line(v);
+    let (tone, word) = if v.viable {
+        (Tone::Good, "yes")
+    } else {
+        (Tone::Bad, "no")
+    };
+    for (i, line) in wrap(text.trim_start(), width, "  ", "    ")
+        .into_iter()
+        .enumerate()
+    {
+        match line.strip_prefix(PREFIX).and_then(|l| l.strip_prefix(word)) {
+            Some(rest) if i == 0 => {
+                ctx.line_parts(&[(None, PREFIX), (Some(tone), word), (None, rest)]);
             }
-            ctx.line(viability_line(&doc.viability));
-        }
-        if inventory.iommu_enabled && !ungrouped.is_empty() && args.filter.is_empty() {
-            ctx.line("");
-            ctx.line(format!(
-                "No IOMMU group (cannot be passed to a VM): {}",
-                vfioctl_core::comma_list(ungrouped)
-            ));
+            _ => ctx.line(line),
         }
     }
-    if !inventory.iommu_enabled {
-        ctx.note(IOMMU_OFF_NOTE);
-    }
-    Ok(Exit::Success)
 }
 
 pub(super) fn viability_line(v: &Viability) -> String {

@@ -13,6 +13,7 @@ use crate::exit::Exit;
 use crate::json::JSON_VERSION;
 
 use super::common::{IOMMU_OFF_NOTE, align, object_line};
+use super::detail;
 
 #[derive(Serialize)]
 pub(super) struct ListedDevice<'a> {
@@ -32,6 +33,13 @@ pub(super) struct ListedDevice<'a> {
     pub(super) is_bridge: bool,
     pub(super) parent: Option<PciAddress>,
     pub(super) net_interfaces: &'a [String],
+    /// The VFIO device (cdev) name under `/dev/vfio/devices`, while on a vfio driver on a
+    /// kernel with `CONFIG_VFIO_DEVICE_CDEV`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) vfio_device: Option<String>,
+    /// `list -k`: the modules whose aliases match the device's modalias.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) kernel_modules: Option<Vec<String>>,
 }
 
 pub(super) fn listed<'a>(ctx: &'a Context, d: &'a PciDevice) -> ListedDevice<'a> {
@@ -52,12 +60,20 @@ pub(super) fn listed<'a>(ctx: &'a Context, d: &'a PciDevice) -> ListedDevice<'a>
         is_bridge: d.is_bridge(),
         parent: d.parent,
         net_interfaces: &d.net_interfaces,
+        vfio_device: vfioctl_host::iommufd::cdev_of(&ctx.root, &d.address),
+        kernel_modules: None,
     }
 }
 
 /// `vfioctl list`.
 pub(crate) fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError> {
-    let inventory = ctx.inventory_at(Depth::Summary)?;
+    // Power state, NUMA node and reset methods are not part of the summary read.
+    let depth = if ctx.verbose > 0 {
+        Depth::Full
+    } else {
+        Depth::Summary
+    };
+    let inventory = ctx.inventory_at(depth)?;
     let mut slots = Vec::new();
     for text in &args.slot {
         slots.push(resolve_for_reading(ctx, &inventory, text)?.address);
@@ -76,6 +92,11 @@ pub(crate) fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError>
             Some(name) => d.driver.as_deref() == Some(name),
         })
         .collect();
+    let modules = if args.kernel {
+        vfioctl_host::modalias::kernel_modules(&ctx.root, selected.iter().map(|d| d.address))?
+    } else {
+        std::collections::BTreeMap::new()
+    };
 
     if ctx.json {
         #[derive(Serialize)]
@@ -85,7 +106,13 @@ pub(crate) fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError>
             devices: Vec<ListedDevice<'a>>,
             fsl_mc: &'a [vfioctl_core::fslmc::FslMcObject],
         }
-        let devices = selected.iter().map(|d| listed(ctx, d)).collect();
+        let devices = selected
+            .iter()
+            .map(|d| ListedDevice {
+                kernel_modules: modules.get(&d.address).cloned(),
+                ..listed(ctx, d)
+            })
+            .collect();
         let doc = Doc {
             version: JSON_VERSION,
             iommu_enabled: inventory.iommu_enabled,
@@ -112,8 +139,22 @@ pub(crate) fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError>
             })
             .collect();
         let header = ["ADDRESS", "GROUP", "DRIVER", "OVERRIDE", "DEVICE"].map(str::to_owned);
-        for line in align(&header, &rows) {
+        let mut lines = align(&header, &rows).into_iter();
+        lines.next().into_iter().for_each(|h| ctx.line(h));
+        for (d, line) in selected.iter().zip(lines) {
             ctx.line(line);
+            if ctx.verbose > 0 {
+                detail::verbose_lines(d)
+                    .into_iter()
+                    .for_each(|l| ctx.line(l));
+            }
+            if args.kernel {
+                let cdev = vfioctl_host::iommufd::cdev_of(&ctx.root, &d.address);
+                let modules = modules.get(&d.address).map_or(&[][..], Vec::as_slice);
+                for l in detail::kernel_lines(d, modules, cdev.as_deref()) {
+                    ctx.line(l);
+                }
+            }
         }
     }
     if !ctx.json && !filtered && !fslmc.is_empty() {

@@ -5,6 +5,7 @@
 //! and `groups`.
 
 mod common;
+mod detail;
 mod groups;
 mod list;
 mod show;

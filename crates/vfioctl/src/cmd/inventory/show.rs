@@ -113,6 +113,11 @@ pub(crate) fn show(ctx: &mut Context, args: &ShowArgs) -> Result<Exit, CliError>
         dev.driver.as_deref(),
         dev.driver_override.as_deref(),
     ));
+    if let Some(cdev) = vfioctl_host::iommufd::cdev_of(&ctx.root, &dev.address) {
+        out.push(format!(
+            "  VFIO device:      /dev/vfio/devices/{cdev} (iommufd)"
+        ));
+    }
     match &group {
         Some(g) => {
             out.push(format!(

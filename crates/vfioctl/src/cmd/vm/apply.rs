@@ -11,6 +11,7 @@ use crate::cmd::inventory::JSON_VERSION;
 use crate::context::{Context, to_json};
 use crate::error::CliError;
 use crate::exit::Exit;
+use crate::term::Tone;
 
 /// `vfioctl apply`.
 pub(crate) fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliError> {
@@ -66,15 +67,28 @@ pub(crate) fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliErro
         let drivers = drivers.join(" and ");
         let what = match r.result {
             VmOutcome::Bound => format!("bound {devices} to {drivers}"),
+            VmOutcome::Planned if r.devices.is_empty() => {
+                "would make its DPAA2 containers, then bind them to vfio-fsl-mc".to_owned()
+            }
+            VmOutcome::Planned if !r.restool.is_empty() => format!(
+                "would make its DPAA2 containers, then bind them and {devices} to {drivers}"
+            ),
             VmOutcome::Planned => format!("would bind {devices} to {drivers}"),
             VmOutcome::AlreadyBound => "already bound; nothing to do".to_owned(),
             VmOutcome::Refused => "refused".to_owned(),
             VmOutcome::Failed => "failed".to_owned(),
             VmOutcome::Invalid => "invalid".to_owned(),
         };
-        ctx.line(format!("{}: {what}", r.name));
+        let tone = match r.result {
+            VmOutcome::Bound | VmOutcome::Planned | VmOutcome::AlreadyBound => Tone::Good,
+            VmOutcome::Refused | VmOutcome::Failed | VmOutcome::Invalid => Tone::Bad,
+        };
+        ctx.line_parts(&[(None, &format!("{}: ", r.name)), (Some(tone), &what)]);
+        for argv in &r.restool {
+            ctx.line(format!("  would run: restool {}", argv.join(" ")));
+        }
         for p in &r.problems {
-            ctx.line(format!("  problem: {}", p.text));
+            ctx.tone_line(Tone::Refused, "  problem:", &format!(" {}", p.text));
             ctx.line(format!("    fix: {}", p.hint));
         }
         for w in &r.warnings {

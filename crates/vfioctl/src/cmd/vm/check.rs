@@ -8,6 +8,7 @@ use serde::Serialize;
 use vfioctl_core::vm::{DeviceCheck, GroupCoverage, VmName, claims};
 use vfioctl_host::ops::bind::HostState;
 use vfioctl_host::ops::vm::{ContainerState, Finding, preflight};
+use vfioctl_host::ops::vm_dpaa2::{made_for, owner, unmade, with_made};
 use vfioctl_host::vms::{self, VFIO_FSL_MC, VmFile};
 
 use super::{list_all, load, not_bound};
@@ -16,6 +17,7 @@ use crate::cmd::inventory::JSON_VERSION;
 use crate::context::{Context, to_json};
 use crate::error::{CliError, chain};
 use crate::exit::Exit;
+use crate::term::Tone;
 
 /// How long `<qemu> -device help` may take.
 const QEMU_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,13 +30,18 @@ struct QemuReport {
     vfio_fsl_mc: Option<bool>,
 }
 
+/// Containers listed or made for each run: either needs vfio-fsl-mc in QEMU.
+fn has_containers(vm: &VmFile) -> bool {
+    !vm.definition.dprc.is_empty() || !vm.definition.dpaa2.is_empty()
+}
+
 fn check_qemu(vm: &VmFile, problems: &mut Vec<Finding>) -> Option<QemuReport> {
     let qemu = vm.definition.qemu.as_ref()?;
     let binary = qemu.binary().to_owned();
     let Some(path) = vms::find_program(&binary) else {
         problems.push(Finding {
             text: format!("the QEMU binary {binary} is not installed (or not executable)"),
-            hint: if vm.definition.dprc.is_empty() {
+            hint: if !has_containers(vm) {
                 "install it (Debian: apt install qemu-system), or set [qemu] binary".to_owned()
             } else {
                 "DPAA2 containers need NXP's QEMU (vfio-fsl-mc is not in mainline QEMU): build \
@@ -49,7 +56,7 @@ fn check_qemu(vm: &VmFile, problems: &mut Vec<Finding>) -> Option<QemuReport> {
         });
     };
     let mut fsl = None;
-    if !vm.definition.dprc.is_empty() {
+    if has_containers(vm) {
         match vms::qemu_device_help(&path, QEMU_PROBE_TIMEOUT) {
             Ok(text) if text.contains(VFIO_FSL_MC) => fsl = Some(true),
             Ok(_) => {
@@ -135,7 +142,17 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
                 .to_owned(),
         );
     }
+    let journal = vfioctl_host::journal::Journal::load(&ctx.root)
+        .map_err(|e| CliError::from_op(&e.into()))?;
+    let made = made_for(&journal, &owner(&vm));
     if ctx.json {
+        /// One `[[dpaa2]]` entry: the container made for it, once made.
+        #[derive(Serialize)]
+        struct Made {
+            container: Option<String>,
+            link: Option<String>,
+            root_container: String,
+        }
         #[derive(Serialize)]
         struct Doc<'a> {
             version: u32,
@@ -147,6 +164,7 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
             problems: &'a [Finding],
             warnings: &'a [String],
             qemu: Option<QemuReport>,
+            dpaa2: Vec<Made>,
         }
         let text = to_json(&Doc {
             version: JSON_VERSION,
@@ -158,6 +176,17 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
             problems: &problems,
             warnings: &warnings,
             qemu,
+            dpaa2: vm
+                .definition
+                .dpaa2
+                .iter()
+                .enumerate()
+                .map(|(i, entry)| Made {
+                    container: made.get(i).map(ToString::to_string),
+                    link: entry.link().map(|l| l.endpoint()),
+                    root_container: entry.root_container.to_string(),
+                })
+                .collect(),
         })?;
         ctx.line(text);
     } else {
@@ -185,13 +214,25 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
                 vfioctl_core::comma_list(&g.listed)
             ));
         }
-        for &d in &vm.definition.dprc {
+        for &d in &with_made(&vm, &made).definition.dprc {
             let state = match pre.container_state(d) {
                 ContainerState::Missing => "missing",
                 ContainerState::NotBound => "not bound",
                 ContainerState::Bound => "bound",
             };
-            ctx.line(format!("  {d}  {state}"));
+            let made = if made.iter().any(|m| m.id() == d.id()) {
+                " (made for this VM)"
+            } else {
+                ""
+            };
+            ctx.line(format!("  {d}  {state}{made}"));
+        }
+        for entry in unmade(&vm, &journal) {
+            ctx.line(format!(
+                "  [[dpaa2]] {} in {}: made by 'vfioctl apply' or 'vfioctl run'",
+                entry.describe(),
+                entry.root_container
+            ));
         }
         if let Some(q) = &qemu {
             ctx.line(format!(
@@ -204,17 +245,21 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
             ));
         }
         for w in &warnings {
-            ctx.line(format!("warning: {w}"));
+            ctx.tone_line(Tone::Warning, "warning:", &format!(" {w}"));
         }
         for p in &problems {
-            ctx.line(format!("problem: {}", p.text));
+            ctx.tone_line(Tone::Refused, "problem:", &format!(" {}", p.text));
             ctx.line(format!("  fix: {}", p.hint));
         }
-        ctx.line(if problems.is_empty() {
-            format!("VM {} is ready.", vm.name)
+        if problems.is_empty() {
+            ctx.tone_line(Tone::Good, &format!("VM {} is ready.", vm.name), "");
         } else {
-            format!("VM {}: {} problem(s).", vm.name, problems.len())
-        });
+            ctx.tone_line(
+                Tone::Bad,
+                &format!("VM {}: {} problem(s).", vm.name, problems.len()),
+                "",
+            );
+        }
     }
     Ok(if pre.refused_by_plan {
         Exit::Refused

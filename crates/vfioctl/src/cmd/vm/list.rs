@@ -31,6 +31,8 @@ struct ListedVm {
     user: Option<String>,
     devices: Vec<ListedDevice>,
     dprc: Vec<DprcName>,
+    /// The `[[dpaa2]]` containers made for each run.
+    dpaa2: Vec<vfioctl_core::vm::MadeContainer>,
     qemu: bool,
 }
 
@@ -59,6 +61,7 @@ pub(super) fn list(ctx: &mut Context, args: &VmListArgs) -> Result<Exit, CliErro
                     })
                     .collect(),
                 dprc: vm.definition.dprc.clone(),
+                dpaa2: vm.definition.dpaa2.clone(),
                 qemu: vm.definition.qemu.is_some(),
             },
             Err(e) => {
@@ -85,6 +88,7 @@ pub(super) fn list(ctx: &mut Context, args: &VmListArgs) -> Result<Exit, CliErro
                     user: None,
                     devices: Vec::new(),
                     dprc: Vec::new(),
+                    dpaa2: Vec::new(),
                     qemu: false,
                 }
             }
@@ -124,6 +128,11 @@ pub(super) fn list(ctx: &mut Context, args: &VmListArgs) -> Result<Exit, CliErro
                         .map(|d| format!("{} [{}]", d.address, d.id))
                         .collect();
                     items.extend(v.dprc.iter().map(ToString::to_string));
+                    items.extend(
+                        v.dpaa2
+                            .iter()
+                            .map(|m| format!("[[dpaa2]] {}", m.describe())),
+                    );
                     items.join(", ")
                 }
             };

@@ -7,6 +7,7 @@ use vfioctl_core::vm::VmName;
 use vfioctl_host::ops::bind::HostState;
 use vfioctl_host::ops::run::render_command;
 use vfioctl_host::ops::vm::preflight;
+use vfioctl_host::ops::vm_dpaa2;
 
 use super::load;
 use crate::cli::VmNameArgs;
@@ -43,8 +44,20 @@ pub(super) fn pasteable(argv: &[String]) -> Vec<String> {
 pub(super) fn qemu_args(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliError> {
     let vm = load(ctx, &args.config, &args.name)?;
     let host = crate::kernel::host(ctx);
-    let state = HostState::read(&host)?;
+    // The VM's devices, their groups and bridges are all its command line depends on.
+    let names: Vec<String> = vm
+        .definition
+        .addresses()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let state = HostState::read_for(&host, &names)?;
     let pre = preflight(&host, &state, &vm)?;
+    let journal = vfioctl_host::journal::Journal::load(&ctx.root)
+        .map_err(|e| CliError::from_op(&e.into()))?;
+    let unmade = vm_dpaa2::unmade(&vm, &journal).len();
+    // The containers made for the VM are handed to QEMU like those it lists.
+    let vm = vm_dpaa2::with_made(&vm, &vm_dpaa2::made_for(&journal, &vm_dpaa2::owner(&vm)));
     let argv = render_command(&vm, &state, &pre).map_err(|e| CliError::from_op(&e.into()))?;
     if ctx.json {
         #[derive(Serialize)]
@@ -64,7 +77,13 @@ pub(super) fn qemu_args(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, Cl
             ctx.line(line);
         }
     }
-    if !vm.definition.dprc.is_empty() {
+    if unmade > 0 {
+        ctx.note(format!(
+            "{unmade} [[dpaa2]] container(s) are not made yet: 'vfioctl run' makes them and adds \
+             their -device vfio-fsl-mc"
+        ));
+    }
+    if !vm.definition.dprc.is_empty() || unmade > 0 {
         ctx.note(
             "vfio-fsl-mc exists only in NXP's QEMU (mainline QEMU has no such device); 'vfioctl \
              vm check' asks the binary",

@@ -48,6 +48,7 @@ pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
                 bind: Vec<&'a DeviceRef>,
                 groups: Vec<vfioctl_core::GroupId>,
                 argv: &'a [String],
+                restool: &'a [Vec<String>],
             }
             let text = to_json(&Doc {
                 version: JSON_VERSION,
@@ -56,9 +57,16 @@ pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
                 bind: plan.to_bind().map(|d| &d.device).collect(),
                 groups: plan.vfio_groups(),
                 argv: &prepared.argv,
+                restool: &prepared.restool,
             })?;
             ctx.line(text);
         } else {
+            if !prepared.restool.is_empty() {
+                ctx.line("DPAA2 containers to make first (then bound and passed as vfio-fsl-mc):");
+                for argv in &prepared.restool {
+                    ctx.line(format!("  restool {}", argv.join(" ")));
+                }
+            }
             render_plan(ctx, plan, true);
             ctx.line("QEMU command line:");
             for line in pasteable(&prepared.argv) {
@@ -70,6 +78,13 @@ pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
     }
     let code = {
         let mut events = |event: RunEvent| match event {
+            RunEvent::Made(containers) => say(
+                ctx,
+                format!(
+                    "made {} with restool",
+                    vfioctl_core::comma_list(&containers)
+                ),
+            ),
             RunEvent::Bound(devices) => say(
                 ctx,
                 format!("bound {} to vfio", vfioctl_core::comma_list(&devices)),

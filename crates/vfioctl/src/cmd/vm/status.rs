@@ -6,6 +6,7 @@ use vfioctl_core::fslmc::DprcName;
 use vfioctl_core::plan::VFIO_PCI;
 use vfioctl_core::vm::{check_devices, group_coverage};
 use vfioctl_core::{PciAddress, VendorDevice};
+use vfioctl_host::ops::vm_dpaa2::{made_for, owner};
 use vfioctl_host::vms::{self, DprcState, VFIO_FSL_MC, VmFileError};
 
 use super::{definitions_dir, list_all, not_bound};
@@ -36,6 +37,16 @@ struct StatusDprc {
     state: &'static str,
 }
 
+/// One `[[dpaa2]]` entry: the container made for it, if one is.
+#[derive(Serialize)]
+struct StatusMade {
+    container: Option<String>,
+    link: Option<String>,
+    driver: Option<String>,
+    /// `bound`, `not_bound`, `missing` (made, then gone) or `not_made`.
+    state: &'static str,
+}
+
 #[derive(Serialize)]
 struct StatusVm {
     name: String,
@@ -46,6 +57,7 @@ struct StatusVm {
     as_configured: bool,
     devices: Vec<StatusDevice>,
     dprc: Vec<StatusDprc>,
+    dpaa2: Vec<StatusMade>,
 }
 
 /// `vfioctl status`.
@@ -59,6 +71,8 @@ pub(crate) fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliEr
         .map(|a| a.to_string())
         .collect();
     let inventory = ctx.inventory_around(&names)?;
+    let journal = vfioctl_host::journal::Journal::load(&ctx.root)
+        .map_err(|e| CliError::from_op(&e.into()))?;
     let mut vms_status = Vec::new();
     for entry in &all {
         let vm = match entry {
@@ -79,6 +93,7 @@ pub(crate) fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliEr
                     as_configured: false,
                     devices: Vec::new(),
                     dprc: Vec::new(),
+                    dpaa2: Vec::new(),
                 });
                 continue;
             }
@@ -136,12 +151,35 @@ pub(crate) fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliEr
                 state,
             });
         }
-        let all_bound =
-            devices.iter().all(|d| d.state == "bound") && dprc.iter().all(|d| d.state == "bound");
+        let made = made_for(&journal, &owner(vm));
+        let mut dpaa2 = Vec::new();
+        for (i, entry) in vm.definition.dpaa2.iter().enumerate() {
+            let container = made.get(i);
+            let (driver, state) = match container {
+                None => (None, "not_made"),
+                Some(c) => match vms::dprc_state(&ctx.root, DprcName::new(c.id()))? {
+                    DprcState::Missing => (None, "missing"),
+                    DprcState::Present(driver) => {
+                        let bound = driver.as_deref() == Some(VFIO_FSL_MC);
+                        (driver, if bound { "bound" } else { "not_bound" })
+                    }
+                },
+            };
+            dpaa2.push(StatusMade {
+                container: container.map(ToString::to_string),
+                link: entry.link().map(|l| l.endpoint()),
+                driver,
+                state,
+            });
+        }
+        let all_bound = devices.iter().all(|d| d.state == "bound")
+            && dprc.iter().all(|d| d.state == "bound")
+            && dpaa2.iter().all(|d| d.state == "bound");
         let identities_ok = devices
             .iter()
             .all(|d| d.state == "bound" || d.state == "not_bound")
-            && dprc.iter().all(|d| d.state != "missing");
+            && dprc.iter().all(|d| d.state != "missing")
+            && dpaa2.iter().all(|d| d.state != "missing");
         vms_status.push(StatusVm {
             name: vm.name.to_string(),
             boot: vm.definition.boot,
@@ -154,6 +192,7 @@ pub(crate) fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliEr
             },
             devices,
             dprc,
+            dpaa2,
         });
     }
     let problems = vms_status
@@ -204,6 +243,20 @@ pub(crate) fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliEr
             }
             for d in &v.dprc {
                 ctx.line(format!("  {}  {}", d.dprc, d.state.replace('_', " ")));
+            }
+            for d in &v.dpaa2 {
+                let link = d
+                    .link
+                    .as_deref()
+                    .map_or(String::new(), |l| format!(", connected to {l}"));
+                let (name, made) = match d.container.as_deref() {
+                    Some(c) => (c, "made for [[dpaa2]]"),
+                    None => ("[[dpaa2]]", "a container"),
+                };
+                ctx.line(format!(
+                    "  {name}  {} ({made}{link})",
+                    d.state.replace('_', " ")
+                ));
             }
         }
     }
