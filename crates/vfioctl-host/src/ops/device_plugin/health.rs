@@ -26,8 +26,10 @@ pub(super) fn read(root: &HostRoot, devices: &[Advertised]) -> Inventory {
         if !seen.insert(address) {
             continue;
         }
+        // Health needs neither driver_override nor sriov_numvfs: leaving them unread ("locked")
+        // means a stuck unbind elsewhere can never block the poll.
         let Ok(device) = crate::read::device_dir(root, &address)
-            .and_then(|dir| crate::read::read_device_at(address, &dir, Depth::Summary))
+            .and_then(|dir| crate::read::read_device_at(address, &dir, Depth::Summary, true))
         else {
             continue;
         };
