@@ -109,9 +109,11 @@ impl PciDevice {
 
     /// The kernel's `pdev->multifunction`: the header's multifunction bit, or any function other
     /// than 0. `pci_scan_slot()` marks every function it finds past function 0 as multifunction
-    /// whatever its own header says (QEMU, for one, sets the bit on function 0 only).
+    /// whatever its own header says (QEMU, for one, sets the bit on function 0 only); an SR-IOV
+    /// virtual function is never one (`pci_iov_add_virtfn()` clears it).
     pub fn is_multifunction(&self) -> bool {
-        self.config.multifunction == Some(true) || self.address.function != 0
+        self.physfn.is_none()
+            && (self.config.multifunction == Some(true) || self.address.function != 0)
     }
 
     /// True for a PCI Express function (it has the PCIe capability).

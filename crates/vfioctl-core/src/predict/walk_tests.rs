@@ -431,6 +431,18 @@ fn functions_past_0_are_multifunction_whatever_their_header_says() {
     );
     // A single-function device at function 0 with the bit clear stays single-function.
     assert!(!ep.get(&a("0000:00:10.0")).unwrap().is_multifunction());
+    // SR-IOV virtual functions are never multifunction: each VF of an igb is alone.
+    let mut vf0 = Dev::new("0000:01:10.0", "8086:10ca", EP, false).parent("0000:00:10.0");
+    let mut vf2 = Dev::new("0000:01:10.2", "8086:10ca", EP, false).parent("0000:00:10.0");
+    vf0.d.physfn = Some(a("0000:01:00.0"));
+    vf2.d.physfn = Some(a("0000:01:00.0"));
+    let sriov = inv(vec![
+        Dev::new("0000:00:10.0", "1b36:000c", RP, true).acs(0x5f, 0x1d),
+        Dev::new("0000:01:00.0", "8086:10c9", EP, false).parent("0000:00:10.0"),
+        vf0,
+        vf2,
+    ]);
+    assert_eq!(predict(&sriov, &x86((6, 12))).groups.len(), 4);
 }
 
 /// The arm64 `virt` host bridge (`1b36:0008`) has no driver: kernels before 6.15 configure the
