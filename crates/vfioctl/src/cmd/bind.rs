@@ -444,7 +444,10 @@ pub(crate) fn render_restore(
                 "failed"
             } else if report.refused() {
                 "refused"
-            } else if report.devices.is_empty() && report.destroyed.is_empty() && report.sriov.is_empty() {
+            } else if report.devices.is_empty()
+                && report.destroyed.is_empty()
+                && report.sriov.is_empty()
+            {
                 "nothing_to_do"
             } else {
                 "restored"

@@ -416,7 +416,9 @@ pub(crate) fn render(roff: &mut Roff, page: &str, related: &[String]) {
     }
     roff.control("SH", ["ENVIRONMENT"]);
     for (name, what) in environment(page) {
-        roff.control("TP", []).text([bold(*name)]).text([roman(*what)]);
+        roff.control("TP", [])
+            .text([bold(*name)])
+            .text([roman(*what)]);
     }
     if !extra.files.is_empty() {
         roff.control("SH", ["FILES"]);
