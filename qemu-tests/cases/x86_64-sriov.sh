@@ -71,7 +71,7 @@ step "nothing changed: VF 1 still on vfio-pci" gc driver "$VF1" vfio-pci
 
 vfioctl restore --all >/tmp/restore.txt 2>&1 || rc=$?
 cat /tmp/restore.txt
-step "restore puts VF 1's MAC back" grep -q "link: mac 00:00:00:00:00:00 \[restored\]" /tmp/restore.txt
+step "restore puts VF 1's MAC back" grep -q "link: mac 00:00:00:00:00:00 *\[restored\]" /tmp/restore.txt
 step "restore removes the VFs" [ "$(numvfs)" = 0 ]
 step "the PF is on igb" gc driver $PF igb
 step "sriov_drivers_autoprobe is back to 1" [ "$(cat /sys/bus/pci/devices/$PF/sriov_drivers_autoprobe)" = 1 ]
