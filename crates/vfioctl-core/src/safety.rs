@@ -342,7 +342,7 @@ fn sriov_refusal(inv: &Inventory, uses: &HostUses, pf: &PciDevice) -> Option<Ref
 }
 
 /// The VFs of `pf` that are not in their default state (on vfio-pci, under an override, used by
-/// the host), each as "<address> <what holds it>": removing them would take something away.
+/// the host), each as `"<address> <what holds it>"`: removing them would take something away.
 pub fn held_vfs(inv: &Inventory, uses: &HostUses, pf: &PciDevice) -> Vec<String> {
     pf.virtfns
         .iter()
