@@ -2,7 +2,10 @@
 # x86_64 q35 + intel-iommu, QEMU 8.0+'s igb (82576) behind a root port with ACS: vfioctl creates
 # VFs without autoprobe, sets a VF's MAC through netlink, binds the VF (its own group), renders
 # one root port per VF, refuses a VF count change while a VF is held, and restore gives
-# everything back (the MAC, the VF count, the PF on igb).
+# everything back (the MAC, the VF count, the PF on igb). Then `apply` of a definition whose
+# [[sriov]] table makes the VFs, with the PF named by its permanent MAC after its current MAC was
+# changed: the VFs are made without autoprobe, VF 1's MAC is set (read back through netlink), VF 1
+# is bound, and `restore --vm` gives it all back.
 set -euo pipefail
 . /lib/case-lib.sh
 PF=0000:01:00.0
@@ -75,4 +78,33 @@ step "restore puts VF 1's MAC back" grep -q "link: mac 00:00:00:00:00:00 *\[rest
 step "restore removes the VFs" [ "$(numvfs)" = 0 ]
 step "the PF is on igb" gc driver $PF igb
 step "sriov_drivers_autoprobe is back to 1" [ "$(cat /sys/bus/pci/devices/$PF/sriov_drivers_autoprobe)" = 1 ]
+
+IF=$(basename /sys/bus/pci/devices/$PF/net/*)
+PERM=$(cat /sys/class/net/$IF/address)
+fact permaddr "$PERM"
+ip link set dev "$IF" address 02:00:00:00:00:99
+step "the PF's current MAC is no longer its permanent one" [ "$(cat /sys/class/net/$IF/address)" != "$PERM" ]
+MAC2=52:54:00:ab:cd:01
+rm /etc/vfioctl/vms/sriov.toml
+printf 'version = 1\nboot = true\n[[sriov]]\npf = "%s"\nnumvfs = 2\n[[vf]]\npf = "%s"\nindex = 1\nmac = "%s"\n[qemu]\nmachine = "q35"\n' \
+  "$PERM" "$PERM" $MAC2 >/etc/vfioctl/vms/web.toml
+vfioctl vm check web || true
+step "apply of [[sriov]] numvfs = 2 and vf { pf = permanent MAC, index = 1, mac } exits 0" \
+  gc exit 0 -- vfioctl apply
+step "apply made 2 VFs" [ "$(numvfs)" = 2 ]
+step "apply set sriov_drivers_autoprobe to 0" [ "$(cat /sys/bus/pci/devices/$PF/sriov_drivers_autoprobe)" = 0 ]
+VF1=$(vf_addr 1)
+step "VF 1 ($VF1) is on vfio-pci" gc driver "$VF1" vfio-pci
+step "VF 0 landed on no driver" gc driver "$(vf_addr 0)" none
+vfioctl vf list $PF --json >/tmp/vfs2.json
+step "the PF's netlink reports $MAC2 on VF 1" grep -q "$MAC2" /tmp/vfs2.json
+vfioctl status >/tmp/status.txt || true
+cat /tmp/status.txt
+step "status shows VF 1 bound with its MAC" grep -q "vf 1 of $PF  $VF1  bound, mac $MAC2" /tmp/status.txt
+vfioctl restore --vm web >/tmp/restore2.txt 2>&1 || rc=$?
+cat /tmp/restore2.txt
+step "restore --vm web gives the VF count back" grep -q "$PF sriov_numvfs 0, sriov_drivers_autoprobe 1 *\[restored\]" /tmp/restore2.txt
+step "restore --vm web removes the VFs" [ "$(numvfs)" = 0 ]
+step "restore --vm web puts autoprobe back to 1" [ "$(cat /sys/bus/pci/devices/$PF/sriov_drivers_autoprobe)" = 1 ]
+step "the PF is still on igb" gc driver $PF igb
 common_end

@@ -129,6 +129,22 @@ impl VfLinks for Netlink {
         Ok(out.into_iter().map(|(_, l)| l).collect())
     }
 
+    fn permanent_address(&self, interface: &str) -> io::Result<Option<MacAddress>> {
+        for answer in request(named(interface), true)? {
+            let RouteNetlinkMessage::NewLink(link) = answer else {
+                continue;
+            };
+            for attr in &link.attributes {
+                if let LinkAttribute::PermAddress(bytes) = attr
+                    && let Ok(mac) = <[u8; 6]>::try_from(bytes.as_slice())
+                {
+                    return Ok(Some(MacAddress(mac)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     fn set(&self, interface: &str, index: u32, change: &VfLinkChange) -> io::Result<()> {
         let mut info = Vec::new();
         if let Some(mac) = change.mac {

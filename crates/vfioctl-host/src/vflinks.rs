@@ -7,7 +7,7 @@
 
 use std::io;
 
-use vfioctl_core::sriov::{VfLink, VfLinkChange};
+use vfioctl_core::sriov::{MacAddress, VfLink, VfLinkChange};
 
 /// Reads and changes the VF link settings of a PF's interface.
 pub trait VfLinks: Send + Sync {
@@ -15,4 +15,7 @@ pub trait VfLinks: Send + Sync {
     fn links(&self, interface: &str) -> io::Result<Vec<VfLink>>;
     /// Applies `change` to VF `index` of `interface`.
     fn set(&self, interface: &str, index: u32, change: &VfLinkChange) -> io::Result<()>;
+    /// The permanent (burned-in) MAC of `interface` (`IFLA_PERM_ADDRESS`); `None` when the
+    /// kernel does not report one (before Linux 5.6, or a device without one).
+    fn permanent_address(&self, interface: &str) -> io::Result<Option<MacAddress>>;
 }

@@ -157,21 +157,28 @@ pub fn load(dir: &Path, name: &str) -> Result<VmFile, VmFileError> {
     read_definition(name, &path)
 }
 
-/// Loads VM `name` from the `--config` directory when given, else `<root>/etc/vfioctl/vms`.
-pub fn load_at(root: &HostRoot, config: Option<&Path>, name: &str) -> Result<VmFile, VmFileError> {
+/// Loads VM `name` from the `--config` directory when given, else `<root>/etc/vfioctl/vms`,
+/// with its VFs resolved (a PF named by MAC through `links`).
+pub fn load_at(
+    root: &HostRoot,
+    links: Option<&dyn crate::vflinks::VfLinks>,
+    config: Option<&Path>,
+    name: &str,
+) -> Result<VmFile, VmFileError> {
     let dir = vms_dir(root, config);
     if config.is_some() && fs::symlink_metadata(&dir).is_err() {
         return Err(VmFileError::NoConfigDir { path: dir });
     }
     let mut file = load(&dir, name)?;
-    crate::vmvf::resolve_all(root, &mut file)?;
+    crate::vmvf::resolve_all(root, links, &mut file)?;
     Ok(file)
 }
 
 /// Every definition in the `--config` directory when given (which must exist), else in
-/// `<root>/etc/vfioctl/vms` (which may not: a host without VMs).
+/// `<root>/etc/vfioctl/vms` (which may not: a host without VMs), with their VFs resolved.
 pub fn list_at(
     root: &HostRoot,
+    links: Option<&dyn crate::vflinks::VfLinks>,
     config: Option<&Path>,
 ) -> Result<Vec<Result<VmFile, VmFileError>>, VmFileError> {
     let dir = vms_dir(root, config);
@@ -182,7 +189,7 @@ pub fn list_at(
         .into_iter()
         .map(|file| {
             let mut file = file?;
-            crate::vmvf::resolve_all(root, &mut file)?;
+            crate::vmvf::resolve_all(root, links, &mut file)?;
             Ok(file)
         })
         .collect())
@@ -425,14 +432,14 @@ mod tests {
         fs::create_dir_all(root.path().join("sys/bus/pci/devices")).unwrap();
         let root = HostRoot::open(root.path()).unwrap();
         let missing = Path::new("/nonexistent/vms");
-        let e = list_at(&root, Some(missing)).unwrap_err();
+        let e = list_at(&root, None, Some(missing)).unwrap_err();
         assert!(matches!(e, VmFileError::NoConfigDir { .. }), "{e}");
         assert!(matches!(
-            load_at(&root, Some(missing), "x"),
+            load_at(&root, None, Some(missing), "x"),
             Err(VmFileError::NoConfigDir { .. })
         ));
         // The default directory may be absent: a host without VMs.
-        assert!(list_at(&root, None).unwrap().is_empty());
+        assert!(list_at(&root, None, None).unwrap().is_empty());
     }
 
     #[test]

@@ -1,23 +1,43 @@
 //! VFs a VM definition names by PF and index, resolved against the host into the devices the rest
-//! of vfioctl handles: the PF (by address, or by its interface's MAC), its `virtfnN` link, and the
-//! ID found there.
+//! of vfioctl handles: the PF (by address, or by its interface's permanent MAC), its `virtfnN`
+//! link, and the ID found there. A VF that does not exist yet is left out when a `[[sriov]]`
+//! table of its PF makes it (`apply` and `run` create it, then resolve again).
 
 use std::fs;
 use std::path::Path;
 
+use vfioctl_core::sriov::MacAddress;
 use vfioctl_core::vm::VmDevice;
-use vfioctl_core::vm::vf::{PfRef, VmVf};
+use vfioctl_core::vm::vf::{PfRef, VmVf, table_of};
 use vfioctl_core::{PciAddress, VendorDevice};
 
 use crate::HostRoot;
 use crate::read::{link_name, read_attr};
+use crate::vflinks::VfLinks;
 use crate::vms::{VmFile, VmFileError};
 
-fn pf_by_mac(root: &HostRoot, mac: vfioctl_core::sriov::MacAddress) -> Option<PciAddress> {
+/// `NET_ADDR_PERM` in `addr_assign_type`: the address is the device's own.
+const NET_ADDR_PERM: &str = "0";
+
+/// The permanent MAC of the interface at `dir` (`sys/class/net/<if>`): what rtnetlink reports as
+/// `IFLA_PERM_ADDRESS` when the kernel answers it, else sysfs `address` only while
+/// `addr_assign_type` says it is the device's own; a MAC someone set is never taken for it.
+fn permanent_mac(dir: &Path, links: Option<&dyn VfLinks>) -> Option<MacAddress> {
+    let name = dir.file_name()?.to_str()?;
+    if let Some(Ok(Some(mac))) = links.map(|l| l.permanent_address(name)) {
+        return Some(mac);
+    }
+    let assign = read_attr(&dir.join("addr_assign_type")).ok()??;
+    if assign.trim() != NET_ADDR_PERM {
+        return None;
+    }
+    read_attr(&dir.join("address")).ok()??.trim().parse().ok()
+}
+
+fn pf_by_mac(root: &HostRoot, links: Option<&dyn VfLinks>, mac: MacAddress) -> Option<PciAddress> {
     let net = root.join("sys/class/net");
     fs::read_dir(net).ok()?.flatten().find_map(|e| {
-        let found = read_attr(&e.path().join("address")).ok()??;
-        if found.trim().parse().ok() != Some(mac) {
+        if permanent_mac(&e.path(), links) != Some(mac) {
             return None;
         }
         // `class/net/<if>` links to `<PCI function>/net/<if>`: the function owns the interface.
@@ -36,33 +56,41 @@ fn pf_by_mac(root: &HostRoot, mac: vfioctl_core::sriov::MacAddress) -> Option<Pc
     })
 }
 
+/// The PF `pf` names on this host.
+fn pf_address(
+    root: &HostRoot,
+    links: Option<&dyn VfLinks>,
+    pf: PfRef,
+) -> Result<PciAddress, String> {
+    match pf {
+        PfRef::Address(a) => Ok(a),
+        PfRef::Mac(m) => pf_by_mac(root, links, m)
+            .ok_or_else(|| format!("no SR-IOV PF has an interface whose permanent MAC is {m}")),
+    }
+}
+
 fn hex(path: &Path) -> Option<u16> {
     let text = read_attr(path).ok()??;
     u16::from_str_radix(text.trim().trim_start_matches("0x"), 16).ok()
 }
 
-/// The device VF `vf` is on this host now, or why it is not there.
-pub fn resolve(root: &HostRoot, vf: &VmVf) -> Result<VmDevice, String> {
-    let pf = match vf.pf {
-        PfRef::Address(a) => a,
-        PfRef::Mac(m) => pf_by_mac(root, m)
-            .ok_or_else(|| format!("no SR-IOV PF has an interface with MAC {m}"))?,
-    };
+/// The device VF `index` of `pf` is on this host now, or why it is not there.
+fn resolve_at(root: &HostRoot, pf: PciAddress, index: u32) -> Result<VmDevice, String> {
     let dir = root.pci_device(&pf);
     let numvfs = read_attr(&dir.join("sriov_numvfs"))
         .ok()
         .flatten()
         .ok_or_else(|| format!("{pf} is not an SR-IOV PF on this host"))?;
-    let address: PciAddress = link_name(&dir.join(format!("virtfn{}", vf.index)))
+    let address: PciAddress = link_name(&dir.join(format!("virtfn{index}")))
         .ok()
         .flatten()
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| {
             format!(
-                "{pf} has no VF {} (sriov_numvfs is {}): create it with 'vfioctl vf create {pf} {}'",
-                vf.index,
+                "{pf} has no VF {index} (sriov_numvfs is {}): create it with 'vfioctl vf create \
+                 {pf} {}', or add a [[sriov]] table for {pf} so that apply and run create it",
                 numvfs.trim(),
-                vf.index + 1
+                index + 1
             )
         })?;
     let vdir = root.pci_device(&address);
@@ -78,26 +106,66 @@ pub fn resolve(root: &HostRoot, vf: &VmVf) -> Result<VmDevice, String> {
     })
 }
 
-/// Adds the definition's VFs to its devices, as they are on the host now.
+/// The device VF `vf` is on this host now, or why it is not there.
+pub fn resolve(
+    root: &HostRoot,
+    links: Option<&dyn VfLinks>,
+    vf: &VmVf,
+) -> Result<VmDevice, String> {
+    resolve_at(root, pf_address(root, links, vf.pf)?, vf.index)
+}
+
+/// Names each PF of the definition by its address where the host has it, then adds its VFs to
+/// its devices as they are on the host now. A VF whose PF has a `[[sriov]]` table and that is
+/// not there (yet) is left for the VM's SR-IOV plan to make or refuse.
 ///
 /// # Errors
 ///
-/// [`VmFileError::Invalid`] naming the VF that is not there.
-pub fn resolve_all(root: &HostRoot, file: &mut VmFile) -> Result<(), VmFileError> {
-    for vf in file.definition.vfs.clone() {
-        let device = resolve(root, &vf).map_err(|message| VmFileError::Invalid {
-            path: file.path.clone(),
-            location: None,
-            message: format!("vf {{ pf = {}, index = {} }}: {message}", vf.pf, vf.index),
-        })?;
-        if !file
-            .definition
-            .devices
-            .iter()
-            .any(|d| d.address == device.address)
-        {
-            file.definition.devices.push(device);
+/// [`VmFileError::Invalid`] naming a VF that is not there and no table makes, or a table whose
+/// count does not make the VFs that name its PF differently (by MAC and by address).
+pub fn resolve_all(
+    root: &HostRoot,
+    links: Option<&dyn VfLinks>,
+    file: &mut VmFile,
+) -> Result<(), VmFileError> {
+    let invalid = |message: String| VmFileError::Invalid {
+        path: file.path.clone(),
+        location: None,
+        message,
+    };
+    let def = &mut file.definition;
+    for table in &mut def.sriov {
+        if let Ok(a) = pf_address(root, links, table.pf) {
+            table.pf = PfRef::Address(a);
         }
+    }
+    for vf in &mut def.vfs {
+        let named = vf.pf;
+        let resolved = pf_address(root, links, named);
+        if let Ok(a) = resolved {
+            vf.pf = PfRef::Address(a);
+        }
+        let device = match resolved.and_then(|pf| resolve_at(root, pf, vf.index)) {
+            Ok(device) => device,
+            Err(_) if table_of(&def.sriov, vf.pf).is_some() => continue,
+            Err(message) => {
+                // As the file writes it.
+                let pf = match named {
+                    PfRef::Address(a) => a.to_string(),
+                    PfRef::Mac(m) => m.to_string(),
+                };
+                return Err(invalid(format!(
+                    "vf {{ pf = \"{pf}\", index = {} }}: {message}",
+                    vf.index
+                )));
+            }
+        };
+        if !def.devices.iter().any(|d| d.address == device.address) {
+            def.devices.push(device);
+        }
+    }
+    if let Some(problem) = def.sriov.iter().find_map(|t| t.problem(&def.vfs)) {
+        return Err(invalid(problem));
     }
     Ok(())
 }

@@ -53,6 +53,13 @@ impl vfioctl_host::vflinks::VfLinks for SimKernel {
             .collect())
     }
 
+    fn permanent_address(
+        &self,
+        interface: &str,
+    ) -> io::Result<Option<vfioctl_core::sriov::MacAddress>> {
+        Ok(SimKernel::permanent_address(self, interface)?.and_then(|m| m.parse().ok()))
+    }
+
     fn set(
         &self,
         interface: &str,

@@ -154,6 +154,10 @@ pub struct KernelState {
     /// SR-IOV physical functions: what creating their VFs needs, and their VFs' link state.
     #[serde(default)]
     pub sriov: BTreeMap<PciAddress, crate::sriov::PfState>,
+    /// rtnetlink answers no `IFLA_PERM_ADDRESS` (kernels before 5.6), so only sysfs tells an
+    /// interface's MAC, and whether it is the permanent one (`addr_assign_type`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_perm_address: bool,
 }
 
 impl KernelState {

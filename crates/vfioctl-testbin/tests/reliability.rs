@@ -16,6 +16,10 @@ use vfioctl_sim::{Errno, Fault, FaultAction, FaultMatch, SimBuilder, topology};
 /// restore.
 const BOOT_VM: &str = "version = 1\nboot = true\n\n[[device]]\naddress = \"0001:03:00.0\"\nid = \"168c:003e\"\n\n[[device]]\naddress = \"0001:04:00.0\"\nid = \"1ac1:089a\"\n\n[qemu]\nbinary = \"/bin/true\"\nmachine = \"virt\"\n";
 
+/// A VM that gets VF 3 of the igb PF with a MAC, made by its `[[sriov]]` table; on hosts
+/// without that PF it is not bound at boot and nothing reads it.
+const SRIOV_VM: &str = "version = 1\n\n[[sriov]]\npf = \"0000:01:00.0\"\nnumvfs = 4\n\n[[vf]]\npf = \"0000:01:00.0\"\nindex = 3\nmac = \"52:54:00:12:34:56\"\n\n[qemu]\nbinary = \"/bin/true\"\nmachine = \"q35\"\n";
+
 struct Scenario {
     name: &'static str,
     host: fn() -> SimBuilder,
@@ -45,6 +49,13 @@ const SCENARIOS: &[Scenario] = &[
         host: qemu_sriov,
         setup: &[&["vf", "create", "0000:01:00.0", "3"]],
         op: &["restore", "0000:01:00.0"],
+        ignore_group_links: false,
+    },
+    Scenario {
+        name: "run (VM making VF 3 with a MAC, igb PF)",
+        host: qemu_sriov,
+        setup: &[],
+        op: &["run", "web"],
         ignore_group_links: false,
     },
     Scenario {
@@ -126,6 +137,7 @@ fn fresh(s: &Scenario) -> (vfioctl_sim::SimTree, vfioctl_sim::Snapshot) {
     let t = tree((s.host)());
     std::fs::create_dir_all(t.root().join("etc/vfioctl/vms")).unwrap();
     std::fs::write(t.root().join("etc/vfioctl/vms/boot.toml"), BOOT_VM).unwrap();
+    std::fs::write(t.root().join("etc/vfioctl/vms/web.toml"), SRIOV_VM).unwrap();
     let began = state(&t, s.ignore_group_links);
     for cmd in s.setup {
         vfioctl(t.root()).args(*cmd).assert().code(0);

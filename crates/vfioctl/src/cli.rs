@@ -354,6 +354,10 @@ pub(crate) struct RestoreArgs {
     /// Give back every device vfioctl bound.
     #[arg(long, conflicts_with = "devices")]
     pub all: bool,
+    /// Give back everything journaled for VM NAME: its devices, the DPAA2 containers and VFs
+    /// made for it, the MACs set on them.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["devices", "all"])]
+    pub vm: Option<String>,
     /// Give back even devices whose QEMU is still running.
     #[arg(long)]
     pub force: bool,

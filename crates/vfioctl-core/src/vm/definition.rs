@@ -173,6 +173,8 @@ pub struct VmDefinition {
     pub dpaa2: Vec<MadeContainer>,
     /// SR-IOV VFs named by PF and index; the host layer resolves each into a device.
     pub vfs: Vec<super::vf::VmVf>,
+    /// PFs whose VFs `apply` and `run` create (`[[sriov]]`), in file order.
+    pub sriov: Vec<super::vf::VmSriov>,
     /// How QEMU runs it; absent for VMs started by something else (libvirt).
     pub qemu: Option<QemuConfig>,
 }
@@ -193,6 +195,8 @@ struct RawDefinition {
     dprc: Vec<Spanned<DprcName>>,
     #[serde(default, rename = "vf", deserialize_with = "super::vf::de_vfs")]
     vfs: Vec<super::vf::VmVf>,
+    #[serde(default)]
+    sriov: Vec<Spanned<super::vf::VmSriov>>,
     #[serde(default)]
     dpaa2: Vec<Spanned<RawMadeContainer>>,
     #[serde(default)]
@@ -284,6 +288,7 @@ impl VmDefinition {
             let span = spanned.span();
             dpaa2.push(spanned.into_inner().validate(text, span)?);
         }
+        let sriov = super::vf::validate_tables(text, raw.sriov, &raw.vfs)?;
         if devices.is_empty() && dprc.is_empty() && dpaa2.is_empty() && raw.vfs.is_empty() {
             return Err(VmParseError {
                 location: Some(Location { line: 1, column: 1 }),
@@ -310,6 +315,7 @@ impl VmDefinition {
             dprc,
             dpaa2,
             vfs: raw.vfs,
+            sriov,
             qemu,
         })
     }

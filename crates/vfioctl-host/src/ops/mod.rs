@@ -15,6 +15,7 @@ pub mod run;
 pub mod vf;
 pub mod vm;
 pub mod vm_dpaa2;
+pub mod vm_sriov;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -76,6 +77,11 @@ impl Host {
     /// An executor with these timeouts.
     pub fn executor(&self, timeouts: Timeouts) -> Executor {
         self.executor.clone().with_timeouts(timeouts)
+    }
+
+    /// Where VF link settings and permanent MACs are read (netlink, or the simulated kernel's).
+    pub fn vf_links(&self) -> Option<&dyn crate::vflinks::VfLinks> {
+        self.executor.kernel().vf_links()
     }
 
     /// The vfio drivers that are registered already.

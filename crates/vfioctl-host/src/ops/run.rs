@@ -14,7 +14,7 @@ use vfioctl_core::{DeviceRef, Owner};
 use super::bind::HostState;
 use super::restore::{RestoreRequest, RestoreTargets, restore};
 use super::vm::{Finding, Preflight, bind_vm, preflight, user_ids};
-use super::{Host, LOCK_WAIT, OpError, vm_dpaa2};
+use super::{Host, LOCK_WAIT, OpError, vm_dpaa2, vm_sriov};
 use crate::executor::Timeouts;
 use crate::journal::{Journal, Lock};
 use crate::vms::{self, VmFile};
@@ -125,6 +125,10 @@ pub struct Prepared {
     pub made: Vec<vfioctl_core::FslMcName>,
     /// The restool commands a dry run would run to make them.
     pub restool: Vec<Vec<String>>,
+    /// The VF counts and MACs this run set up (they go back once its devices are given back).
+    pub vfs_made: vm_sriov::Made,
+    /// The SR-IOV changes a dry run would make, in words.
+    pub sriov: Vec<String>,
 }
 
 /// Refuses a command line that would hand a guest a device it was not meant to have.
@@ -177,13 +181,35 @@ pub fn prepare(host: &Host, vm: &VmFile, dry_run: bool) -> Result<Prepared, OpEr
         }
         .into());
     }
+    let owner = vm_dpaa2::owner(vm);
+    let sriov = pre.sriov.describe();
+    let vfs_made = if dry_run || pre.sriov.is_empty() {
+        vm_sriov::Made::default()
+    } else {
+        vm_sriov::make(host, vm, &pre.sriov, Timeouts::default())?
+    };
+    let mut resolved = vm.clone();
+    let undo_vfs = |e: OpError| -> Result<Prepared, OpError> {
+        // Nothing was bound: what this run set up goes straight back.
+        vm_sriov::unmake(host, &owner, &vfs_made)?;
+        Err(e)
+    };
+    if !vfs_made.is_empty()
+        && let Err(e) = crate::vmvf::resolve_all(host.root(), host.vf_links(), &mut resolved)
+    {
+        return undo_vfs(e.into());
+    }
+    let vm = &resolved;
     let restool = vm_dpaa2::planned(vm, &Journal::load(host.root())?);
     let made = if dry_run || restool.is_empty() {
         Vec::new()
     } else {
-        vm_dpaa2::make(host, vm)?
+        match vm_dpaa2::make(host, vm) {
+            Ok(made) => made,
+            Err(e) => return undo_vfs(e),
+        }
     };
-    let prepared = if made.is_empty() {
+    let prepared = if made.is_empty() && vfs_made.is_empty() {
         finish_prepare(host, vm, &state, pre)
     } else {
         HostState::read(host)
@@ -192,9 +218,8 @@ pub fn prepare(host: &Host, vm: &VmFile, dry_run: bool) -> Result<Prepared, OpEr
                 finish_prepare(host, vm, &state, pre)
             })
             .or_else(|e| {
-                // Nothing was bound: what this run made goes straight back.
                 vm_dpaa2::unmake(host, &made)?;
-                Err(e)
+                undo_vfs(e)
             })
     };
     Ok(Prepared {
@@ -202,6 +227,8 @@ pub fn prepare(host: &Host, vm: &VmFile, dry_run: bool) -> Result<Prepared, OpEr
         lock,
         made,
         restool,
+        vfs_made: vfs_made.clone(),
+        sriov,
         ..prepared?
     })
 }
@@ -241,6 +268,8 @@ fn finish_prepare(
         name: vm.name.clone(),
         made: Vec::new(),
         restool: Vec::new(),
+        vfs_made: vm_sriov::Made::default(),
+        sriov: Vec::new(),
     })
 }
 
@@ -249,6 +278,8 @@ fn finish_prepare(
 pub enum RunEvent {
     /// These `[[dpaa2]]` containers were made for the run.
     Made(Vec<vfioctl_core::FslMcName>),
+    /// The VM's VFs were set up with these changes (VF counts, MACs).
+    VfsSetUp(Vec<String>),
     /// The devices were bound.
     Bound(Vec<DeviceRef>),
     /// A signal came before QEMU started; the devices go back without starting it.
@@ -324,36 +355,41 @@ fn wait_forwarding(
     Ok((status, forwarded))
 }
 
+/// Gives back what the run bound on behalf of its VM, then the VFs it set up.
 fn give_back(
     host: &Host,
     owner: &Owner,
     bound: &[DeviceRef],
+    vfs: &vm_sriov::Made,
     timeouts: Timeouts,
 ) -> Result<(), OpError> {
-    if bound.is_empty() {
+    if !bound.is_empty() {
+        let report = restore(
+            host,
+            &RestoreRequest {
+                targets: RestoreTargets::Named(bound.iter().map(ToString::to_string).collect()),
+                on_behalf: Some(owner.clone()),
+                force: false,
+                dry_run: false,
+                timeouts,
+            },
+        )?;
+        if let Some(why) = &report.destroy_failed {
+            return Err(OpError::Incomplete(why.clone()));
+        }
+        if let Some(d) = report.devices.iter().find(|d| d.result.is_failure()) {
+            return Err(OpError::Incomplete(format!(
+                "{}: {}",
+                d.device,
+                d.result.describe()
+            )));
+        }
+    }
+    if vfs.is_empty() {
         return Ok(());
     }
-    let report = restore(
-        host,
-        &RestoreRequest {
-            targets: RestoreTargets::Named(bound.iter().map(ToString::to_string).collect()),
-            on_behalf: Some(owner.clone()),
-            force: false,
-            dry_run: false,
-            timeouts,
-        },
-    )?;
-    if let Some(why) = &report.destroy_failed {
-        return Err(OpError::Incomplete(why.clone()));
-    }
-    match report.devices.iter().find(|d| d.result.is_failure()) {
-        None => Ok(()),
-        Some(d) => Err(OpError::Incomplete(format!(
-            "{}: {}",
-            d.device,
-            d.result.describe()
-        ))),
-    }
+    let _lock = Lock::acquire(host.root(), LOCK_WAIT)?;
+    vm_sriov::unmake(host, owner, vfs)
 }
 
 /// Records QEMU's pid on the VM's journal entries, so recovery knows who holds them.
@@ -384,9 +420,14 @@ pub fn supervise(
     if !prepared.made.is_empty() {
         events(RunEvent::Made(prepared.made.clone()));
     }
+    if !prepared.vfs_made.is_empty() {
+        events(RunEvent::VfsSetUp(prepared.sriov.clone()));
+    }
     if let Err(e) = bind_vm(host, &prepared.name, plan, prepared.user, timeouts) {
-        // The bind was rolled back; the containers made for it go back to the MC.
+        // The bind was rolled back; the containers made for it go back to the MC, its VFs as
+        // the host had them.
         vm_dpaa2::unmake(host, &prepared.made)?;
+        vm_sriov::unmake(host, &owner, &prepared.vfs_made)?;
         return Err(e);
     }
     let bound: Vec<DeviceRef> = plan.to_bind().map(|d| d.device.clone()).collect();
@@ -401,7 +442,7 @@ pub fn supervise(
     // Asked to stop while binding: give the devices back without starting QEMU.
     if let Some(signal) = signals.pending().next() {
         events(RunEvent::SignalBeforeStart(signal));
-        give_back(host, &owner, &bound, timeouts)?;
+        give_back(host, &owner, &bound, &prepared.vfs_made, timeouts)?;
         return Ok(128 + signal);
     }
     events(RunEvent::Starting(prepared.argv.clone()));
@@ -414,7 +455,7 @@ pub fn supervise(
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(source) => {
-            let gave_back = give_back(host, &owner, &bound, timeouts)
+            let gave_back = give_back(host, &owner, &bound, &prepared.vfs_made, timeouts)
                 .err()
                 .map(|e| e.sentence());
             return Err(RunError::Start {
@@ -436,9 +477,11 @@ pub fn supervise(
     let code = exit_code(status);
     events(RunEvent::Exited { code, forwarded });
     record_qemu(host, &owner, &bound, None);
-    give_back(host, &owner, &bound, timeouts).map_err(|source| RunError::GiveBack {
-        code,
-        source: Box::new(source),
+    give_back(host, &owner, &bound, &prepared.vfs_made, timeouts).map_err(|source| {
+        RunError::GiveBack {
+            code,
+            source: Box::new(source),
+        }
     })?;
     if !bound.is_empty() {
         events(RunEvent::GaveBack(bound));

@@ -162,7 +162,7 @@ fn put_config_back(
     Ok(())
 }
 
-fn vfs_now(executor: &Executor, pf: PciAddress, numvfs: u32) -> Vec<PciAddress> {
+pub(crate) fn vfs_now(executor: &Executor, pf: PciAddress, numvfs: u32) -> Vec<PciAddress> {
     let dir = executor.root().pci_device(&pf);
     (0..numvfs)
         .filter_map(|i| {
@@ -200,6 +200,25 @@ pub fn create(host: &Host, request: &CreateRequest) -> Result<CreateReport, VfEr
             vfs: current,
         });
     }
+    create_in(&executor, &mut journal, pf, &steps, &request.owner)?;
+    let after = config_now(&executor, pf).map_err(OpError::from)?;
+    Ok(CreateReport {
+        pf,
+        steps,
+        vfs: vfs_now(&executor, pf, after.numvfs),
+    })
+}
+
+/// Runs `steps` (from [`create_steps`]) on `pf` for `owner`, for a caller that holds the lock:
+/// what puts the PF back is journaled before the first write, and a failed write puts the PF
+/// and the journal back as they were.
+pub(crate) fn create_in(
+    executor: &Executor,
+    journal: &mut Journal,
+    pf: PciAddress,
+    steps: &[Step],
+    owner: &Owner,
+) -> Result<(), VfError> {
     let interrupted: Vec<DeviceRef> = journal
         .interrupted()
         .map(|e| e.original.device.clone())
@@ -207,32 +226,32 @@ pub fn create(host: &Host, request: &CreateRequest) -> Result<CreateReport, VfEr
     if !interrupted.is_empty() {
         return Err(OpError::Apply(ApplyError::Interrupted(interrupted)).into());
     }
-    let before_command = config_now(&executor, pf).map_err(OpError::from)?;
+    let before_command = config_now(executor, pf).map_err(OpError::from)?;
     let before = journal.clone();
     if !journal.sriov.iter().any(|r| r.pf == pf) {
         journal.sriov.push(SriovRecord {
             pf,
             original: before_command,
             recreated: false,
-            owner: request.owner.clone(),
+            owner: owner.clone(),
             since: now(),
         });
     }
-    journal.save(host.root())?;
-    for step in &steps {
-        let Err(source) = executor.run_step(step, &mut journal) else {
+    journal.save(executor.root())?;
+    for step in steps {
+        let Err(source) = executor.run_step(step, journal) else {
             continue;
         };
-        let rollback = match put_config_back(&executor, &mut journal, pf, before_command, false) {
+        let rollback = match put_config_back(executor, journal, pf, before_command, false) {
             Ok(()) => {
                 let helpers = std::mem::take(&mut journal.helpers);
-                journal = before.clone();
+                *journal = before.clone();
                 journal.helpers = helpers;
                 Rollback::Clean
             }
             Err(e) => Rollback::Incomplete(vec![format!("{pf}: {}", chain(&e))]),
         };
-        let _ = journal.save(host.root());
+        let _ = journal.save(executor.root());
         return Err(VfError::Step { source, rollback });
     }
     // Re-created VFs start from the driver's default link settings: nothing of ours is left.
@@ -240,7 +259,7 @@ pub fn create(host: &Host, request: &CreateRequest) -> Result<CreateReport, VfEr
     if recreated {
         journal.vf_links.retain(|r| r.pf != pf);
     }
-    let after = config_now(&executor, pf).map_err(OpError::from)?;
+    let after = config_now(executor, pf).map_err(OpError::from)?;
     for r in journal.sriov.iter_mut().filter(|r| r.pf == pf) {
         r.recreated |= recreated;
     }
@@ -248,12 +267,8 @@ pub fn create(host: &Host, request: &CreateRequest) -> Result<CreateReport, VfEr
     journal
         .sriov
         .retain(|r| !(r.pf == pf && r.original == after));
-    journal.save(host.root())?;
-    Ok(CreateReport {
-        pf,
-        steps,
-        vfs: vfs_now(&executor, pf, after.numvfs),
-    })
+    journal.save(executor.root())?;
+    Ok(())
 }
 
 /// What `vf set` asks for.
@@ -284,7 +299,7 @@ pub struct SetReport {
     pub after: VfLink,
 }
 
-fn links_of(executor: &Executor, interface: &str) -> Result<Vec<VfLink>, StepError> {
+pub(crate) fn links_of(executor: &Executor, interface: &str) -> Result<Vec<VfLink>, StepError> {
     let fail = |source| StepError::VfLink {
         interface: interface.to_owned(),
         index: 0,
@@ -343,12 +358,49 @@ pub fn set(host: &Host, request: &SetRequest) -> Result<SetReport, VfError> {
             before,
         });
     }
+    set_in(&executor, &mut journal, vf, &step, &before, &request.owner)?;
+    let after = links_of(&executor, step_interface(&step))
+        .ok()
+        .and_then(|l| l.get(request.index as usize).cloned())
+        .unwrap_or_default();
+    Ok(SetReport {
+        vf,
+        step,
+        before,
+        after,
+    })
+}
+
+/// Runs `step` (a [`Step::SetVfLink`] on VF `vf`) for `owner`, for a caller that holds the
+/// lock: what puts back the settings `before` had is journaled first (what the VF had before
+/// vfioctl's first change still counts); a refused request changes nothing, so only the
+/// journal goes back.
+pub(crate) fn set_in(
+    executor: &Executor,
+    journal: &mut Journal,
+    vf: PciAddress,
+    step: &Step,
+    before: &VfLink,
+    owner: &Owner,
+) -> Result<(), VfError> {
+    let Step::SetVfLink {
+        device,
+        interface,
+        index,
+        change,
+    } = step
+    else {
+        return Ok(());
+    };
+    let Some(pf) = device.pci() else {
+        return Ok(());
+    };
     let saved = journal.clone();
-    let undo = request.change.undo(&before);
+    let undo = change.undo(before);
     match journal
         .vf_links
         .iter_mut()
-        .find(|r| r.pf == pf && r.index == request.index)
+        .find(|r| r.pf == pf && r.index == *index)
     {
         // What it had before vfioctl first changed it still counts.
         Some(record) => {
@@ -363,32 +415,24 @@ pub fn set(host: &Host, request: &SetRequest) -> Result<SetReport, VfError> {
         None => journal.vf_links.push(VfLinkRecord {
             pf,
             vf,
-            interface,
-            index: request.index,
+            interface: interface.clone(),
+            index: *index,
             undo,
-            owner: request.owner.clone(),
+            owner: owner.clone(),
             since: now(),
         }),
     }
-    journal.save(host.root())?;
-    if let Err(source) = executor.run_step(&step, &mut journal) {
+    journal.save(executor.root())?;
+    if let Err(source) = executor.run_step(step, journal) {
         // A refused RTM_SETLINK changes nothing: only the journal goes back.
-        let _ = saved.save(host.root());
+        *journal = saved;
+        let _ = journal.save(executor.root());
         return Err(VfError::Step {
             source,
             rollback: Rollback::Clean,
         });
     }
-    let after = links_of(&executor, step_interface(&step))
-        .ok()
-        .and_then(|l| l.get(request.index as usize).cloned())
-        .unwrap_or_default();
-    Ok(SetReport {
-        vf,
-        step,
-        before,
-        after,
-    })
+    Ok(())
 }
 
 fn step_interface(step: &Step) -> &str {

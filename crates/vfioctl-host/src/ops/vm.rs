@@ -66,6 +66,8 @@ pub struct Preflight {
     pub warnings: Vec<String>,
     /// Each listed container and where it stands.
     pub containers: Vec<(DprcName, ContainerState, Option<DriverName>)>,
+    /// The VFs its `[[sriov]]` tables make and the MACs its `vf` entries set.
+    pub sriov: super::vm_sriov::SriovPlan,
 }
 
 impl Preflight {
@@ -135,6 +137,8 @@ pub fn preflight(host: &Host, state: &HostState, vm: &VmFile) -> Result<Prefligh
     let checks = check_devices(def, &state.pci);
     let mut refusals = drift_findings(vm, &checks);
     refusals.extend(unmade);
+    let sriov = super::vm_sriov::plan(host, vm)?;
+    refusals.extend(sriov.findings.iter().cloned());
     let mut warnings = Vec::new();
     let coverage = group_coverage(def, &state.pci);
     for g in coverage.iter().filter(|g| !g.unlisted.is_empty()) {
@@ -194,6 +198,7 @@ pub fn preflight(host: &Host, state: &HostState, vm: &VmFile) -> Result<Prefligh
         refused_by_plan,
         warnings,
         containers,
+        sriov,
     })
 }
 
@@ -271,6 +276,8 @@ pub struct AppliedVm {
     pub warnings: Vec<String>,
     /// The restool commands a dry run would run to make its `[[dpaa2]]` containers.
     pub restool: Vec<Vec<String>>,
+    /// The SR-IOV changes (VF counts, MACs) it made, or a dry run would make.
+    pub sriov: Vec<String>,
 }
 
 /// What `apply` did, VM by VM.
@@ -298,10 +305,13 @@ pub fn apply(host: &Host, request: &ApplyRequest) -> Result<ApplyReport, OpError
     };
     let all = vms::list(&request.dir)?;
     let mut report = ApplyReport::default();
-    let mut boot: Vec<&VmFile> = Vec::new();
-    for entry in &all {
-        match entry {
-            Ok(vm) if vm.definition.boot => boot.push(vm),
+    let mut boot: Vec<VmFile> = Vec::new();
+    let links = host.vf_links();
+    for entry in all {
+        let entry = entry
+            .and_then(|mut vm| crate::vmvf::resolve_all(host.root(), links, &mut vm).map(|()| vm));
+        match &entry {
+            Ok(vm) if vm.definition.boot => boot.push(vm.clone()),
             Ok(_) => {}
             Err(e) => report.vms.push(AppliedVm {
                 name: stem(e),
@@ -314,6 +324,7 @@ pub fn apply(host: &Host, request: &ApplyRequest) -> Result<ApplyReport, OpError
                 }],
                 warnings: Vec::new(),
                 restool: Vec::new(),
+                sriov: Vec::new(),
             }),
         }
     }
@@ -325,7 +336,7 @@ pub fn apply(host: &Host, request: &ApplyRequest) -> Result<ApplyReport, OpError
         .map(|vm| (vm.name.clone(), &vm.definition))
         .collect();
     let conflicts = claims(&pairs, &state.pci);
-    for vm in boot {
+    for vm in &boot {
         report.vms.push(apply_one(host, request, vm, &conflicts)?);
     }
     Ok(report)
@@ -355,9 +366,38 @@ fn apply_one(
             hint: "set boot = false on all but one of them".to_owned(),
         });
     }
+    let sriov = pre.sriov.describe();
+    let mut vfs_made = super::vm_sriov::Made::default();
+    let mut make_failed = false;
+    let mut resolved = vm.clone();
+    if problems.is_empty() && !request.dry_run && !pre.sriov.is_empty() {
+        match super::vm_sriov::make(host, vm, &pre.sriov, request.timeouts) {
+            Ok(m) => {
+                vfs_made = m;
+                // The VFs made now are the VM's devices too.
+                let again = crate::vmvf::resolve_all(host.root(), host.vf_links(), &mut resolved)
+                    .map_err(OpError::from)
+                    .and_then(|()| preflight(host, &HostState::read(host)?, &resolved));
+                match again {
+                    Ok(p) => {
+                        pre = p;
+                        problems.extend(pre.refusals.iter().cloned());
+                    }
+                    Err(e) => {
+                        make_failed = true;
+                        problems.push(Finding::of(&e));
+                    }
+                }
+            }
+            Err(e) => {
+                make_failed = true;
+                problems.push(Finding::of(&e));
+            }
+        }
+    }
+    let vm = &resolved;
     let restool = vm_dpaa2::planned(vm, &Journal::load(host.root())?);
     let mut made = Vec::new();
-    let mut make_failed = false;
     if problems.is_empty() && !request.dry_run && !restool.is_empty() {
         match vm_dpaa2::make(host, vm) {
             Ok(m) => {
@@ -377,7 +417,7 @@ fn apply_one(
     } else if !problems.is_empty() {
         VmOutcome::Refused
     } else if request.dry_run {
-        if devices.is_empty() && restool.is_empty() {
+        if devices.is_empty() && restool.is_empty() && sriov.is_empty() {
             VmOutcome::AlreadyBound
         } else {
             VmOutcome::Planned
@@ -401,6 +441,12 @@ fn apply_one(
         }
         devices.clear();
     }
+    if matches!(result, VmOutcome::Refused | VmOutcome::Failed)
+        && let Err(e) = super::vm_sriov::unmake(host, &vm_dpaa2::owner(vm), &vfs_made)
+    {
+        // What this apply set up for a VM it could not bind goes back as the host had it.
+        problems.push(Finding::of(&e));
+    }
     Ok(AppliedVm {
         name: vm.name.to_string(),
         result,
@@ -409,5 +455,10 @@ fn apply_one(
         problems,
         warnings: pre.warnings.clone(),
         restool: if request.dry_run { restool } else { Vec::new() },
+        sriov: if request.dry_run || (result == VmOutcome::Bound && !vfs_made.is_empty()) {
+            sriov
+        } else {
+            Vec::new()
+        },
     })
 }

@@ -19,6 +19,7 @@
 mod attrs;
 mod ids;
 mod modules;
+mod netaddr;
 mod probe;
 mod remove;
 mod sriov;

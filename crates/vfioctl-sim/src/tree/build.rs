@@ -198,6 +198,7 @@ impl SimBuilder {
             crash_after_write: self.crash_after_write,
             fsl_mc: self.fsl_mc.clone(),
             iommufd: self.iommufd,
+            no_perm_address: false,
             sriov: self.sriov_state(),
         }
     }

@@ -99,6 +99,8 @@ pub(crate) fn attach(
             if n.up { "up\n" } else { "down\n" },
         )?;
         put(root, ndir.join("address"), mac(address))?;
+        // NET_ADDR_PERM: a driver that binds starts from the device's burned-in address.
+        put(root, ndir.join("addr_assign_type"), "0\n")?;
         rel_symlink(root, &Path::new("sys/class/net").join(&n.name), &ndir)?;
     }
     for b in &hidden.block {
@@ -167,7 +169,7 @@ pub(crate) fn detach(
 }
 
 /// A stable, locally administered MAC derived from the address.
-pub(super) fn mac(address: PciAddress) -> String {
+pub(crate) fn mac(address: PciAddress) -> String {
     format!(
         "52:54:{:02x}:{:02x}:{:02x}:{:02x}\n",
         address.domain as u8, address.bus, address.device, address.function

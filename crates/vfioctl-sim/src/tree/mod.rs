@@ -20,5 +20,5 @@ pub(crate) use files::rel_symlink;
 pub(crate) use files::{
     device_dir, group_of, put, read_hex, remove_dir_if_exists, remove_if_exists,
 };
-pub(crate) use live::{attach, detach, module_present, write_routes};
+pub(crate) use live::{attach, detach, mac, module_present, write_routes};
 pub(crate) use writer::{device_files, join_group};

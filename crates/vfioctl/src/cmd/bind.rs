@@ -343,11 +343,27 @@ fn source_word(source: Source) -> &'static str {
 /// `vfioctl restore`.
 pub(crate) fn restore(ctx: &mut Context, args: &RestoreArgs) -> Result<Exit, CliError> {
     require_privileges(ctx, args.dry_run)?;
+    if let Some(name) = &args.vm {
+        let name: vfioctl_core::vm::VmName = name.parse().map_err(|e| {
+            CliError::new(Exit::Usage, format!("{e}"))
+                .hint("name a VM by its definition's file stem ('vfioctl vm list')")
+        })?;
+        let request = RestoreRequest {
+            targets: RestoreTargets::Owned(Vec::new()),
+            on_behalf: Some(vfioctl_core::Owner::Vm(name.to_string())),
+            force: args.force,
+            dry_run: args.dry_run,
+            timeouts: timeouts(args.timeout),
+        };
+        let report = vfioctl_host::ops::restore::restore(&crate::kernel::host(ctx), &request)?;
+        return render_restore(ctx, &report, args.dry_run);
+    }
     if !args.all && args.devices.is_empty() {
-        return Err(
-            CliError::new(Exit::Usage, "name the devices to restore, or pass --all")
-                .hint("'vfioctl restore --all' gives back every device vfioctl bound"),
-        );
+        return Err(CliError::new(
+            Exit::Usage,
+            "name the devices to restore, or pass --all or --vm NAME",
+        )
+        .hint("'vfioctl restore --all' gives back every device vfioctl bound"));
     }
     let targets = if args.all {
         RestoreTargets::All

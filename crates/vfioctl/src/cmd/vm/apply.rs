@@ -67,8 +67,14 @@ pub(crate) fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliErro
         let drivers = drivers.join(" and ");
         let what = match r.result {
             VmOutcome::Bound => format!("bound {devices} to {drivers}"),
-            VmOutcome::Planned if r.devices.is_empty() => {
+            VmOutcome::Planned if r.devices.is_empty() && !r.restool.is_empty() => {
                 "would make its DPAA2 containers, then bind them to vfio-fsl-mc".to_owned()
+            }
+            VmOutcome::Planned if r.devices.is_empty() => {
+                "would set up its VFs, then bind them to vfio-pci".to_owned()
+            }
+            VmOutcome::Planned if !r.sriov.is_empty() && r.restool.is_empty() => {
+                format!("would set up its VFs, then bind them and {devices} to {drivers}")
             }
             VmOutcome::Planned if !r.restool.is_empty() => format!(
                 "would make its DPAA2 containers, then bind them and {devices} to {drivers}"
@@ -86,6 +92,10 @@ pub(crate) fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliErro
         ctx.line_parts(&[(None, &format!("{}: ", r.name)), (Some(tone), &what)]);
         for argv in &r.restool {
             ctx.line(format!("  would run: restool {}", argv.join(" ")));
+        }
+        let wrote = if args.dry_run { "would write" } else { "wrote" };
+        for change in &r.sriov {
+            ctx.line(format!("  {wrote}: {change}"));
         }
         for p in &r.problems {
             ctx.tone_line(Tone::Refused, "  problem:", &format!(" {}", p.text));

@@ -165,6 +165,7 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
             warnings: &'a [String],
             qemu: Option<QemuReport>,
             dpaa2: Vec<Made>,
+            sriov: &'a vfioctl_host::ops::vm_sriov::SriovPlan,
         }
         let text = to_json(&Doc {
             version: JSON_VERSION,
@@ -187,6 +188,7 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
                     root_container: entry.root_container.to_string(),
                 })
                 .collect(),
+            sriov: &pre.sriov,
         })?;
         ctx.line(text);
     } else {
@@ -234,6 +236,7 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
                 entry.root_container
             ));
         }
+        sriov_lines(ctx, &pre.sriov);
         if let Some(q) = &qemu {
             ctx.line(format!(
                 "  QEMU: {}{}",
@@ -268,6 +271,40 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
     } else {
         Exit::Problems
     })
+}
+
+/// What the VM's `[[sriov]]` tables and VF MACs would change, as `apply` and `run` do it.
+fn sriov_lines(ctx: &mut Context, plan: &vfioctl_host::ops::vm_sriov::SriovPlan) {
+    for p in &plan.pfs {
+        let steps: Vec<String> = p
+            .steps
+            .iter()
+            .filter_map(vfioctl_core::plan::Step::describe)
+            .collect();
+        if steps.is_empty() {
+            ctx.line(format!(
+                "  [[sriov]] {}: has {} VFs, at least the {} it needs",
+                p.pf, p.numvfs, p.count
+            ));
+        } else {
+            ctx.line(format!(
+                "  [[sriov]] {}: has {} VFs; 'vfioctl apply' and 'vfioctl run' make {}:",
+                p.pf, p.numvfs, p.count
+            ));
+            for step in steps {
+                ctx.line(format!("    {step}"));
+            }
+        }
+    }
+    for l in plan.links.iter() {
+        let change = l.step.describe().unwrap_or_default();
+        let vf =
+            l.vf.map_or_else(|| "to be made".to_owned(), |a| a.to_string());
+        ctx.line(format!(
+            "  VF {} of {} ({vf}): 'vfioctl apply' and 'vfioctl run' set {change}",
+            l.index, l.pf
+        ));
+    }
 }
 
 fn state_words(state: &vfioctl_core::vm::DeviceState) -> String {

@@ -38,15 +38,21 @@ fn definitions_dir(ctx: &Context, config: &ConfigArgs) -> PathBuf {
 }
 
 fn load(ctx: &Context, config: &ConfigArgs, name: &str) -> Result<VmFile, CliError> {
-    vms::load_at(&ctx.root, config.config.as_deref(), name)
-        .map_err(|e| CliError::from_op(&e.into()))
+    vms::load_at(
+        &ctx.root,
+        ctx.kernel.vf_links(),
+        config.config.as_deref(),
+        name,
+    )
+    .map_err(|e| CliError::from_op(&e.into()))
 }
 
 fn list_all(
     ctx: &Context,
     config: &ConfigArgs,
 ) -> Result<Vec<Result<VmFile, VmFileError>>, CliError> {
-    vms::list_at(&ctx.root, config.config.as_deref()).map_err(|e| CliError::from_op(&e.into()))
+    vms::list_at(&ctx.root, ctx.kernel.vf_links(), config.config.as_deref())
+        .map_err(|e| CliError::from_op(&e.into()))
 }
 
 fn not_bound(driver: Option<&str>) -> String {

@@ -49,6 +49,7 @@ pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
                 groups: Vec<vfioctl_core::GroupId>,
                 argv: &'a [String],
                 restool: &'a [Vec<String>],
+                sriov: &'a [String],
             }
             let text = to_json(&Doc {
                 version: JSON_VERSION,
@@ -58,6 +59,7 @@ pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
                 groups: plan.vfio_groups(),
                 argv: &prepared.argv,
                 restool: &prepared.restool,
+                sriov: &prepared.sriov,
             })?;
             ctx.line(text);
         } else {
@@ -65,6 +67,15 @@ pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
                 ctx.line("DPAA2 containers to make first (then bound and passed as vfio-fsl-mc):");
                 for argv in &prepared.restool {
                     ctx.line(format!("  restool {}", argv.join(" ")));
+                }
+            }
+            if !prepared.sriov.is_empty() {
+                ctx.line(
+                    "SR-IOV changes first (the VFs made then are bound and passed too, each on a \
+                     root port of its own):",
+                );
+                for change in &prepared.sriov {
+                    ctx.line(format!("  {change}"));
                 }
             }
             render_plan(ctx, plan, true);
@@ -85,6 +96,9 @@ pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
                     vfioctl_core::comma_list(&containers)
                 ),
             ),
+            RunEvent::VfsSetUp(changes) => {
+                say(ctx, format!("set up the VM's VFs: {}", changes.join("; ")));
+            }
             RunEvent::Bound(devices) => say(
                 ctx,
                 format!("bound {} to vfio", vfioctl_core::comma_list(&devices)),

@@ -58,6 +58,8 @@ struct StatusVm {
     devices: Vec<StatusDevice>,
     dprc: Vec<StatusDprc>,
     dpaa2: Vec<StatusMade>,
+    /// Its `vf` entries: made or not, bound or not, their MACs.
+    vfs: Vec<vfioctl_host::ops::vm_sriov::VfStatus>,
 }
 
 /// `vfioctl status`.
@@ -73,6 +75,7 @@ pub(crate) fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliEr
     let inventory = ctx.inventory_around(&names)?;
     let journal = vfioctl_host::journal::Journal::load(&ctx.root)
         .map_err(|e| CliError::from_op(&e.into()))?;
+    let host = crate::kernel::host(ctx);
     let mut vms_status = Vec::new();
     for entry in &all {
         let vm = match entry {
@@ -94,6 +97,7 @@ pub(crate) fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliEr
                     devices: Vec::new(),
                     dprc: Vec::new(),
                     dpaa2: Vec::new(),
+                    vfs: Vec::new(),
                 });
                 continue;
             }
@@ -172,7 +176,9 @@ pub(crate) fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliEr
                 state,
             });
         }
-        let all_bound = devices.iter().all(|d| d.state == "bound")
+        let vfs = vfioctl_host::ops::vm_sriov::status(&host, vm);
+        let all_bound = vfs.iter().all(|v| v.state == "bound")
+            && devices.iter().all(|d| d.state == "bound")
             && dprc.iter().all(|d| d.state == "bound")
             && dpaa2.iter().all(|d| d.state == "bound");
         let identities_ok = devices
@@ -193,6 +199,7 @@ pub(crate) fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliEr
             devices,
             dprc,
             dpaa2,
+            vfs,
         });
     }
     let problems = vms_status
@@ -243,6 +250,26 @@ pub(crate) fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliEr
             }
             for d in &v.dprc {
                 ctx.line(format!("  {}  {}", d.dprc, d.state.replace('_', " ")));
+            }
+            for vf in &v.vfs {
+                let at = vf
+                    .address
+                    .map_or_else(|| "not made".to_owned(), |a| a.to_string());
+                let state = match vf.state {
+                    "not_bound" => not_bound(vf.driver.as_deref()),
+                    "not_made" => "('vfioctl apply' or 'vfioctl run' makes it)".to_owned(),
+                    other => other.to_owned(),
+                };
+                let mac = match (vf.mac, vf.link_mac) {
+                    (Some(want), Some(now)) if want == now => format!(", mac {now}"),
+                    (Some(want), Some(now)) => format!(", mac {now} (the definition's: {want})"),
+                    (Some(want), None) => format!(", mac to be {want}"),
+                    (None, _) => String::new(),
+                };
+                ctx.line(format!(
+                    "  vf {} of {}  {at}  {state}{mac}",
+                    vf.index, vf.pf
+                ));
             }
             for d in &v.dpaa2 {
                 let link = d
