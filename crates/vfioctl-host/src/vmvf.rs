@@ -169,3 +169,56 @@ pub fn resolve_all(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use std::io;
+
+    use vfioctl_core::sriov::{VfLink, VfLinkChange};
+
+    use super::*;
+
+    /// A kernel whose netlink answers `perm` as every interface's `IFLA_PERM_ADDRESS`.
+    struct Perm(Option<MacAddress>);
+
+    impl VfLinks for Perm {
+        fn links(&self, _: &str) -> io::Result<Vec<VfLink>> {
+            Ok(Vec::new())
+        }
+        fn set(&self, _: &str, _: u32, _: &VfLinkChange) -> io::Result<()> {
+            Ok(())
+        }
+        fn permanent_address(&self, _: &str) -> io::Result<Option<MacAddress>> {
+            Ok(self.0)
+        }
+    }
+
+    fn interface(address: &str, assign: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let net = dir.path().join("eth0");
+        fs::create_dir_all(&net).unwrap();
+        fs::write(net.join("address"), format!("{address}\n")).unwrap();
+        fs::write(net.join("addr_assign_type"), format!("{assign}\n")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn netlink_s_permanent_mac_wins_and_sysfs_counts_only_while_it_is_the_device_s_own() {
+        let perm: MacAddress = "52:54:00:01:00:00".parse().unwrap();
+        let set = interface("02:00:00:00:00:99", "3");
+        let eth0 = set.path().join("eth0");
+        assert_eq!(permanent_mac(&eth0, Some(&Perm(Some(perm)))), Some(perm));
+        // No IFLA_PERM_ADDRESS: an address someone set is not the permanent one.
+        assert_eq!(permanent_mac(&eth0, Some(&Perm(None))), None);
+        assert_eq!(permanent_mac(&eth0, None), None);
+        let own = interface("52:54:00:01:00:00", "0");
+        assert_eq!(permanent_mac(&own.path().join("eth0"), None), Some(perm));
+        // Random (1) and stolen (2) addresses are not the device's either.
+        for assign in ["1", "2"] {
+            let other = interface("52:54:00:01:00:00", assign);
+            assert_eq!(permanent_mac(&other.path().join("eth0"), None), None);
+        }
+    }
+}
