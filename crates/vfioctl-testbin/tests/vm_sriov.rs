@@ -57,6 +57,7 @@ fn apply_makes_the_vfs_sets_the_mac_binds_and_restore_vm_gives_it_all_back() {
     let host = new_host(qemu_x86(QemuTopo::Sriov), &web(PF, Some(4), 3));
     let before = common::kernel_state(&host.tree);
     for (name, line) in [
+        ("vm_sriov_list", "vm list"),
         ("vm_sriov_check", "vm check web"),
         ("vm_sriov_status", "status"),
         ("vm_sriov_apply_dry_run", "apply --dry-run"),

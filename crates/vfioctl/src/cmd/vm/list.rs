@@ -33,6 +33,10 @@ struct ListedVm {
     dprc: Vec<DprcName>,
     /// The `[[dpaa2]]` containers made for each run.
     dpaa2: Vec<vfioctl_core::vm::MadeContainer>,
+    /// The `vf` entries, their PFs by address where the host has them.
+    vfs: Vec<vfioctl_core::vm::vf::VmVf>,
+    /// The `[[sriov]]` tables, likewise.
+    sriov: Vec<vfioctl_core::vm::vf::VmSriov>,
     qemu: bool,
 }
 
@@ -62,6 +66,8 @@ pub(super) fn list(ctx: &mut Context, args: &VmListArgs) -> Result<Exit, CliErro
                     .collect(),
                 dprc: vm.definition.dprc.clone(),
                 dpaa2: vm.definition.dpaa2.clone(),
+                vfs: vm.definition.vfs.clone(),
+                sriov: vm.definition.sriov.clone(),
                 qemu: vm.definition.qemu.is_some(),
             },
             Err(e) => {
@@ -89,6 +95,8 @@ pub(super) fn list(ctx: &mut Context, args: &VmListArgs) -> Result<Exit, CliErro
                     devices: Vec::new(),
                     dprc: Vec::new(),
                     dpaa2: Vec::new(),
+                    vfs: Vec::new(),
+                    sriov: Vec::new(),
                     qemu: false,
                 }
             }
@@ -132,6 +140,11 @@ pub(super) fn list(ctx: &mut Context, args: &VmListArgs) -> Result<Exit, CliErro
                         v.dpaa2
                             .iter()
                             .map(|m| format!("[[dpaa2]] {}", m.describe())),
+                    );
+                    items.extend(
+                        v.sriov
+                            .iter()
+                            .map(|t| format!("[[sriov]] {} ({} VFs)", t.pf, t.count(&v.vfs))),
                     );
                     items.join(", ")
                 }
