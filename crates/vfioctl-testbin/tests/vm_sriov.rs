@@ -179,6 +179,19 @@ fn a_failure_part_way_leaves_the_tree_as_it_began() {
 }
 
 #[test]
+fn a_qemu_that_is_not_there_gives_back_the_vfs_made_for_the_run() {
+    let definition = web(PF, Some(4), 3).replace("@QEMU@", "/nonexistent/qemu-system-x86_64");
+    let host = new_host(qemu_x86(QemuTopo::Sriov), &definition);
+    let before = common::kernel_state(&host.tree);
+    let out = host.run("exit:0", &["run", "web"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not installed"), "{stderr}");
+    common::assert_same(&before, &common::kernel_state(&host.tree), "run");
+    assert!(!host.journal().contains(PF), "{}", host.journal());
+}
+
+#[test]
 fn refusals_change_nothing_and_say_why() {
     // More VFs than the PF offers (7), a PF whose VF is held, and a device that is no PF.
     let over = new_host(qemu_x86(QemuTopo::Sriov), &web(PF, None, 7));

@@ -362,7 +362,7 @@ fn give_back_in(
 /// Where one `vf` entry of a VM stands on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VfStatus {
-    /// Its PF (as written, when the host has no PF it names).
+    /// Its PF's address (its MAC as written, when the host has no PF with that permanent MAC).
     pub pf: String,
     /// Its index.
     pub index: u32,
@@ -417,7 +417,10 @@ pub fn status(host: &Host, vm: &VmFile) -> Vec<VfStatus> {
                 (Some(_), _) => "not_bound",
             };
             VfStatus {
-                pf: vf.pf.to_string(),
+                pf: match vf.pf {
+                    PfRef::Address(a) => a.to_string(),
+                    PfRef::Mac(m) => m.to_string(),
+                },
                 index: vf.index,
                 address,
                 driver,
