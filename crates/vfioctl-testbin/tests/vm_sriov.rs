@@ -193,14 +193,22 @@ fn a_qemu_that_is_not_there_gives_back_the_vfs_made_for_the_run() {
 
 #[test]
 fn refusals_change_nothing_and_say_why() {
-    // More VFs than the PF offers (7), a PF whose VF is held, and a device that is no PF.
+    // More VFs than the PF offers (7), a PF whose VF is held, a device that is no PF, an address
+    // the host lacks, and a permanent MAC no interface has.
     let over = new_host(qemu_x86(QemuTopo::Sriov), &web(PF, None, 7));
     let held = new_host(hosts::sriov_vf_on_vfio(), &web(PF, Some(4), 3));
     let not_pf = new_host(qemu_x86(QemuTopo::Sriov), &web("0000:00:10.0", Some(1), 0));
+    let absent = new_host(qemu_x86(QemuTopo::Sriov), &web("0000:09:00.0", Some(1), 0));
+    let no_mac = new_host(
+        qemu_x86(QemuTopo::Sriov),
+        &web("3c:fd:fe:00:00:99", Some(1), 0),
+    );
     for (name, host) in [
         ("vm_sriov_over_totalvfs", &over),
         ("vm_sriov_vf_held", &held),
         ("vm_sriov_not_a_pf", &not_pf),
+        ("vm_sriov_no_such_pf", &absent),
+        ("vm_sriov_no_pf_with_that_mac", &no_mac),
     ] {
         let before = common::kernel_state(&host.tree);
         let shown_apply = shown(host, "apply");

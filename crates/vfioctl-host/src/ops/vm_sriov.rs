@@ -158,17 +158,35 @@ pub fn plan(host: &Host, vm: &VmFile) -> Result<SriovPlan, OpError> {
     // A PF refused whole gets no MAC plan: its refusal says it all.
     let mut refused = Vec::new();
     for table in &def.sriov {
-        let PfRef::Address(pf) = table.pf else {
-            out.findings.push(Finding {
-                text: format!("[[sriov]] {}: no SR-IOV PF on this host has it", table.pf),
-                hint: format!(
-                    "'vfioctl vf list' shows the PFs and their interfaces ('ip link' shows a \
+        let pf = match table.pf {
+            PfRef::Address(pf) => pf,
+            PfRef::Mac(mac) => {
+                out.findings.push(Finding {
+                    text: format!(
+                        "[[sriov]] pf = \"{mac}\": no SR-IOV PF on this host has an interface \
+                         whose permanent MAC is {mac}"
+                    ),
+                    hint: format!(
+                        "'vfioctl vf list' shows the PFs and their interfaces ('ip link' shows a \
                      permanent MAC as permaddr); fix {}",
+                        vm.path.display()
+                    ),
+                });
+                continue;
+            }
+        };
+        if !host.root().pci_device(&pf).exists() {
+            refused.push(pf);
+            out.findings.push(Finding {
+                text: format!("[[sriov]] {pf}: this host has no PCI function {pf}"),
+                hint: format!(
+                    "'vfioctl vf list' shows the SR-IOV PFs there are (a firmware update or a \
+                     new card moves addresses); fix {}",
                     vm.path.display()
                 ),
             });
             continue;
-        };
+        }
         let state = pfs.get(pf)?;
         let count = table.count(&def.vfs);
         let numvfs = state.pci.get(&pf).and_then(|d| d.sriov_numvfs).unwrap_or(0);
