@@ -71,7 +71,7 @@ pub(crate) fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliErro
                 "would make its DPAA2 containers, then bind them to vfio-fsl-mc".to_owned()
             }
             VmOutcome::Planned if r.devices.is_empty() => {
-                "would set up its VFs, then bind them to vfio-pci".to_owned()
+                "would set up its VFs, then bind those not on vfio-pci yet".to_owned()
             }
             VmOutcome::Planned if !r.sriov.is_empty() && r.restool.is_empty() => {
                 format!("would set up its VFs, then bind them and {devices} to {drivers}")
