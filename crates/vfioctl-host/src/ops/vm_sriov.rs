@@ -286,6 +286,7 @@ fn op_error(e: VfError) -> OpError {
     match e {
         VfError::Op(e) => e,
         VfError::Step { source, rollback } => ApplyError::Step { source, rollback }.into(),
+        // create_in and set_in fail only as above; the rest is said as it is.
         other => OpError::Incomplete(chain(&other)),
     }
 }
@@ -326,15 +327,20 @@ fn make_in(
         let Step::SetVfLink { interface, .. } = &l.step else {
             continue;
         };
+        let link = executor
+            .root()
+            .pci_device(&l.pf)
+            .join(format!("virtfn{}", l.index));
         let vf = vfs_now(executor, l.pf, l.index + 1)
             .get(l.index as usize)
             .copied()
-            .ok_or(SriovError::NoSuchVf {
-                pf: l.pf,
-                index: l.index,
-                numvfs: l.index,
-            })
-            .map_err(|e| OpError::Incomplete(e.to_string()))?;
+            .ok_or_else(|| crate::HostError::Read {
+                path: executor.root().display_path(&link),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the PF's driver did not make the VF",
+                ),
+            })?;
         let before: VfLink = links_of(executor, interface)?
             .get(l.index as usize)
             .cloned()
