@@ -296,3 +296,20 @@ fn the_pf_is_found_by_its_permanent_mac_never_by_a_mac_someone_set() {
     std::fs::write(iface.join("addr_assign_type"), "0\n").unwrap();
     assert_eq!(by(PERMANENT).status.code(), Some(0));
 }
+
+#[test]
+fn a_boot_vm_whose_vf_is_missing_is_refused_and_other_vms_do_not_matter() {
+    let host = Host::new(common::shown::host(qemu_x86(QemuTopo::Sriov)));
+    // Not bound at boot: apply does not read its VFs at all.
+    host.define(
+        "later",
+        "version = 1\nvf = { pf = \"0000:01:00.0\", index = 6 }\n",
+    );
+    host.define(
+        "db",
+        "version = 1\nboot = true\nvf = { pf = \"0000:01:00.0\", index = 5 }\n",
+    );
+    let before = common::kernel_state(&host.tree);
+    insta::assert_snapshot!("vm_sriov_boot_vf_missing", shown(&host, "apply"));
+    common::assert_same(&before, &common::kernel_state(&host.tree), "apply");
+}

@@ -307,11 +307,30 @@ pub fn apply(host: &Host, request: &ApplyRequest) -> Result<ApplyReport, OpError
     let mut report = ApplyReport::default();
     let mut boot: Vec<VmFile> = Vec::new();
     let links = host.vf_links();
-    for entry in all {
-        let entry = entry
-            .and_then(|mut vm| crate::vmvf::resolve_all(host.root(), links, &mut vm).map(|()| vm));
-        match &entry {
-            Ok(vm) if vm.definition.boot => boot.push(vm.clone()),
+    for entry in &all {
+        match entry {
+            Ok(vm) if vm.definition.boot => {
+                // A VF that is not on this host refuses its VM, as a missing device does.
+                let mut resolved = vm.clone();
+                match crate::vmvf::resolve_all(host.root(), links, &mut resolved) {
+                    Ok(()) => boot.push(resolved),
+                    Err(e) => report.vms.push(AppliedVm {
+                        name: vm.name.to_string(),
+                        result: VmOutcome::Refused,
+                        devices: Vec::new(),
+                        groups: Vec::new(),
+                        problems: vec![Finding {
+                            text: chain(&e),
+                            hint: "'vfioctl vf list' shows the PFs and their VFs; once the VF \
+                                   is there, run 'vfioctl apply' again"
+                                .to_owned(),
+                        }],
+                        warnings: Vec::new(),
+                        restool: Vec::new(),
+                        sriov: Vec::new(),
+                    }),
+                }
+            }
             Ok(_) => {}
             Err(e) => report.vms.push(AppliedVm {
                 name: stem(e),
