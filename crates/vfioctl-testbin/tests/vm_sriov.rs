@@ -76,6 +76,27 @@ fn apply_makes_the_vfs_sets_the_mac_binds_and_restore_vm_gives_it_all_back() {
     }
     assert_eq!(host.driver(VF3).as_deref(), Some("vfio-pci"));
     assert_eq!(vf_mac(&host, 3), MAC);
+    let out = host.run("exit:0", &["--json", "status"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vf = &doc["vms"][0]["vfs"][0];
+    assert_eq!(
+        (&vf["address"], &vf["state"], &vf["mac"], &vf["link_mac"]),
+        (
+            &serde_json::json!(VF3),
+            &serde_json::json!("bound"),
+            &serde_json::json!(MAC),
+            &serde_json::json!(MAC)
+        ),
+        "{doc}"
+    );
+    let out = host.run("exit:0", &["--json", "vm", "check", "web"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["sriov"]["pfs"][0]["steps"],
+        serde_json::json!([]),
+        "{doc}"
+    );
+    assert_eq!(doc["sriov"]["links"], serde_json::json!([]), "{doc}");
     for (name, line) in [
         ("vm_sriov_restore_vm_dry_run", "restore --vm web --dry-run"),
         ("vm_sriov_restore_vm", "restore --vm web"),
