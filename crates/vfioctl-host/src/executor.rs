@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use vfioctl_core::plan::{DeviceState, Step, Write};
 use vfioctl_core::{DeviceRef, GroupId, PciAddress};
 
+use crate::forkwrite::ForkedWrite;
 use crate::journal::{Journal, WriteHelper, now};
 use crate::kernel::{Kernel, ModuleError};
 use crate::read::{link_name, parse_driver_override, read_attr};
@@ -159,9 +160,10 @@ impl Executor {
     }
 
     /// Does unbinds in a child process, `<program> --root <root> __write-attr <path> <value>`,
-    /// which exits with 0 or the write's errno. A driver whose `remove()` never returns leaves
-    /// that child stuck in the kernel, not vfioctl: vfioctl reports and exits, where a stuck
-    /// thread of its own could keep the process from ever exiting.
+    /// which exits with 0 or the write's errno, when the kernel's writes cannot be forked
+    /// ([`Kernel::forks_writes`]). A driver whose `remove()` never returns leaves that child
+    /// stuck in the kernel, not vfioctl: vfioctl reports and exits, where a stuck thread of its
+    /// own could keep the process from ever exiting.
     #[must_use]
     pub fn with_write_helper(mut self, program: PathBuf) -> Self {
         self.write_helper = Some(program);
@@ -196,7 +198,8 @@ impl Executor {
     }
 
     /// An unbind blocks while the driver has users, so it runs in a helper process (recorded
-    /// in the journal while it runs) or, without one, on a thread of its own.
+    /// in the journal while it runs): forked where the kernel allows it, else this program
+    /// started again, else, without either, on a thread of its own.
     fn unbind(
         &self,
         device: &DeviceRef,
@@ -204,9 +207,13 @@ impl Executor {
         w: &Write,
         journal: &mut Journal,
     ) -> Result<(), StepError> {
-        let (outcome, helper) = match &self.write_helper {
-            Some(program) => self.write_in_child(program, device, w, journal),
-            None => (self.write_in_thread(w), None),
+        let (outcome, helper) = if self.kernel.forks_writes() {
+            self.write_in_child(None, device, w, journal)
+        } else {
+            match &self.write_helper {
+                Some(program) => self.write_in_child(Some(program), device, w, journal),
+                None => (self.write_in_thread(w), None),
+            }
         };
         match outcome {
             Some(Ok(())) => Ok(()),
@@ -236,31 +243,25 @@ impl Executor {
         rx.recv_timeout(self.timeouts.unbind).ok()
     }
 
-    /// The write in a helper process; `None` when it did not return in time (the child is left
-    /// to finish: it cannot be killed while the kernel holds it, and the journal keeps its pid).
+    /// The write in a helper process, `program` started again or (`None`) a fork of this one;
+    /// `None` when it did not return in time (the child is left to finish: it cannot be killed
+    /// while the kernel holds it, and the journal keeps its pid).
     fn write_in_child(
         &self,
-        program: &Path,
+        program: Option<&Path>,
         device: &DeviceRef,
         w: &Write,
         journal: &mut Journal,
     ) -> (Option<io::Result<()>>, Option<u32>) {
-        let child = std::process::Command::new(program)
-            .arg("--root")
-            .arg(self.root.path())
-            .arg("--quiet")
-            .arg("__write-attr")
-            .arg(&w.path)
-            .arg(&w.value)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
+        let child = match program {
+            Some(program) => ChildWrite::exec(program, &self.root, w),
+            None => ForkedWrite::spawn(&self.root.join(&w.path), &w.value).map(ChildWrite::Forked),
+        };
         let mut child = match child {
             Ok(child) => child,
             Err(e) => return (Some(Err(e)), None),
         };
-        let pid = child.id();
+        let pid = child.pid();
         journal.helpers.push(WriteHelper {
             pid,
             device: device.clone(),
@@ -272,21 +273,14 @@ impl Executor {
         // fails the transaction's next save.
         let _ = journal.save(&self.root);
         let deadline = Instant::now() + self.timeouts.unbind;
+        // An unbind the driver does not hold returns within a probe's time: poll often at first.
+        let mut pause = Duration::from_millis(1);
         let outcome = loop {
             match child.try_wait() {
-                Ok(Some(status)) => {
-                    break Some(match status.code() {
-                        Some(0) => Ok(()),
-                        Some(code) if code != WRITE_HELPER_OTHER_ERROR => {
-                            Err(io::Error::from_raw_os_error(code))
-                        }
-                        _ => Err(io::Error::other(format!(
-                            "the write helper failed ({status})"
-                        ))),
-                    });
-                }
+                Ok(Some(outcome)) => break Some(outcome),
                 Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5));
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
                 }
                 Ok(None) => return (None, Some(pid)),
                 Err(e) => break Some(Err(e)),
@@ -461,6 +455,53 @@ impl Executor {
             }
             self.kernel.unload_module(module).is_err()
         });
+    }
+}
+
+/// A write helper process: this program started again (`__write-attr`), or a fork.
+enum ChildWrite {
+    Exec(std::process::Child),
+    Forked(ForkedWrite),
+}
+
+impl ChildWrite {
+    /// `<program> --root <root> --quiet __write-attr <path> <value>`, which exits with 0 or the
+    /// write's errno.
+    fn exec(program: &Path, root: &HostRoot, w: &Write) -> io::Result<Self> {
+        std::process::Command::new(program)
+            .arg("--root")
+            .arg(root.path())
+            .arg("--quiet")
+            .arg("__write-attr")
+            .arg(&w.path)
+            .arg(&w.value)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map(Self::Exec)
+    }
+
+    fn pid(&self) -> u32 {
+        match self {
+            Self::Exec(child) => child.id(),
+            Self::Forked(child) => child.pid(),
+        }
+    }
+
+    fn try_wait(&mut self) -> io::Result<Option<io::Result<()>>> {
+        match self {
+            Self::Forked(child) => child.try_wait(),
+            Self::Exec(child) => Ok(child.try_wait()?.map(|status| match status.code() {
+                Some(0) => Ok(()),
+                Some(code) if code != WRITE_HELPER_OTHER_ERROR => {
+                    Err(io::Error::from_raw_os_error(code))
+                }
+                _ => Err(io::Error::other(format!(
+                    "the write helper failed ({status})"
+                ))),
+            })),
+        }
     }
 }
 

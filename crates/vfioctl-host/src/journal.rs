@@ -50,7 +50,7 @@ pub struct JournalEntry {
     pub qemu_pid: Option<u32>,
 }
 
-/// A write helper process (`vfioctl __write-attr`) that has not returned yet: an unbind the
+/// A write helper process (`vfioctl-unbind` or `vfioctl __write-attr`) that has not returned yet: an unbind the
 /// kernel may still be holding. Recovery must not touch the device before it is gone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -40,6 +40,12 @@ pub trait Kernel: Send + Sync {
     fn vf_links(&self) -> Option<&dyn crate::vflinks::VfLinks> {
         None
     }
+    /// True when a write may run in a forked child that only makes system calls
+    /// ([`crate::forkwrite`]); a kernel whose writes run code of its own (the simulated one)
+    /// says no, and its writes run in a helper that is this program started again.
+    fn forks_writes(&self) -> bool {
+        false
+    }
 }
 
 /// The running kernel: plain writes and `modprobe`.
@@ -47,6 +53,10 @@ pub trait Kernel: Send + Sync {
 pub struct RealKernel;
 
 impl Kernel for RealKernel {
+    fn forks_writes(&self) -> bool {
+        true
+    }
+
     fn vf_links(&self) -> Option<&dyn crate::vflinks::VfLinks> {
         Some(&crate::netlink::Netlink)
     }

@@ -15,6 +15,7 @@ mod error;
 pub mod executor;
 pub mod facts;
 pub mod facts_dpaa2;
+pub mod forkwrite;
 pub mod fslmc;
 pub mod hostuse;
 pub mod iommufd;

@@ -4,8 +4,8 @@
 //! A QEMU is found by the pid `vfioctl run` recorded in the journal, or by the pid file its
 //! manager keeps: libvirt's `/run/libvirt/qemu/<domain>.pid`, Proxmox VE's
 //! `/run/qemu-server/<vmid>.pid`. A pid only counts while `/proc/<pid>` exists and is not a
-//! zombie; a write helper only while its command line is still vfioctl's `__write-attr` for the
-//! same path, since the kernel reuses pids.
+//! zombie; a write helper only while it is still vfioctl writing the same attribute, since the
+//! kernel reuses pids.
 
 use vfioctl_core::doctor::{EntryFacts, HelperFacts, JournalFacts, owner_definitions};
 use vfioctl_core::ownership::Holder;
@@ -13,6 +13,7 @@ use vfioctl_core::plan::DeviceState;
 use vfioctl_core::{DeviceRef, Owner};
 
 use crate::HostRoot;
+use crate::forkwrite::FORKED_HELPER_NAME;
 use crate::journal::{EntryState, Journal, JournalEntry, WriteHelper};
 use crate::transaction::held_by_vfio;
 
@@ -49,11 +50,27 @@ pub fn alive(root: &HostRoot, pid: u32) -> bool {
     process_cmdline(root, pid).is_some()
 }
 
-/// True when the helper is still in flight: its pid is alive and is still vfioctl's
-/// `__write-attr` writing the same attribute.
+/// True when the helper is still in flight: its pid is alive and is still vfioctl writing the
+/// same attribute, as `__write-attr` (its command line names the attribute) or as a fork (named
+/// [`FORKED_HELPER_NAME`], with the attribute open), since the kernel reuses pids.
 pub fn helper_alive(root: &HostRoot, helper: &WriteHelper) -> bool {
-    process_cmdline(root, helper.pid)
-        .is_some_and(|argv| argv.iter().any(|a| a == "__write-attr") && argv.contains(&helper.path))
+    let Some(argv) = process_cmdline(root, helper.pid) else {
+        return false;
+    };
+    if argv.iter().any(|a| a == "__write-attr") {
+        return argv.contains(&helper.path);
+    }
+    let dir = root.join(format!("proc/{}", helper.pid));
+    let named = std::fs::read_to_string(dir.join("comm"))
+        .is_ok_and(|comm| comm.trim_end() == FORKED_HELPER_NAME);
+    // Another user's descriptors cannot be read (doctor run unprivileged): the name decides.
+    named
+        && std::fs::read_dir(dir.join("fd")).map_or(true, |fds| {
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|link| crate::forkwrite::is_attribute(&link, &helper.path))
+            })
+        })
 }
 
 fn pid_file(root: &HostRoot, rel: &str) -> Option<u32> {
@@ -268,6 +285,37 @@ mod tests {
         put(tmp.path(), "proc/42/stat", b"42 (bash) S 1 0");
         put(tmp.path(), "proc/42/cmdline", b"bash\0");
         assert!(!helper_alive(&root, &helper), "a reused pid is not ours");
+    }
+
+    #[test]
+    fn a_forked_helper_is_known_by_its_name_and_the_attribute_it_holds_open() {
+        let (tmp, root) = root();
+        let helper = WriteHelper {
+            pid: 43,
+            device: "0000:01:00.0".parse().unwrap(),
+            path: "/sys/bus/pci/drivers/vfio-pci/unbind".into(),
+            value: "0000:01:00.0".into(),
+            since: 0,
+        };
+        // A fork keeps its parent's command line.
+        put(
+            tmp.path(),
+            "proc/43/cmdline",
+            b"vfioctl\0restore\x000000:01:00.0\0",
+        );
+        put(tmp.path(), "proc/43/stat", b"43 (vfioctl-unbind) D 1 0");
+        assert!(!helper_alive(&root, &helper), "not named as a helper");
+        put(tmp.path(), "proc/43/comm", b"vfioctl-unbind\n");
+        assert!(
+            helper_alive(&root, &helper),
+            "descriptors unreadable: the name decides"
+        );
+        let fd = tmp.path().join("proc/43/fd");
+        std::fs::create_dir_all(&fd).unwrap();
+        std::os::unix::fs::symlink("/dev/null", fd.join("0")).unwrap();
+        assert!(!helper_alive(&root, &helper), "holds another file");
+        std::os::unix::fs::symlink(&helper.path, fd.join("3")).unwrap();
+        assert!(helper_alive(&root, &helper));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Asking the kernel itself whether an IOMMU group is usable: open `/dev/vfio/<group>` and issue
 //! `VFIO_GROUP_GET_STATUS`, the same check QEMU makes before it fails with "group N is not
-//! viable". This is the only unsafe code in vfioctl.
+//! viable". With the unbind helper's fork
+//! (`forkwrite`), the only unsafe code in vfioctl.
 #![expect(unsafe_code, reason = "the VFIO ioctl has no safe wrapper in rustix")]
 
 use std::fs::OpenOptions;

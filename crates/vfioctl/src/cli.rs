@@ -54,6 +54,7 @@ pub(crate) struct GlobalArgs {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub(crate) enum Command {
     /// List PCI functions with their driver, driver_override and IOMMU group.
     #[command(visible_alias = "ls")]
@@ -126,6 +127,7 @@ pub(crate) struct BootArgs {
 
 /// `vfioctl boot ...`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub(crate) enum BootCommand {
     /// Write the udev rule (address and identity of every device of a VM with boot = true), put
     /// it and the vfio modules into the initramfs, and regenerate the initramfs.
@@ -183,6 +185,7 @@ pub(crate) struct VmArgs {
 
 /// `vfioctl vm ...`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub(crate) enum VmCommand {
     /// List the VM definitions, their devices, and whether each file is valid.
     #[command(visible_alias = "ls")]
@@ -459,6 +462,7 @@ pub(crate) struct HookArgs {
 
 /// Which VM manager calls the hook.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub(crate) enum HookTarget {
     /// libvirt's qemu hook: binds a domain's PCI hostdevs on prepare, restores them on release.
     /// Reads the domain XML from standard input.

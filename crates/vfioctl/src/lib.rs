@@ -18,7 +18,7 @@ pub use kernel::{KernelSource, RealKernelSource};
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;
@@ -87,7 +87,19 @@ fn report(error: &CliError, json: bool, color: term::ColorWhen) -> Exit {
 
 /// Parses the command line; a usage error under `--json` is a JSON error document too.
 fn parse() -> Result<Cli, ExitCode> {
-    match Cli::try_parse() {
+    let mut command = Cli::command();
+    let parsed = command
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|mut matches| {
+            let cli = Cli::from_arg_matches_mut(&mut matches);
+            std::mem::forget(matches);
+            cli
+        })
+        .map_err(|e| e.format(&mut command));
+    // Freeing clap's command tree and matches took a fifth of a start-up, and the memory is the
+    // process's until it exits anyway: both are left to the exit.
+    std::mem::forget(command);
+    match parsed {
         Ok(cli) => Ok(cli),
         Err(e) if e.use_stderr() && std::env::args_os().any(|a| a == "--json") => {
             let message = e

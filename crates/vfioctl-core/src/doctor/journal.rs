@@ -48,7 +48,7 @@ pub struct EntryFacts {
     pub definitions_present: Vec<String>,
 }
 
-/// One write helper (`vfioctl __write-attr`) the journal lists.
+/// One write helper (a fork named `vfioctl-unbind`, or `vfioctl __write-attr`) the journal lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HelperFacts {
     /// Its pid.

@@ -26,6 +26,7 @@ pub(crate) struct Dpaa2Args {
 
 /// The DPAA2 commands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub(crate) enum Dpaa2Command {
     /// Make a child container of the root container for a VM, with a DPNI and the DPBP, DPIO,
     /// DPCON and DPMCP its driver needs, wired to a DPMAC or DPDMUX.

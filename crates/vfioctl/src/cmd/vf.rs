@@ -22,6 +22,7 @@ pub(crate) struct VfArgs {
 
 /// The VF commands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub(crate) enum VfCommand {
     /// Every SR-IOV capable device (or one) with sriov_totalvfs, sriov_numvfs,
     /// sriov_drivers_autoprobe, and each VF's index, address, driver, holder and link settings.
