@@ -54,6 +54,9 @@ pub(crate) struct GlobalArgs {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
+// Only the subcommand that runs is built: building all of them was a third of a start-up. A
+// deferred command's arguments struct is applied after its variant, so the structs below carry
+// plain comments: a doc comment would become the command's about, over the variant's.
 #[command(defer = true)]
 pub(crate) enum Command {
     /// List PCI functions with their driver, driver_override and IOMMU group.
@@ -93,13 +96,8 @@ pub(crate) enum Command {
     /// VM definitions (/etc/vfioctl/vms/NAME.toml): list, check against this host, QEMU command
     /// line.
     Vm(VmArgs),
-    /// Bind the devices of every VM marked `boot = true` (idempotent; vfioctl-apply.service runs
-    /// it at boot).
-    Apply(ApplyArgs),
-    /// Compare every VM's devices with the host: bound, not bound, drifted, missing.
-    Status(StatusArgs),
-    /// Bind a VM's devices, run its QEMU, and give the devices back when QEMU exits.
-    Run(RunArgs),
+    #[command(flatten)]
+    Definitions(DefinitionsCommand),
     /// Every root port, switch downstream port and physical slot: would a card placed there get
     /// an IOMMU group of its own, and if not, which bridge breaks isolation.
     Slots(SlotsArgs),
@@ -113,12 +111,36 @@ pub(crate) enum Command {
     /// This node's passthrough-ready IOMMU groups for Proxmox VE mappings, OpenStack Nova or
     /// KubeVirt; --check FILE says which entries of an earlier export no longer match.
     Export(crate::cmd::export::ExportArgs),
+    #[command(flatten)]
+    Plugin(PluginCommand),
+}
+
+// The commands below have an option named like a global one (`--config`), which must be theirs
+// before clap copies the global options into them: a deferred command gets its own options only
+// after that copy, and the two would clash. So they are built with the command line, and sit
+// in the list above where they were.
+
+/// Commands on the VM definitions (`--config DIR`).
+#[derive(Debug, Subcommand)]
+pub(crate) enum DefinitionsCommand {
+    /// Bind the devices of every VM marked `boot = true` (idempotent; vfioctl-apply.service runs
+    /// it at boot).
+    Apply(ApplyArgs),
+    /// Compare every VM's devices with the host: bound, not bound, drifted, missing.
+    Status(StatusArgs),
+    /// Bind a VM's devices, run its QEMU, and give the devices back when QEMU exits.
+    Run(RunArgs),
+}
+
+/// The node agent of clusters.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PluginCommand {
     /// A Kubernetes device plugin (kubelet API v1beta1) that binds and advertises whole IOMMU
     /// groups, and gives them back at SIGTERM.
     DevicePlugin(crate::cmd::device_plugin::DevicePluginArgs),
 }
 
-/// `vfioctl boot`.
+// `vfioctl boot`.
 #[derive(Debug, Args)]
 pub(crate) struct BootArgs {
     #[command(subcommand)]
@@ -127,7 +149,6 @@ pub(crate) struct BootArgs {
 
 /// `vfioctl boot ...`.
 #[derive(Debug, Subcommand)]
-#[command(defer = true)]
 pub(crate) enum BootCommand {
     /// Write the udev rule (address and identity of every device of a VM with boot = true), put
     /// it and the vfio modules into the initramfs, and regenerate the initramfs.
@@ -176,7 +197,7 @@ pub(crate) struct ConfigArgs {
     pub config: Option<PathBuf>,
 }
 
-/// `vfioctl vm`.
+// `vfioctl vm`.
 #[derive(Debug, Args)]
 pub(crate) struct VmArgs {
     #[command(subcommand)]
@@ -185,7 +206,6 @@ pub(crate) struct VmArgs {
 
 /// `vfioctl vm ...`.
 #[derive(Debug, Subcommand)]
-#[command(defer = true)]
 pub(crate) enum VmCommand {
     /// List the VM definitions, their devices, and whether each file is valid.
     #[command(visible_alias = "ls")]
@@ -247,7 +267,7 @@ pub(crate) struct RunArgs {
     pub config: ConfigArgs,
 }
 
-/// `vfioctl recover`.
+// `vfioctl recover`.
 #[derive(Debug, Args)]
 pub(crate) struct RecoverArgs {
     /// Print what would be done, and change nothing.
@@ -261,7 +281,7 @@ pub(crate) struct RecoverArgs {
     pub force: bool,
 }
 
-/// `vfioctl list`.
+// `vfioctl list`.
 #[derive(Debug, Args)]
 pub(crate) struct ListArgs {
     /// Only the device at this address (DDDD:BB:DD.F, or BB:DD.F for domain 0); repeat for
@@ -284,7 +304,7 @@ pub(crate) struct ListArgs {
     pub kernel: bool,
 }
 
-/// `vfioctl groups`.
+// `vfioctl groups`.
 #[derive(Debug, Args)]
 pub(crate) struct GroupsArgs {
     /// Only the groups of these devices or group numbers.
@@ -305,7 +325,7 @@ pub(crate) struct GroupsArgs {
     pub width: Option<usize>,
 }
 
-/// `vfioctl slots`.
+// `vfioctl slots`.
 #[derive(Debug, Args)]
 pub(crate) struct SlotsArgs {
     /// The kernel release whose behaviour is modelled (default: the running kernel's).
@@ -313,14 +333,14 @@ pub(crate) struct SlotsArgs {
     pub kernel: Option<String>,
 }
 
-/// `vfioctl show`.
+// `vfioctl show`.
 #[derive(Debug, Args)]
 pub(crate) struct ShowArgs {
     /// The device (DDDD:BB:DD.F, BB:DD.F, or a network interface name).
     pub device: String,
 }
 
-/// `vfioctl bind`.
+// `vfioctl bind`.
 #[derive(Debug, Args)]
 pub(crate) struct BindArgs {
     /// Devices: addresses (0001:03:00.0), vendor:device IDs (every match), or interface names.
@@ -348,7 +368,7 @@ pub(crate) struct BindArgs {
     pub owner: Option<String>,
 }
 
-/// `vfioctl restore`.
+// `vfioctl restore`.
 #[derive(Debug, Args)]
 pub(crate) struct RestoreArgs {
     /// Devices to give back (their journaled group members go with them).
@@ -372,7 +392,7 @@ pub(crate) struct RestoreArgs {
     pub timeout: Option<u64>,
 }
 
-/// `vfioctl check`.
+// `vfioctl check`.
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
     /// IOMMU group numbers or devices.
@@ -380,7 +400,7 @@ pub(crate) struct CheckArgs {
     pub targets: Vec<String>,
 }
 
-/// `vfioctl doctor`.
+// `vfioctl doctor`.
 #[derive(Debug, Args)]
 pub(crate) struct DoctorArgs {
     /// Devices to judge (addresses or interface names): device checks then cover only them and
@@ -389,7 +409,7 @@ pub(crate) struct DoctorArgs {
     pub devices: Vec<String>,
 }
 
-/// `vfioctl qemu-args`.
+// `vfioctl qemu-args`.
 #[derive(Debug, Args)]
 pub(crate) struct QemuArgs {
     /// Devices (addresses, vendor:device IDs, interface names) and DPAA2 containers (dprc.N).
@@ -408,7 +428,7 @@ pub(crate) struct QemuArgs {
     pub iommufd: bool,
 }
 
-/// `vfioctl libvirt-xml`.
+// `vfioctl libvirt-xml`.
 #[derive(Debug, Args)]
 pub(crate) struct LibvirtArgs {
     /// Devices (addresses, vendor:device IDs, interface names).
@@ -442,7 +462,7 @@ fn parse_bus(text: &str) -> Result<u8, String> {
     parsed.map_err(|_| format!("'{text}' is not a bus number (0 to 255, or 0x00 to 0xff)"))
 }
 
-/// `vfioctl generate-docs`.
+// `vfioctl generate-docs`.
 #[derive(Debug, Args)]
 pub(crate) struct GenerateDocsArgs {
     /// Directory to write `man/` and `completions/` into.
@@ -450,7 +470,7 @@ pub(crate) struct GenerateDocsArgs {
     pub out: PathBuf,
 }
 
-/// `vfioctl hook`.
+// `vfioctl hook`.
 #[derive(Debug, Args)]
 pub(crate) struct HookArgs {
     /// Seconds to wait for a driver to let go of a device before giving up (default 10).
@@ -462,7 +482,6 @@ pub(crate) struct HookArgs {
 
 /// Which VM manager calls the hook.
 #[derive(Debug, Subcommand)]
-#[command(defer = true)]
 pub(crate) enum HookTarget {
     /// libvirt's qemu hook: binds a domain's PCI hostdevs on prepare, restores them on release.
     /// Reads the domain XML from standard input.
@@ -486,11 +505,22 @@ pub(crate) enum HookTarget {
     },
 }
 
-/// `vfioctl __write-attr`.
+// `vfioctl __write-attr`.
 #[derive(Debug, Args)]
 pub(crate) struct WriteAttrArgs {
     /// The attribute, as on `/` (`/sys/bus/pci/drivers/e1000e/unbind`).
     pub path: String,
     /// The value.
     pub value: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn every_command_builds_with_the_global_options_copied_in() {
+        // Builds every deferred command after the copy of the global options, as parsing one does.
+        super::Cli::command().debug_assert();
+    }
 }

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, FromArgMatches as _};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, DefinitionsCommand, PluginCommand};
 use crate::context::Context;
 use crate::error::CliError;
 use crate::exit::Exit;
@@ -44,16 +44,18 @@ fn dispatch(
         Command::QemuArgs(args) => cmd::render::qemu(ctx, args),
         Command::LibvirtXml(args) => cmd::render::libvirt(ctx, args),
         Command::Vm(args) => cmd::vm::vm(ctx, args),
-        Command::Apply(args) => cmd::vm::apply(ctx, args),
-        Command::Status(args) => cmd::vm::status(ctx, args),
-        Command::Run(args) => cmd::vm::run(ctx, args),
+        Command::Definitions(DefinitionsCommand::Apply(args)) => cmd::vm::apply(ctx, args),
+        Command::Definitions(DefinitionsCommand::Status(args)) => cmd::vm::status(ctx, args),
+        Command::Definitions(DefinitionsCommand::Run(args)) => cmd::vm::run(ctx, args),
         Command::Slots(args) => cmd::predict::slots(ctx, args),
         Command::Boot(args) => cmd::boot::boot(ctx, args),
         Command::Recover(args) => cmd::bind::recover(ctx, args),
         Command::Dpaa2(args) => cmd::dpaa2::dpaa2(ctx, args, kernels),
         Command::Vf(args) => cmd::vf::vf(ctx, args),
         Command::Export(args) => cmd::export::export(ctx, args),
-        Command::DevicePlugin(args) => cmd::device_plugin::device_plugin(ctx, args),
+        Command::Plugin(PluginCommand::DevicePlugin(args)) => {
+            cmd::device_plugin::device_plugin(ctx, args)
+        }
     }
 }
 

@@ -79,7 +79,7 @@ impl PciIds {
     fn parse_filtered(text: &str, wanted: Option<&BTreeSet<u16>>) -> Self {
         let mut ids = Self::default();
         let mut section = Section::None;
-        for line in text.split('\n') {
+        for line in lines(text) {
             let line = line.strip_suffix('\r').unwrap_or(line);
             let bytes = line.as_bytes();
             match bytes.first() {
@@ -283,6 +283,20 @@ fn sort_nodes<K: Ord + Copy>(nodes: &mut [Node<K>]) {
     if !nodes.is_sorted_by_key(|n| n.id) {
         nodes.sort_by_key(|n| n.id);
     }
+}
+
+/// The lines of `text`, split where memchr finds each `\n` (vectorised: pci.ids has about
+/// 40,000 lines, most of them of vendors the host does not have).
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', text.as_bytes())
+        .chain(std::iter::once(text.len()))
+        .map(move |end| {
+            // `\n` is ASCII, so both ends are character boundaries.
+            let line = &text[start..end];
+            start = end + 1;
+            line
+        })
 }
 
 #[cfg(test)]

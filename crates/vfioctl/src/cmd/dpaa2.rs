@@ -14,7 +14,7 @@ use crate::error::CliError;
 use crate::exit::Exit;
 use crate::kernel::KernelSource;
 
-/// `vfioctl dpaa2 ...`.
+// `vfioctl dpaa2 ...`.
 #[derive(Debug, Args)]
 pub(crate) struct Dpaa2Args {
     /// The restool program (default: `restool` from PATH).
@@ -26,7 +26,6 @@ pub(crate) struct Dpaa2Args {
 
 /// The DPAA2 commands.
 #[derive(Debug, Subcommand)]
-#[command(defer = true)]
 pub(crate) enum Dpaa2Command {
     /// Make a child container of the root container for a VM, with a DPNI and the DPBP, DPIO,
     /// DPCON and DPMCP its driver needs, wired to a DPMAC or DPDMUX.

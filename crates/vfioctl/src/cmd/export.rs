@@ -24,7 +24,7 @@ pub(crate) enum ExportFormat {
     Kubevirt,
 }
 
-/// `vfioctl export`.
+// `vfioctl export`.
 #[derive(Debug, Args)]
 pub(crate) struct ExportArgs {
     /// The engine to write for.

@@ -13,7 +13,7 @@ use crate::error::{CliError, chain};
 use crate::exit::Exit;
 use crate::json::JSON_VERSION;
 
-/// `vfioctl vf ...`.
+// `vfioctl vf ...`.
 #[derive(Debug, Args)]
 pub(crate) struct VfArgs {
     #[command(subcommand)]
@@ -22,7 +22,6 @@ pub(crate) struct VfArgs {
 
 /// The VF commands.
 #[derive(Debug, Subcommand)]
-#[command(defer = true)]
 pub(crate) enum VfCommand {
     /// Every SR-IOV capable device (or one) with sriov_totalvfs, sriov_numvfs,
     /// sriov_drivers_autoprobe, and each VF's index, address, driver, holder and link settings.
@@ -35,7 +34,7 @@ pub(crate) enum VfCommand {
     Set(SetArgs),
 }
 
-/// `vf list`.
+// `vf list`.
 #[derive(Debug, Args)]
 pub(crate) struct ListArgs {
     /// Only this PF.
