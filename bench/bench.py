@@ -153,7 +153,11 @@ def plugin_idle(testbin, kubelet_bin, root, vf, seconds):
                                        "--plugin-dir", plugins], stdout=subprocess.DEVNULL, stderr=log)
             kubelet = subprocess.Popen([kubelet_bin, plugins, "bench.io/vf", "--watch", str(seconds)],
                                        stdout=subprocess.PIPE, text=True)
+            # The fake kubelet first says how registration went ("ok: ..."), then `registered`
+            # once the ListAndWatch stream is open.
             line = kubelet.stdout.readline().strip()
+            while line.startswith("ok:"):
+                line = kubelet.stdout.readline().strip()
             if line != "registered":
                 plugin.terminate()
                 plugin.wait()
@@ -192,6 +196,9 @@ COMMANDS = [
 VF_COUNT = 64
 # Commands whose cost must not depend on the host's size.
 LOCAL = ("bind_one", "show", "check", "qemu_args")
+# Figures without a goal of issue 23 (whose read-only commands are list, groups, predict,
+# doctor, status, vm check and bind --dry-run): the SR-IOV issue asks for the ratio only.
+NO_GOAL = ("vf_list",)
 
 # The fewest system calls per function a whole-host command needs, counted by hand: the first
 # 256 bytes of config space (openat, read, close: 3), the `driver` link (readlink: 1) and the
@@ -371,7 +378,7 @@ def goals(results):
     out = []
     largest, smallest = results[-1], results[0]
     n, peer_ms = largest["functions"], largest["lspci_nnk"][0]
-    host_wide = [(k, label) for k, label, _ in COMMANDS if k not in LOCAL]
+    host_wide = [(k, label) for k, label, _ in COMMANDS if k not in LOCAL and k not in NO_GOAL]
     for key, label in host_wide:
         r = largest[key][0] / peer_ms
         out.append((f"{label}: {r:.3f} x lspci -nnk at {n} functions (<= 0.5)", r <= 0.5))

@@ -159,8 +159,16 @@ impl Context {
     /// Writes what was gathered, coloured or not as `--color` and the streams say; a closed
     /// pipe (`| head`) is not an error.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
-        let mut stdout = anstream::AutoStream::new(io::stdout(), self.color.choice(self.json));
-        match stdout.write_all(&self.out).and_then(|()| stdout.flush()) {
+        // A JSON document holds no escape codes of ours (serde escapes any in the data), so it
+        // skips anstream, whose stripping read every byte: a fifth of `list --json`.
+        let written = if self.json {
+            let mut stdout = io::stdout().lock();
+            stdout.write_all(&self.out).and_then(|()| stdout.flush())
+        } else {
+            let mut stdout = anstream::AutoStream::new(io::stdout(), self.color.choice(false));
+            stdout.write_all(&self.out).and_then(|()| stdout.flush())
+        };
+        match written {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
             other => other?,
         }
