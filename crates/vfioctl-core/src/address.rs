@@ -175,6 +175,24 @@ impl FromStr for PciSelector {
 }
 
 impl PciSelector {
+    /// The address the selector means when the host has it: itself, or for a short selector
+    /// its function in domain 0, which a short address names before any other domain.
+    pub fn first_choice(&self) -> PciAddress {
+        match *self {
+            Self::Full(full) => full,
+            Self::Short {
+                bus,
+                device,
+                function,
+            } => PciAddress {
+                domain: 0,
+                bus,
+                device,
+                function,
+            },
+        }
+    }
+
     /// True when `address` is one the selector may mean.
     pub fn matches(&self, address: &PciAddress) -> bool {
         match *self {
@@ -203,7 +221,7 @@ impl PciSelector {
             .collect();
         match self {
             Self::Full(a) if matches.contains(a) => Ok(*a),
-            Self::Short { .. } => match matches.iter().find(|a| a.domain == 0) {
+            Self::Short { .. } => match matches.iter().find(|a| **a == self.first_choice()) {
                 Some(a) => Ok(*a),
                 None if matches.is_empty() => Err(SelectorError::NotFound(self.to_string())),
                 None => Err(SelectorError::Ambiguous {

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use crate::{HostError, HostRoot};
 
-pub use crate::executor::{Executor, StepError, Timeouts, WRITE_HELPER_OTHER_ERROR, chain};
+pub use crate::executor::{
+    Executor, StepError, Timeouts, WRITE_HELPER_OTHER_ERROR, chain, write_helper_exit_code,
+};
 pub use crate::hostuse::{host_uses, net_host_use};
 pub use crate::transaction::{ApplyError, Rollback};
 

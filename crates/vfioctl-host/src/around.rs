@@ -30,22 +30,9 @@ pub fn seeds(root: &HostRoot, names: &[String]) -> Option<Vec<PciAddress>> {
             continue;
         }
         let selector = name.parse::<vfioctl_core::PciSelector>().ok()?;
-        // The address a selector names when its device is there, which a full address and a
-        // short one in domain 0 (the one a short address means first) are: one stat, where
-        // the listing of a large host costs more than the rest of a command.
-        let direct = match selector {
-            vfioctl_core::PciSelector::Full(address) => address,
-            vfioctl_core::PciSelector::Short {
-                bus,
-                device,
-                function,
-            } => PciAddress {
-                domain: 0,
-                bus,
-                device,
-                function,
-            },
-        };
+        // One stat answers for an address the host has; listing a large host's devices costs
+        // more than the rest of a command.
+        let direct = selector.first_choice();
         if root.pci_device(&direct).exists() {
             seeds.push(direct);
             continue;

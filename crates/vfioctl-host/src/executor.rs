@@ -148,6 +148,32 @@ pub struct Executor {
 /// How a write helper reports a write that failed without an errno.
 pub const WRITE_HELPER_OTHER_ERROR: i32 = 255;
 
+/// The exit status a write helper reports a failed write with: its errno, or
+/// [`WRITE_HELPER_OTHER_ERROR`] when there is none an exit status can carry. A plain function of
+/// integers, so a forked child may call it.
+pub const fn write_helper_exit_code(errno: Option<i32>) -> i32 {
+    match errno {
+        Some(code) if code >= 1 && code < WRITE_HELPER_OTHER_ERROR => code,
+        _ => WRITE_HELPER_OTHER_ERROR,
+    }
+}
+
+/// The write's outcome from a helper's exit code (`None` when a signal ended it); `status` says
+/// how it ended, for the error of a helper that could not report an errno.
+pub(crate) fn write_helper_outcome(
+    code: Option<i32>,
+    status: impl FnOnce() -> String,
+) -> io::Result<()> {
+    match code {
+        Some(0) => Ok(()),
+        Some(code) if code != WRITE_HELPER_OTHER_ERROR => Err(io::Error::from_raw_os_error(code)),
+        _ => Err(io::Error::other(format!(
+            "the write helper failed ({})",
+            status()
+        ))),
+    }
+}
+
 impl Executor {
     /// An executor.
     pub fn new(root: HostRoot, kernel: Arc<dyn Kernel>, timeouts: Timeouts) -> Self {
@@ -491,16 +517,12 @@ impl ChildWrite {
 
     fn try_wait(&mut self) -> io::Result<Option<io::Result<()>>> {
         match self {
-            Self::Forked(child) => child.try_wait(),
-            Self::Exec(child) => Ok(child.try_wait()?.map(|status| match status.code() {
-                Some(0) => Ok(()),
-                Some(code) if code != WRITE_HELPER_OTHER_ERROR => {
-                    Err(io::Error::from_raw_os_error(code))
-                }
-                _ => Err(io::Error::other(format!(
-                    "the write helper failed ({status})"
-                ))),
+            Self::Forked(child) => Ok(child.try_wait()?.map(|status| {
+                write_helper_outcome(status.exit_status(), || format!("{status:?}"))
             })),
+            Self::Exec(child) => Ok(child
+                .try_wait()?
+                .map(|status| write_helper_outcome(status.code(), || status.to_string()))),
         }
     }
 }

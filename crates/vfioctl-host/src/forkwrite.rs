@@ -19,13 +19,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use rustix::process::{Pid, WaitOptions};
+use rustix::process::{Pid, WaitOptions, WaitStatus};
+
+use crate::executor::write_helper_exit_code;
 
 /// The name (`/proc/<pid>/comm`) of a forked write helper; its command line is its parent's.
 pub const FORKED_HELPER_NAME: &str = "vfioctl-unbind";
-
-/// How a child reports a write that failed without an errno, or wrote short.
-const OTHER_ERROR: i32 = crate::executor::WRITE_HELPER_OTHER_ERROR;
 
 /// A write in flight in a child process.
 #[derive(Debug)]
@@ -74,23 +73,17 @@ impl ForkedWrite {
         self.pid.as_raw_nonzero().get().cast_unsigned()
     }
 
-    /// The write's outcome once the child has exited, `None` while it is still writing.
+    /// How the child ended once it has (its exit status is the write's errno, or 0), `None`
+    /// while it is still writing.
     ///
     /// # Errors
     ///
     /// The wait's own error (the child is not ours).
-    pub fn try_wait(&self) -> io::Result<Option<io::Result<()>>> {
-        let Some((_, status)) = rustix::process::waitpid(Some(self.pid), WaitOptions::NOHANG)?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(match status.exit_status() {
-            Some(0) => Ok(()),
-            Some(code) if code != OTHER_ERROR => Err(io::Error::from_raw_os_error(code)),
-            _ => Err(io::Error::other(format!(
-                "the write helper failed ({status:?})"
-            ))),
-        }))
+    pub fn try_wait(&self) -> io::Result<Option<WaitStatus>> {
+        Ok(
+            rustix::process::waitpid(Some(self.pid), WaitOptions::NOHANG)?
+                .map(|(_, status)| status),
+        )
     }
 }
 
@@ -106,16 +99,11 @@ unsafe fn child(fd: i32, bytes: &[u8], name: &CString) -> ! {
         close_all_but(fd);
         let written = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
         let code = if written < 0 {
-            let errno = *libc::__errno_location();
-            if (1..OTHER_ERROR).contains(&errno) {
-                errno
-            } else {
-                OTHER_ERROR
-            }
+            write_helper_exit_code(Some(*libc::__errno_location()))
         } else if written.cast_unsigned() == bytes.len() {
             0
         } else {
-            OTHER_ERROR
+            write_helper_exit_code(None)
         };
         libc::_exit(code)
     }
@@ -167,8 +155,10 @@ mod tests {
     fn wait(write: &ForkedWrite) -> io::Result<()> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            if let Some(outcome) = write.try_wait().unwrap() {
-                return outcome;
+            if let Some(status) = write.try_wait().unwrap() {
+                return crate::executor::write_helper_outcome(status.exit_status(), || {
+                    format!("{status:?}")
+                });
             }
             assert!(
                 std::time::Instant::now() < deadline,

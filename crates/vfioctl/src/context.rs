@@ -161,14 +161,15 @@ impl Context {
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         // A JSON document holds no escape codes of ours (serde escapes any in the data), so it
         // skips anstream, whose stripping read every byte: a fifth of `list --json`.
-        let written = if self.json {
-            let mut stdout = io::stdout().lock();
-            stdout.write_all(&self.out).and_then(|()| stdout.flush())
+        let mut stdout: Box<dyn Write> = if self.json {
+            Box::new(io::stdout().lock())
         } else {
-            let mut stdout = anstream::AutoStream::new(io::stdout(), self.color.choice(false));
-            stdout.write_all(&self.out).and_then(|()| stdout.flush())
+            Box::new(anstream::AutoStream::new(
+                io::stdout(),
+                self.color.choice(false),
+            ))
         };
-        match written {
+        match stdout.write_all(&self.out).and_then(|()| stdout.flush()) {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
             other => other?,
         }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use vfioctl_host::apply::WRITE_HELPER_OTHER_ERROR;
+use vfioctl_host::apply::write_helper_exit_code;
 use vfioctl_host::{HostRoot, Kernel, RealKernel};
 
 use crate::context::Context;
@@ -60,10 +60,7 @@ pub(crate) fn write_attr_helper(ctx: &Context, args: &crate::cli::WriteAttrArgs)
             .write_attr(&ctx.root.join(&args.path), &args.value)
         {
             Ok(()) => 0,
-            Err(e) => e
-                .raw_os_error()
-                .filter(|c| (1..WRITE_HELPER_OTHER_ERROR).contains(c))
-                .unwrap_or(WRITE_HELPER_OTHER_ERROR),
+            Err(e) => write_helper_exit_code(e.raw_os_error()),
         }
     };
     std::process::exit(code)
