@@ -54,4 +54,4 @@ pub fn comma_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> S
 pub use device::{Inventory, PciDevice, SkippedDevice};
 pub use devref::{Bus, DeviceRef, DriverName, FslMcName, GroupId, Owner};
 pub use ids::{ClassCode, VendorDevice};
-pub use text::{echoed, escape_controls};
+pub use text::{JsonFormatter, echoed, escape_controls, write_json};

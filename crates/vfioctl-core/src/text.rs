@@ -49,9 +49,112 @@ pub fn echoed(text: &str) -> String {
     out
 }
 
+/// serde_json's pretty layout, which also escapes DEL and the C1 controls in strings as
+/// `\u007f`-style escapes. serde_json escapes only the C0 controls; a terminal takes U+009B as
+/// CSI, so an attribute holding one must not reach it raw, and escaping it while encoding keeps
+/// the document valid JSON (the same string to a parser) without a second pass over megabytes.
+#[derive(Default)]
+pub struct JsonFormatter {
+    pretty: serde_json::ser::PrettyFormatter<'static>,
+}
+
+impl serde_json::ser::Formatter for JsonFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        // serde_json has escaped everything below 0x20; only DEL (0x7f) and 0xc2 0x80..0x9f
+        // remain, and a byte scan finds that there are none in nearly every fragment.
+        if !fragment.bytes().any(|b| b == 0x7f || b == 0xc2) {
+            return writer.write_all(fragment.as_bytes());
+        }
+        let mut start = 0;
+        for (at, c) in fragment.char_indices() {
+            if c.is_control() {
+                writer.write_all(&fragment.as_bytes()[start..at])?;
+                write!(writer, "\\u{:04x}", u32::from(c))?;
+                start = at + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.pretty.begin_array(w)
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.pretty.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.pretty.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.pretty.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.pretty.begin_object(w)
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.pretty.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.pretty.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.pretty.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.pretty.end_object_value(w)
+    }
+}
+
+/// `value` as a pretty JSON document written to `writer`, with [`JsonFormatter`]'s escapes.
+pub fn write_json<W: std::io::Write>(
+    writer: W,
+    value: &impl serde::Serialize,
+) -> serde_json::Result<()> {
+    let mut serializer = serde_json::Serializer::with_formatter(writer, JsonFormatter::default());
+    value.serialize(&mut serializer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_escapes_del_and_c1_controls_and_stays_valid() {
+        let text = "a\u{9b}2J\u{7f}\u{1b}[0m 25\u{b0}C";
+        let mut out = Vec::new();
+        write_json(
+            &mut out,
+            &serde_json::json!({ "name": text, "plain": "igb" }),
+        )
+        .unwrap();
+        let json = String::from_utf8(out).unwrap();
+        assert_eq!(
+            json,
+            "{\n  \"name\": \"a\\u009b2J\\u007f\\u001b[0m 25\u{b0}C\",\n  \"plain\": \"igb\"\n}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["name"], text);
+        // The layout is serde_json's own.
+        let value = serde_json::json!({ "a": [1, { "b": [] }], "c": {} });
+        let mut ours = Vec::new();
+        write_json(&mut ours, &value).unwrap();
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            serde_json::to_string_pretty(&value).unwrap()
+        );
+    }
 
     #[test]
     fn controls_are_escaped_and_plain_text_is_untouched() {

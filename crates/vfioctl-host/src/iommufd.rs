@@ -28,6 +28,17 @@ pub fn cdev_of(root: &HostRoot, address: &PciAddress) -> Option<String> {
         })
 }
 
+/// [`cdev_of`] for a device read from sysfs: without a vfio driver it has no `vfio-dev`, so the
+/// directory is not looked for (on hosts with thousands of functions, a lookup each).
+pub fn cdev_of_device(root: &HostRoot, device: &vfioctl_core::PciDevice) -> Option<String> {
+    device
+        .driver
+        .as_deref()
+        .is_some_and(vfioctl_core::plan::is_vfio_pci_driver)
+        .then(|| cdev_of(root, &device.address))
+        .flatten()
+}
+
 /// The device files of every member of `groups` that has one, in group then address order.
 pub fn group_cdevs(root: &HostRoot, groups: &[vfioctl_core::GroupId]) -> Vec<String> {
     let mut out = Vec::new();

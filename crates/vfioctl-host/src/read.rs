@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
 
 use vfioctl_core::config::parse_config;
 use vfioctl_core::ids::parse_sysfs_hex;
@@ -27,13 +30,22 @@ pub fn read_attr(path: &Path) -> Result<Option<String>, HostError> {
 
 /// Reads at most `limit` bytes; `Ok(None)` when the file does not exist.
 pub fn read_bytes(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, HostError> {
-    let file = match fs::File::open(path) {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut bytes: Vec<u8> = Vec::with_capacity(limit.min(4096));
+    Ok(read_bytes_into(path, limit, &mut bytes)?.then_some(bytes))
+}
+
+/// [`read_bytes`] into `bytes` (cleared first), so a scan of thousands of devices reuses one
+/// buffer; false when the file does not exist.
+fn read_bytes_into(path: &Path, limit: usize, bytes: &mut Vec<u8>) -> Result<bool, HostError> {
+    bytes.clear();
+    let file = match rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
+        Err(rustix::io::Errno::NOENT) => return Ok(false),
+        Err(errno) => {
             return Err(HostError::Read {
                 path: path.to_path_buf(),
-                source,
+                source: errno.into(),
             });
         }
     };
@@ -41,13 +53,12 @@ pub fn read_bytes(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, HostError>
     // its end; so a single read usually suffices and the trailing read-to-EOF is skipped. The
     // read goes into the vector's spare capacity: zeroing a page for every attribute first was
     // over a quarter of `doctor`'s time.
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     if limit == 0 {
-        return Ok(Some(Vec::new()));
+        return Ok(true);
     }
-    let mut bytes: Vec<u8> = Vec::with_capacity(limit.min(4096));
+    bytes.reserve(limit.min(4096));
     loop {
-        match rustix::io::read(&file, rustix::buffer::spare_capacity(&mut bytes)) {
+        match rustix::io::read(&file, rustix::buffer::spare_capacity(&mut *bytes)) {
             Ok(0) => break,
             Ok(_) => {
                 if bytes.len() < bytes.capacity() || bytes.len() >= limit {
@@ -66,21 +77,48 @@ pub fn read_bytes(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, HostError>
         }
     }
     bytes.truncate(limit);
-    Ok(Some(bytes))
+    Ok(true)
+}
+
+/// The longest link target read without allocating; sysfs targets are well under it.
+const LINK_BUFFER: usize = 512;
+
+/// `f` of a symlink's target, read into a buffer on the stack; `Ok(None)` when the link does not
+/// exist or is not a link (EINVAL: a damaged tree, treated as absent rather than failing the
+/// whole listing). A target too long for the buffer is read whole by the standard library.
+fn with_link_target<T>(path: &Path, f: impl FnOnce(&Path) -> T) -> Result<Option<T>, HostError> {
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); LINK_BUFFER];
+    match rustix::fs::readlinkat_raw(rustix::fs::CWD, path, &mut buf) {
+        Ok((target, _)) if target.len() < LINK_BUFFER => {
+            Ok(Some(f(Path::new(OsStr::from_bytes(target)))))
+        }
+        Ok(_) => match fs::read_link(path) {
+            Ok(target) => Ok(Some(f(&target))),
+            Err(source) => Err(HostError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        },
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::INVAL) => Ok(None),
+        Err(errno) => Err(HostError::Read {
+            path: path.to_path_buf(),
+            source: errno.into(),
+        }),
+    }
 }
 
 /// The basename of a symlink's target; `Ok(None)` when the link does not exist.
 pub fn link_name(path: &Path) -> Result<Option<String>, HostError> {
-    match fs::read_link(path) {
-        Ok(target) => Ok(target.file_name().map(|n| n.to_string_lossy().into_owned())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        // Not a link (EINVAL): a damaged tree; treat as absent rather than fail the whole listing.
-        Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(None),
-        Err(source) => Err(HostError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
+    Ok(with_link_target(path, |target| {
+        target.file_name().map(|n| n.to_string_lossy().into_owned())
+    })?
+    .flatten())
+}
+
+/// The basename of a symlink's target parsed as `T` (`iommu_group`'s group number), without
+/// making a string of it; `Ok(None)` when the link does not exist or its name is not a `T`.
+fn link_parsed<T: std::str::FromStr>(path: &Path) -> Result<Option<T>, HostError> {
+    Ok(with_link_target(path, |target| target.file_name()?.to_str()?.parse().ok())?.flatten())
 }
 
 /// Resolves a relative sysfs symlink lexically, refusing targets that leave `root`.
@@ -88,38 +126,51 @@ pub fn link_name(path: &Path) -> Result<Option<String>, HostError> {
 /// sysfs links are relative and their parents are real directories, so lexical resolution gives
 /// the kernel's path without following further links (which could loop in a damaged tree).
 pub fn resolve_link(root: &Path, link: &Path) -> Result<PathBuf, HostError> {
-    let target = fs::read_link(link).map_err(|source| HostError::Read {
-        path: link.to_path_buf(),
-        source,
-    })?;
     let bad = || HostError::BadLink {
         path: link.to_path_buf(),
     };
-    if target.is_absolute() {
-        return Err(bad());
-    }
     let rel_dir = link
         .parent()
         .and_then(|p| p.strip_prefix(root).ok())
         .ok_or_else(bad)?;
-    let mut parts: Vec<&OsStr> = rel_dir
-        .components()
-        .filter_map(|c| match c {
+    let resolved = with_link_target(link, |target| {
+        if target.is_absolute() {
+            return None;
+        }
+        let mut parts: Vec<&OsStr> = Vec::with_capacity(16);
+        parts.extend(rel_dir.components().filter_map(|c| match c {
             Component::Normal(n) => Some(n),
             _ => None,
-        })
-        .collect();
-    for c in target.components() {
-        match c {
-            Component::Normal(n) => parts.push(n),
-            Component::ParentDir => {
-                parts.pop().ok_or_else(bad)?;
+        }));
+        for c in target.components() {
+            match c {
+                Component::Normal(n) => parts.push(n),
+                Component::ParentDir => {
+                    parts.pop()?;
+                }
+                Component::CurDir => {}
+                _ => return None,
             }
-            Component::CurDir => {}
-            _ => return Err(bad()),
         }
+        let len = root.as_os_str().len() + parts.iter().map(|p| p.len() + 1).sum::<usize>();
+        // Room for the attribute names read under the directory next.
+        let mut out = PathBuf::with_capacity(len + 32);
+        out.push(root);
+        parts.iter().for_each(|p| out.push(p));
+        Some(out)
+    });
+    match resolved {
+        Ok(Some(Some(path))) => Ok(path),
+        Ok(Some(None)) => Err(bad()),
+        // A device link that vanished or is not a link: the read error the kernel would give.
+        Ok(None) => Err(HostError::Read {
+            path: link.to_path_buf(),
+            source: fs::read_link(link)
+                .err()
+                .unwrap_or_else(|| io::ErrorKind::InvalidInput.into()),
+        }),
+        Err(e) => Err(e),
     }
-    Ok(parts.iter().fold(root.to_path_buf(), |p, n| p.join(n)))
 }
 
 fn garbage(path: PathBuf, what: &'static str, found: &str) -> HostError {
@@ -199,20 +250,82 @@ fn u16_le(bytes: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]))
 }
 
-/// Reads config space: the first 256 bytes, and the extended space only for the functions whose
-/// ACS capability decides grouping (bridges and multifunction devices). Each config read is a
-/// chain of bus cycles on real hardware, so the 4 KiB are not read for every endpoint.
-fn read_config(dir: &Path) -> Result<Option<Vec<u8>>, HostError> {
-    let path = dir.join("config");
-    let Some(head) = read_bytes(&path, 256)? else {
-        return Ok(None);
-    };
-    let header = head.get(0x0e).copied().unwrap_or(0);
-    let needs_extended = head.len() == 256 && (header & 0x7f != 0 || header & 0x80 != 0);
-    if needs_extended {
-        return read_bytes(&path, 4096);
+/// A device's directory with its attributes' paths made in place: a scan reads five to ten
+/// attributes of each of thousands of devices, and a path and a buffer allocated for every one
+/// were a fifth of its time (and, split between threads, contention in the allocator).
+struct DeviceAttrs {
+    path: PathBuf,
+    scratch: Vec<u8>,
+}
+
+impl DeviceAttrs {
+    fn new(dir: &Path) -> Self {
+        let mut path = PathBuf::with_capacity(dir.as_os_str().len() + 32);
+        path.push(dir);
+        DeviceAttrs {
+            path,
+            scratch: Vec::with_capacity(256),
+        }
     }
-    Ok(Some(head))
+
+    fn dir(&self) -> &Path {
+        &self.path
+    }
+
+    fn at<T>(&mut self, name: &str, f: impl FnOnce(&Path, &mut Vec<u8>) -> T) -> T {
+        self.path.push(name);
+        let out = f(&self.path, &mut self.scratch);
+        self.path.pop();
+        out
+    }
+
+    /// `f` of a text attribute (lossily decoded); `Ok(None)` when it does not exist.
+    fn text<T>(&mut self, name: &str, f: impl FnOnce(&str) -> T) -> Result<Option<T>, HostError> {
+        self.at(name, |path, buf| {
+            Ok(read_bytes_into(path, MAX_ATTR as usize, buf)?
+                .then(|| f(&String::from_utf8_lossy(buf))))
+        })
+    }
+
+    fn small_int<T: std::str::FromStr>(&mut self, name: &str) -> Result<Option<T>, HostError> {
+        Ok(self.text(name, |t| t.trim().parse().ok())?.flatten())
+    }
+
+    fn link_name(&mut self, name: &str) -> Result<Option<String>, HostError> {
+        self.at(name, |path, _| link_name(path))
+    }
+
+    fn link_parsed<T: std::str::FromStr>(&mut self, name: &str) -> Result<Option<T>, HostError> {
+        self.at(name, |path, _| link_parsed(path))
+    }
+
+    /// Config space: the first 256 bytes, and the extended space only for the functions whose
+    /// ACS capability decides grouping (bridges and multifunction devices). Each config read is
+    /// a chain of bus cycles on real hardware, so the 4 KiB are not read for every endpoint.
+    fn config(&mut self) -> Result<Option<Vec<u8>>, HostError> {
+        self.at("config", |path, _| {
+            let mut head = Vec::with_capacity(256);
+            if !read_bytes_into(path, 256, &mut head)? {
+                return Ok(None);
+            }
+            let header = head.get(0x0e).copied().unwrap_or(0);
+            let needs_extended = head.len() == 256 && (header & 0x7f != 0 || header & 0x80 != 0);
+            if needs_extended {
+                return read_bytes(path, 4096);
+            }
+            Ok(Some(head))
+        })
+    }
+
+    /// `driver_override`, unread while `locked` (see [`read_device_at`]).
+    fn driver_override(&mut self, locked: bool) -> Result<Option<String>, HostError> {
+        if locked {
+            return Ok(None);
+        }
+        Ok(self
+            .text("driver_override", parse_driver_override)?
+            .flatten())
+    }
 }
 
 /// Reads one device at the depth asked for. With `locked` (an unbind of it is stuck in the
@@ -228,7 +341,8 @@ pub fn read_device_at(
     if depth == Depth::Full {
         return read_device(address, dir, locked);
     }
-    let config = read_config(dir)?;
+    let mut attrs = DeviceAttrs::new(dir);
+    let config = attrs.config()?;
     // Config space carries the IDs lspci shows; VFs read 0xffff there on some kernels, and a
     // short read (no privileges, or a damaged tree) has nothing, so fall back to the attributes.
     let from_config = config.as_deref().and_then(|c| {
@@ -266,9 +380,9 @@ pub fn read_device_at(
             dev
         }
     };
-    dev.driver = link_name(&dir.join("driver"))?;
-    dev.driver_override = read_override(dir, locked)?;
-    dev.iommu_group = link_name(&dir.join("iommu_group"))?.and_then(|n| n.parse().ok());
+    dev.driver = attrs.link_name("driver")?;
+    dev.driver_override = attrs.driver_override(locked)?;
+    dev.iommu_group = attrs.link_parsed("iommu_group")?;
     dev.parent = parent_address(dir);
     if let Some(bytes) = config {
         dev.config = parse_config(&bytes);
@@ -276,10 +390,10 @@ pub fn read_device_at(
     // Only network (0x02) and wireless (0x0d) controllers back network interfaces, and only
     // while a driver holds them.
     if matches!(dev.class.base(), 0x02 | 0x0d) && dev.driver.is_some() {
-        dev.net_interfaces = interfaces_of(dir, dev.id.vendor);
+        dev.net_interfaces = interfaces_of(attrs.dir(), dev.id.vendor);
     }
     if depth == Depth::Health {
-        read_health(dir, &mut dev)?;
+        read_health(&mut attrs, &mut dev)?;
     }
     Ok(dev)
 }
@@ -290,18 +404,19 @@ fn is_vga(class: ClassCode) -> bool {
 }
 
 /// The attributes of [`Depth::Health`] beyond the summary.
-fn read_health(dir: &Path, dev: &mut PciDevice) -> Result<(), HostError> {
+fn read_health(attrs: &mut DeviceAttrs, dev: &mut PciDevice) -> Result<(), HostError> {
     // Bridges are not given to VMs: no check reads their power state or reset methods.
     if !dev.is_bridge() && dev.class.base() != 0x06 {
-        dev.power_state = read_attr(&dir.join("power_state"))?.map(|t| t.trim().to_owned());
+        dev.power_state = attrs.text("power_state", |t| t.trim().to_owned())?;
         if dev.power_state.as_deref() == Some("D3cold") {
-            dev.d3cold_allowed = small_int::<u8>(dir, "d3cold_allowed")?.map(|v| v != 0);
+            dev.d3cold_allowed = attrs.small_int::<u8>("d3cold_allowed")?.map(|v| v != 0);
         }
-        dev.reset_method = read_attr(&dir.join("reset_method"))?
-            .map(|t| t.split_whitespace().map(str::to_owned).collect());
+        dev.reset_method = attrs.text("reset_method", |t| {
+            t.split_whitespace().map(str::to_owned).collect()
+        })?;
     }
     if is_vga(dev.class) {
-        dev.boot_vga = small_int::<u8>(dir, "boot_vga")? == Some(1);
+        dev.boot_vga = attrs.small_int::<u8>("boot_vga")? == Some(1);
     }
     Ok(())
 }
@@ -329,7 +444,7 @@ fn parent_address(dir: &Path) -> Option<PciAddress> {
         .and_then(|n| n.parse().ok())
 }
 
-/// Reads one device from its sysfs directory (the real one, under `sys/devices`).
+/// `driver_override`, unread while `locked` (see [`read_device_at`]).
 fn read_override(dir: &Path, locked: bool) -> Result<Option<String>, HostError> {
     if locked {
         return Ok(None);
@@ -408,32 +523,38 @@ pub fn read_inventory_at(root: &HostRoot, depth: Depth) -> Result<Inventory, Hos
         path: devices_dir.clone(),
         source,
     })?;
-    let mut devices = Vec::new();
-    let mut skipped = Vec::new();
-    let locked = crate::owners::stuck_devices(root);
+    let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|source| HostError::Read {
             path: devices_dir.clone(),
             source,
         })?;
-        let name = entry.file_name();
+        names.push(entry.file_name());
+    }
+    let locked = crate::owners::stuck_devices(root);
+    let read_one = |name: &OsStr| -> Result<PciDevice, SkippedDevice> {
+        let link = devices_dir.join(name);
         let name = name.to_string_lossy();
         // One device that cannot be read (garbage, unreadable, or vanishing under us while it is
         // hot-removed) must not take every command about the others down with it.
-        let read = name
-            .parse::<PciAddress>()
-            .map_err(|_| garbage(entry.path(), "PCI device name", &name))
+        name.parse::<PciAddress>()
+            .map_err(|_| garbage(link.clone(), "PCI device name", &name))
             .and_then(|address| {
-                let dir = resolve_link(root.path(), &entry.path())?;
+                let dir = resolve_link(root.path(), &link)?;
                 read_device_at(address, &dir, depth, locked.contains(&address))
-            });
-        match read {
-            Ok(dev) => devices.push(dev),
-            Err(e) => skipped.push(SkippedDevice {
+            })
+            .map_err(|e| SkippedDevice {
                 name: vfioctl_core::echoed(&name),
                 path: root.display_path(e.path()).display().to_string(),
                 reason: e.os_words(),
-            }),
+            })
+    };
+    let mut devices = Vec::with_capacity(names.len());
+    let mut skipped = Vec::new();
+    for read in read_all(&names, read_one) {
+        match read {
+            Ok(dev) => devices.push(dev),
+            Err(skip) => skipped.push(skip),
         }
     }
     // Each device's `iommu_group` link names its group, so the members of every group with a PCI
@@ -452,6 +573,49 @@ pub fn read_inventory_at(root: &HostRoot, depth: Depth) -> Result<Inventory, Hos
     let mut inventory = Inventory::new(devices, iommu_enabled, groups);
     inventory.skipped = skipped;
     Ok(inventory)
+}
+
+/// Below this many devices per thread a second thread costs more than it saves.
+const DEVICES_PER_THREAD: usize = 512;
+
+/// Most threads a scan uses: sysfs lookups scale with cores, but past a few the scan waits on the
+/// kernel's locks and the output, not on lookups.
+const MAX_SCAN_THREADS: usize = 4;
+
+/// `read` applied to every name, in order. Reading a device is a handful of path lookups and tiny
+/// reads, nearly all of it kernel time, so on hosts with thousands of functions the names are
+/// split between a few threads (up to the cores there are); each keeps its slice in order.
+fn read_all<T: Send>(names: &[std::ffi::OsString], read: impl Fn(&OsStr) -> T + Sync) -> Vec<T> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = cores
+        .min(MAX_SCAN_THREADS)
+        .min(names.len() / DEVICES_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return names.iter().map(|n| read(n)).collect();
+    }
+    let chunk = names.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let read = &read;
+        let workers: Vec<_> = names
+            .chunks(chunk)
+            .skip(1)
+            .map(|part| scope.spawn(move || part.iter().map(|n| read(n)).collect::<Vec<T>>()))
+            .collect();
+        let mut all: Vec<T> = names[..chunk.min(names.len())]
+            .iter()
+            .map(|n| read(n))
+            .collect();
+        for worker in workers {
+            // A panic in a worker is a bug in reading one device; it reaches the caller as the
+            // panic it was rather than as a missing device.
+            match worker.join() {
+                Ok(part) => all.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
+    })
 }
 
 /// Reads `/sys/kernel/iommu_groups/*/devices/*` (PCI members only).

@@ -162,6 +162,9 @@ pub struct Case {
     /// Runs on the oldest kernel and the system QEMU only: what it checks (refusals, udev's
     /// rule) does not depend on the kernel generation, and the matrix must fit CI's budget.
     pub single: bool,
+    /// Boots after every other case has finished, with no other VM beside it: its figures are
+    /// timings, which a second guest on the same cores would skew.
+    pub alone: bool,
 }
 
 impl Case {
@@ -174,6 +177,7 @@ impl Case {
             nested_qemu: false,
             udev: false,
             single: false,
+            alone: false,
         }
     }
 
@@ -216,6 +220,7 @@ pub const CASES: &[Case] = &[
         nested_qemu: true,
         udev: false,
         single: false,
+        alone: false,
     },
     // Refusals on a real kernel: the guest's own virtio-net, a mounted USB disk, the LPC group.
     Case {
@@ -225,6 +230,7 @@ pub const CASES: &[Case] = &[
         nested_qemu: false,
         udev: false,
         single: true,
+        alone: false,
     },
     // `vfioctl boot install`'s rule run by the real systemd-udevd: devices added afresh, and
     // hot-added through QMP.
@@ -235,6 +241,7 @@ pub const CASES: &[Case] = &[
         nested_qemu: false,
         udev: true,
         single: true,
+        alone: false,
     },
     // Ownership across actors on a real kernel: libvirt hook calls of two domains, a manual bind,
     // a bind by plain sysfs writes, and recover during an unbind that vfio-pci holds up.
@@ -245,6 +252,7 @@ pub const CASES: &[Case] = &[
         nested_qemu: false,
         udev: false,
         single: true,
+        alone: false,
     },
     // The Kubernetes device plugin with a fake kubelet: Allocate's paths on the real kernel.
     Case {
@@ -254,6 +262,7 @@ pub const CASES: &[Case] = &[
         nested_qemu: false,
         udev: false,
         single: true,
+        alone: false,
     },
     // `vfioctl bind` + `restore` of one NIC timed against the Ten64 page's shell sequence on the
     // same NIC: the ratio is printed (a fact in the table), never asserted.
@@ -264,6 +273,7 @@ pub const CASES: &[Case] = &[
         nested_qemu: false,
         udev: false,
         single: true,
+        alone: true,
     },
     // SR-IOV on QEMU's igb: VFs created, set up, bound and given back (QEMU 10 only, see
     // [`NEW_QEMU_ONLY`]).
@@ -274,6 +284,7 @@ pub const CASES: &[Case] = &[
         nested_qemu: false,
         udev: false,
         single: true,
+        alone: false,
     },
     Case::plain(Arch::Aarch64, "rootports"),
     Case::plain(Arch::Aarch64, "switch"),

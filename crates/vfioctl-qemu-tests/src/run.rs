@@ -223,13 +223,33 @@ fn no_sentinel_reason(serial: &str, qemu_err: &str) -> String {
 }
 
 /// Boots all prepared cases, at most `jobs` at once; reports come back in input order. The
-/// longest case (a nested QEMU) starts first, so the short ones fill the other slot meanwhile.
+/// longest case (a nested QEMU) starts first, so the short ones fill the other slot meanwhile;
+/// the cases that time something ([`crate::Case::alone`]) boot last, one at a time.
 pub fn run_cases(prepared: &[PreparedCase], jobs: usize) -> Vec<Result<CaseReport>> {
-    let mut order: Vec<usize> = (0..prepared.len()).collect();
-    order.sort_by_key(|&i| !prepared[i].case().nested_qemu);
-    let queue: Mutex<VecDeque<usize>> = Mutex::new(order.into());
     let results: Mutex<Vec<Option<Result<CaseReport>>>> =
         Mutex::new(prepared.iter().map(|_| None).collect());
+    let (alone, shared): (Vec<usize>, Vec<usize>) =
+        (0..prepared.len()).partition(|&i| prepared[i].case().alone);
+    let mut shared = shared;
+    shared.sort_by_key(|&i| !prepared[i].case().nested_qemu);
+    run_queue(prepared, shared, jobs, &results);
+    run_queue(prepared, alone, 1, &results);
+    results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| err("case was not run")))
+        .collect()
+}
+
+/// Boots the cases of `order`, at most `jobs` at once, into their places in `results`.
+fn run_queue(
+    prepared: &[PreparedCase],
+    order: Vec<usize>,
+    jobs: usize,
+    results: &Mutex<Vec<Option<Result<CaseReport>>>>,
+) {
+    let queue: Mutex<VecDeque<usize>> = Mutex::new(order.into());
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1) {
             s.spawn(|| {
@@ -252,12 +272,6 @@ pub fn run_cases(prepared: &[PreparedCase], jobs: usize) -> Vec<Result<CaseRepor
             });
         }
     });
-    results
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| err("case was not run")))
-        .collect()
 }
 
 #[cfg(test)]

@@ -32,9 +32,9 @@ pub(crate) struct Context {
     /// `--color`.
     pub color: ColorWhen,
     pci_ids: Option<std::path::PathBuf>,
-    out: Vec<u8>,
+    out: std::cell::RefCell<Vec<u8>>,
     notes: Vec<String>,
-    printed: bool,
+    printed: std::cell::Cell<bool>,
 }
 
 impl Context {
@@ -51,9 +51,9 @@ impl Context {
             names: Names::default(),
             color: global.color,
             pci_ids: global.pci_ids.clone(),
-            out: Vec::new(),
+            out: std::cell::RefCell::new(Vec::new()),
             notes: Vec::new(),
-            printed: false,
+            printed: std::cell::Cell::new(false),
         })
     }
 
@@ -98,51 +98,61 @@ impl Context {
     /// True when the command has put a document of its own on standard output (a refused or
     /// failed bind prints its plan document, which carries the error).
     pub(crate) fn printed_document(&self) -> bool {
-        self.printed
+        self.printed.get()
     }
 
     /// Appends a line to standard output (written when the command ends).
     pub(crate) fn line(&mut self, text: impl AsRef<str>) {
-        self.printed = true;
-        self.out
-            .extend_from_slice(vfioctl_core::escape_controls(text.as_ref()).as_bytes());
-        self.out.push(b'\n');
+        self.printed.set(true);
+        let out = self.out.get_mut();
+        out.extend_from_slice(vfioctl_core::escape_controls(text.as_ref()).as_bytes());
+        out.push(b'\n');
     }
 
-    /// Appends a JSON document to standard output, encoded in place: on hosts with thousands of
-    /// functions a document is megabytes, which an intermediate string would hold twice.
-    pub(crate) fn json_document(&mut self, value: &impl serde::Serialize) -> Result<(), CliError> {
-        self.printed = true;
-        let start = self.out.len();
-        serde_json::to_writer_pretty(&mut self.out, value)
-            .map_err(|e| CliError::new(Exit::Failed, format!("cannot encode JSON: {e}")))?;
-        // serde_json escapes the C0 controls in strings; DEL and the C1 controls are left to us.
-        let escaped =
-            match std::str::from_utf8(&self.out[start..]).map(vfioctl_core::escape_controls) {
-                Ok(std::borrow::Cow::Owned(text)) => Some(text),
-                _ => None,
-            };
-        if let Some(text) = escaped {
-            self.out.truncate(start);
-            self.out.extend_from_slice(text.as_bytes());
+    /// Writes a JSON document to standard output. On hosts with thousands of functions a
+    /// document is megabytes, so it is encoded straight to standard output rather than held
+    /// (after what was gathered before it, when something was: then it joins that).
+    pub(crate) fn json_document(&self, value: &impl serde::Serialize) -> Result<(), CliError> {
+        self.printed.set(true);
+        let encode_error =
+            |e: serde_json::Error| CliError::new(Exit::Failed, format!("cannot encode JSON: {e}"));
+        let mut gathered = self.out.borrow_mut();
+        if !gathered.is_empty() {
+            vfioctl_core::write_json(&mut *gathered, value).map_err(encode_error)?;
+            gathered.push(b'\n');
+            return Ok(());
         }
-        self.out.push(b'\n');
-        Ok(())
+        drop(gathered);
+        let mut stdout = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+        let written = vfioctl_core::write_json(&mut stdout, value).and_then(|()| {
+            stdout
+                .write_all(b"\n")
+                .and_then(|()| stdout.flush())
+                .map_err(serde_json::Error::io)
+        });
+        match written {
+            // A closed pipe (`| head`) is not an error.
+            Err(e) if e.io_error_kind() == Some(io::ErrorKind::BrokenPipe) => Ok(()),
+            Err(e) if e.is_io() => Err(CliError::new(
+                Exit::Failed,
+                format!("cannot write output: {e}"),
+            )),
+            other => other.map_err(encode_error),
+        }
     }
 
     /// Appends a line made of `parts`, each plain or in a tone (control characters escaped in
     /// both).
     pub(crate) fn line_parts(&mut self, parts: &[(Option<Tone>, &str)]) {
-        self.printed = true;
+        self.printed.set(true);
+        let out = self.out.get_mut();
         for (tone, text) in parts {
             match tone {
-                Some(tone) => self.out.extend_from_slice(paint(*tone, text).as_bytes()),
-                None => self
-                    .out
-                    .extend_from_slice(vfioctl_core::escape_controls(text).as_bytes()),
+                Some(tone) => out.extend_from_slice(paint(*tone, text).as_bytes()),
+                None => out.extend_from_slice(vfioctl_core::escape_controls(text).as_bytes()),
             }
         }
-        self.out.push(b'\n');
+        out.push(b'\n');
     }
 
     /// Appends a line that starts with `head` in `tone`: `refused: ...`, `Errors:`.
@@ -169,11 +179,12 @@ impl Context {
                 self.color.choice(false),
             ))
         };
-        match stdout.write_all(&self.out).and_then(|()| stdout.flush()) {
+        let out = self.out.get_mut();
+        match stdout.write_all(out).and_then(|()| stdout.flush()) {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
             other => other?,
         }
-        self.out.clear();
+        out.clear();
         if !self.quiet {
             let mut stderr = stderr(self.color, self.json);
             for note in self.notes.drain(..) {
@@ -201,10 +212,4 @@ pub(crate) fn resolve_device<'a>(
 /// The `lspci -nn`-style description: `Network controller [0280]: Vendor Device [168c:003e]`.
 pub(crate) fn describe(names: &Names, dev: &PciDevice) -> String {
     names.describe(dev)
-}
-
-/// Encodes a JSON document for output.
-pub(crate) fn to_json(value: &impl serde::Serialize) -> Result<String, CliError> {
-    serde_json::to_string_pretty(value)
-        .map_err(|e| CliError::new(Exit::Failed, format!("cannot encode JSON: {e}")))
 }

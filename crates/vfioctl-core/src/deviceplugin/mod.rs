@@ -95,7 +95,7 @@ fn member_health(inv: &Inventory, m: &ReadyMember) -> Result<(), Unhealthy> {
     if !device
         .driver
         .as_deref()
-        .is_some_and(|d| d == "vfio-pci" || d.ends_with("_vfio_pci"))
+        .is_some_and(crate::plan::is_vfio_pci_driver)
     {
         return Err(Unhealthy::NotOnVfio {
             address: m.address,

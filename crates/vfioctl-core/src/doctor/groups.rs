@@ -81,7 +81,7 @@ pub(super) fn check_groups(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             .filter(|a| {
                 inv.get(a)
                     .and_then(|d| d.driver.as_deref())
-                    .is_some_and(|drv| drv == "vfio-pci" || drv.ends_with("_vfio_pci"))
+                    .is_some_and(crate::plan::is_vfio_pci_driver)
             })
             .copied()
             .collect();

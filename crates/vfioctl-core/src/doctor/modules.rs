@@ -211,7 +211,7 @@ pub(super) fn check_dev_nodes(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             ctx.inv.get(m).is_some_and(|d| {
                 d.driver
                     .as_deref()
-                    .is_some_and(|drv| drv == "vfio-pci" || drv.ends_with("_vfio_pci"))
+                    .is_some_and(crate::plan::is_vfio_pci_driver)
             })
         });
         if let Some(member) = on_vfio {

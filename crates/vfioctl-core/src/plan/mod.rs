@@ -26,6 +26,12 @@ pub const VFIO_PCI: &str = "vfio-pci";
 /// The module that provides it.
 pub const VFIO_PCI_MODULE: &str = "vfio-pci";
 
+/// Whether `driver` is vfio-pci or one of its vendor variants (`mlx5_vfio_pci`,
+/// `nvgrace_gpu_vfio_pci`): the drivers that give a PCI function to VFIO.
+pub fn is_vfio_pci_driver(driver: &str) -> bool {
+    driver == VFIO_PCI || driver.ends_with("_vfio_pci")
+}
+
 pub use crate::safety::HostUse;
 
 /// How the host uses each device (PCI functions and fsl-mc objects alike).

@@ -106,6 +106,9 @@ pub(super) struct Walker<'a> {
     buses: HashMap<(u32, u8), Vec<&'a PciDevice>>,
     /// The devfns each device with a DMA-alias quirk also uses; a device absent here has none.
     aliases: HashMap<PciAddress, Vec<(u8, u8)>>,
+    /// The devices of each bus that have such a quirk, in enumeration order: a device without
+    /// one can only be an alias of these, so its search skips the hundreds of VFs beside it.
+    alias_buses: HashMap<(u32, u8), Vec<&'a PciDevice>>,
 }
 
 impl<'a> Walker<'a> {
@@ -134,12 +137,23 @@ impl<'a> Walker<'a> {
                 .or_default()
                 .push(d);
         }
-        let aliases = inv
+        let aliases: HashMap<PciAddress, Vec<(u8, u8)>> = inv
             .devices()
             .iter()
             .filter_map(|d| {
                 let devfns = alias_devfns(d, &platform);
                 (!devfns.is_empty()).then_some((d.address, devfns))
+            })
+            .collect();
+        let alias_buses = buses
+            .iter()
+            .filter_map(|(bus, members)| {
+                let holders: Vec<&PciDevice> = members
+                    .iter()
+                    .copied()
+                    .filter(|d| aliases.contains_key(&d.address))
+                    .collect();
+                (!holders.is_empty()).then_some((*bus, holders))
             })
             .collect();
         Self {
@@ -149,6 +163,7 @@ impl<'a> Walker<'a> {
             group: HashMap::new(),
             buses,
             aliases,
+            alias_buses,
         }
     }
 
@@ -213,8 +228,15 @@ impl<'a> Walker<'a> {
                 fact: None,
             });
         }
-        for tmp in self.same_bus(pdev.address) {
-            if !self.are_dma_aliases(pdev, tmp) {
+        let a = pdev.address;
+        let candidates: &[&PciDevice] = if self.aliases.contains_key(&a) {
+            self.buses.get(&(a.domain, a.bus))
+        } else {
+            self.alias_buses.get(&(a.domain, a.bus))
+        }
+        .map_or(&[], Vec::as_slice);
+        for &tmp in candidates {
+            if tmp.address == a || !self.are_dma_aliases(pdev, tmp) {
                 continue;
             }
             let found = self

@@ -14,7 +14,7 @@ use vfioctl_host::ops::restore::{
 
 use crate::cli::{BindArgs, RecoverArgs, RestoreArgs};
 use crate::cmd::inventory::JSON_VERSION;
-use crate::context::{Context, to_json};
+use crate::context::Context;
 use crate::error::CliError;
 use crate::exit::Exit;
 use crate::term::Tone;
@@ -265,8 +265,7 @@ pub(crate) fn render_bind(
             },
             error: error.as_ref().map(|e| e.message.clone()),
         };
-        let text = to_json(&doc)?;
-        ctx.line(text);
+        ctx.json_document(&doc)?;
     } else {
         render_plan(ctx, plan, dry_run);
         render_refusals(ctx, plan, report.forced);
@@ -449,7 +448,7 @@ pub(crate) fn render_restore(
                 })
             })
             .collect();
-        let text = to_json(&Doc {
+        ctx.json_document(&Doc {
             version: JSON_VERSION,
             operation: "restore",
             dry_run,
@@ -469,7 +468,6 @@ pub(crate) fn render_restore(
                 "restored"
             },
         })?;
-        ctx.line(text);
     } else {
         if report.devices.is_empty() && report.destroyed.is_empty() && report.sriov.is_empty() {
             ctx.line("Nothing to restore: the journal is empty.");

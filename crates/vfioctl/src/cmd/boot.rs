@@ -11,7 +11,7 @@ use vfioctl_host::vms;
 
 use crate::cli::{BootArgs, BootCommand, BootInstallArgs, BootRemoveArgs, StatusArgs};
 use crate::cmd::inventory::JSON_VERSION;
-use crate::context::{Context, to_json};
+use crate::context::Context;
 use crate::error::{CliError, chain};
 use crate::exit::Exit;
 
@@ -139,14 +139,13 @@ fn install(ctx: &mut Context, args: &BootInstallArgs) -> Result<Exit, CliError> 
         args.no_regenerate,
     )?;
     if ctx.json {
-        let text = to_json(&InstallDoc {
+        ctx.json_document(&InstallDoc {
             version: JSON_VERSION,
             operation: "boot-install",
             dry_run: args.dry_run,
             plan: &plan,
             regeneration,
         })?;
-        ctx.line(text);
         return Ok(Exit::Success);
     }
     render_devices(ctx, &plan.devices);
@@ -187,11 +186,10 @@ fn remove(ctx: &mut Context, args: &BootRemoveArgs) -> Result<Exit, CliError> {
     let manifest = boot::remove(&ctx.root, !args.dry_run).map_err(|e| cli_error(&e))?;
     let Some(manifest) = manifest else {
         if ctx.json {
-            let text = to_json(&serde_json::json!({
+            ctx.json_document(&serde_json::json!({
                 "version": JSON_VERSION, "operation": "boot-remove", "dry_run": args.dry_run,
                 "files": [], "regeneration": null,
             }))?;
-            ctx.line(text);
         } else {
             ctx.line("Nothing to remove: boot install has not written anything here.");
         }
@@ -200,12 +198,11 @@ fn remove(ctx: &mut Context, args: &BootRemoveArgs) -> Result<Exit, CliError> {
     let generator = boot::manifest_generator(&manifest);
     let regeneration = regenerate(ctx, generator, true, args.dry_run, args.no_regenerate)?;
     if ctx.json {
-        let text = to_json(&serde_json::json!({
+        ctx.json_document(&serde_json::json!({
             "version": JSON_VERSION, "operation": "boot-remove", "dry_run": args.dry_run,
             "files": manifest.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
             "regeneration": regeneration,
         }))?;
-        ctx.line(text);
         return Ok(Exit::Success);
     }
     let verb = if args.dry_run {
@@ -240,11 +237,10 @@ fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliError> {
             #[serde(flatten)]
             status: &'a BootStatus,
         }
-        let text = to_json(&Doc {
+        ctx.json_document(&Doc {
             version: JSON_VERSION,
             status: &status,
         })?;
-        ctx.line(text);
     } else {
         render_status(ctx, &status);
     }

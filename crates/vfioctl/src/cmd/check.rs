@@ -8,7 +8,7 @@ use vfioctl_host::vfio::{GroupStatus, VfioError, group_status};
 
 use crate::cli::CheckArgs;
 use crate::cmd::inventory::JSON_VERSION;
-use crate::context::{Context, resolve_device, to_json};
+use crate::context::{Context, resolve_device};
 use crate::error::CliError;
 use crate::exit::Exit;
 use crate::term::Tone;
@@ -167,11 +167,10 @@ pub(crate) fn check(ctx: &mut Context, args: &CheckArgs) -> Result<Exit, CliErro
             version: u32,
             groups: &'a [GroupCheck],
         }
-        let text = to_json(&Doc {
+        ctx.json_document(&Doc {
             version: JSON_VERSION,
             groups: &results,
         })?;
-        ctx.line(text);
     } else {
         for r in &results {
             let (tone, verdict) = if r.viable {

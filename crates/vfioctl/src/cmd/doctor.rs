@@ -8,7 +8,7 @@ use vfioctl_core::doctor::{Finding, Severity, Verdict, run, verdicts};
 
 use crate::cli::DoctorArgs;
 use crate::cmd::inventory::JSON_VERSION;
-use crate::context::{Context, to_json};
+use crate::context::Context;
 use crate::error::CliError;
 use crate::exit::Exit;
 use crate::term::Tone;
@@ -47,12 +47,11 @@ pub(crate) fn doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<Exit, CliEr
     let problems = findings.iter().any(Finding::is_problem);
 
     if ctx.json {
-        let text = to_json(&Doc {
+        ctx.json_document(&Doc {
             version: JSON_VERSION,
             findings: &findings,
             verdicts: &verdicts,
         })?;
-        ctx.line(text);
     } else {
         render_text(ctx, &findings, &verdicts);
     }

@@ -9,7 +9,7 @@ use vfioctl_core::{FslMcName, Owner};
 use vfioctl_host::ops::dpaa2::{self, CreateRequest, Dpaa2Error};
 
 use crate::cmd::inventory::JSON_VERSION;
-use crate::context::{Context, to_json};
+use crate::context::Context;
 use crate::error::CliError;
 use crate::exit::Exit;
 use crate::kernel::KernelSource;
@@ -183,8 +183,7 @@ fn created(request: &CreateRequest, made: &Made, dry_run: bool) -> Doc {
 }
 
 fn json(ctx: &mut Context, doc: &Doc) -> Result<Exit, CliError> {
-    let text = to_json(doc)?;
-    ctx.line(text);
+    ctx.json_document(doc)?;
     Ok(Exit::Success)
 }
 

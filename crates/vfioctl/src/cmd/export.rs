@@ -9,7 +9,7 @@ use vfioctl_core::export::Format;
 use vfioctl_host::ops::export::{self as ops, ExportError};
 
 use crate::cmd::inventory::JSON_VERSION;
-use crate::context::{Context, to_json};
+use crate::context::Context;
 use crate::error::{CliError, chain};
 use crate::exit::Exit;
 
@@ -88,14 +88,13 @@ pub(crate) fn export(ctx: &mut Context, args: &ExportArgs) -> Result<Exit, CliEr
             document: &'a ops::ExportDocument,
             refused: &'a [String],
         }
-        let text = to_json(&Doc {
+        ctx.json_document(&Doc {
             version: JSON_VERSION,
             format,
             groups: &report.groups,
             document: &report.document,
             refused: &report.refused,
         })?;
-        ctx.line(text);
     } else {
         ctx.line(report.text.trim_end());
     }
@@ -124,14 +123,13 @@ fn check(
             ok: bool,
             drifts: &'a [vfioctl_core::export::check::Drift],
         }
-        let text = to_json(&Doc {
+        ctx.json_document(&Doc {
             version: JSON_VERSION,
             format: report.format,
             entries: report.entries,
             ok: report.drifts.is_empty(),
             drifts: &report.drifts,
         })?;
-        ctx.line(text);
     } else {
         for d in &report.drifts {
             let kind = serde_json::to_value(d.kind)

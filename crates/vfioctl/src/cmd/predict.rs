@@ -321,14 +321,13 @@ pub(crate) fn slots(ctx: &mut Context, args: &SlotsArgs) -> Result<Exit, CliErro
             ports: &'a [SlotPrediction],
             unplaced_slots: &'a [SlotSite],
         }
-        let text = crate::context::to_json(&Doc {
+        ctx.json_document(&Doc {
             version: JSON_VERSION,
             predicted: true,
             platform,
             ports: &ports,
             unplaced_slots: &unplaced,
         })?;
-        ctx.line(text);
         return Ok(Exit::Success);
     }
     ctx.line(format!(

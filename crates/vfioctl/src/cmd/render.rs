@@ -13,7 +13,7 @@ use vfioctl_core::{Inventory, PciAddress};
 
 use crate::cli::{LibvirtArgs, QemuArgs};
 use crate::cmd::inventory::JSON_VERSION;
-use crate::context::{Context, to_json};
+use crate::context::Context;
 use crate::error::CliError;
 use crate::exit::Exit;
 
@@ -131,12 +131,11 @@ pub(crate) fn qemu(ctx: &mut Context, args: &QemuArgs) -> Result<Exit, CliError>
             machine: &'static str,
             argv: &'a [String],
         }
-        let text = to_json(&Doc {
+        ctx.json_document(&Doc {
             version: JSON_VERSION,
             machine: machine.name(),
             argv: &argv,
         })?;
-        ctx.line(text);
     } else {
         // One `-device` pair per line, ready to paste after a backslash-continued command.
         for pair in argv.chunks(2) {
@@ -191,12 +190,11 @@ pub(crate) fn libvirt(ctx: &mut Context, args: &LibvirtArgs) -> Result<Exit, Cli
             #[serde(skip_serializing_if = "<[String]>::is_empty")]
             files: &'a [String],
         }
-        let text = to_json(&Doc {
+        ctx.json_document(&Doc {
             version: JSON_VERSION,
             xml: &xml,
             files: &files,
         })?;
-        ctx.line(text);
     } else if files.is_empty() {
         ctx.line(xml.trim_end());
     } else {

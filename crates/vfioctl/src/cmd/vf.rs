@@ -8,7 +8,7 @@ use vfioctl_host::ops::vf::{self, CreateRequest, SetRequest, VfError};
 use vfioctl_host::transaction::Rollback;
 
 use crate::cmd::bind::{require_privileges, timeouts};
-use crate::context::{Context, to_json};
+use crate::context::Context;
 use crate::error::{CliError, chain};
 use crate::exit::Exit;
 use crate::json::JSON_VERSION;
@@ -161,11 +161,10 @@ fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError> {
             version: u32,
             pfs: &'a [PfEntry],
         }
-        let text = to_json(&Doc {
+        ctx.json_document(&Doc {
             version: JSON_VERSION,
             pfs: &pfs,
         })?;
-        ctx.line(text);
         return Ok(Exit::Success);
     }
     if pfs.is_empty() {
@@ -230,7 +229,7 @@ fn create(ctx: &mut Context, args: &CreateArgs) -> Result<Exit, CliError> {
     let report = vf::create(&crate::kernel::host(ctx), &request).map_err(error)?;
     let writes: Vec<String> = report.steps.iter().filter_map(|s| s.describe()).collect();
     if ctx.json {
-        let text = to_json(&serde_json::json!({
+        ctx.json_document(&serde_json::json!({
             "version": JSON_VERSION,
             "operation": "vf-create",
             "dry_run": args.dry_run,
@@ -241,7 +240,6 @@ fn create(ctx: &mut Context, args: &CreateArgs) -> Result<Exit, CliError> {
             "vfs": report.vfs,
             "result": if args.dry_run { "planned" } else if writes.is_empty() { "nothing_to_do" } else { "created" },
         }))?;
-        ctx.line(text);
         return Ok(Exit::Success);
     }
     if writes.is_empty() {
@@ -294,7 +292,7 @@ fn set(ctx: &mut Context, args: &SetArgs) -> Result<Exit, CliError> {
     };
     let report = vf::set(&crate::kernel::host(ctx), &request).map_err(error)?;
     if ctx.json {
-        let text = to_json(&serde_json::json!({
+        ctx.json_document(&serde_json::json!({
             "version": JSON_VERSION,
             "operation": "vf-set",
             "dry_run": args.dry_run,
@@ -304,7 +302,6 @@ fn set(ctx: &mut Context, args: &SetArgs) -> Result<Exit, CliError> {
             "before": report.before,
             "after": report.after,
         }))?;
-        ctx.line(text);
         return Ok(Exit::Success);
     }
     if let Some(d) = report.step.describe() {

@@ -60,7 +60,7 @@ pub(super) fn listed<'a>(ctx: &'a Context, d: &'a PciDevice) -> ListedDevice<'a>
         is_bridge: d.is_bridge(),
         parent: d.parent,
         net_interfaces: &d.net_interfaces,
-        vfio_device: vfioctl_host::iommufd::cdev_of(&ctx.root, &d.address),
+        vfio_device: vfioctl_host::iommufd::cdev_of_device(&ctx.root, d),
         kernel_modules: None,
     }
 }
@@ -119,8 +119,7 @@ pub(crate) fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError>
             devices,
             fsl_mc: if filtered { &[] } else { fslmc.objects() },
         };
-        let text = crate::context::to_json(&doc)?;
-        ctx.line(text);
+        ctx.json_document(&doc)?;
     } else if args.tree {
         render_tree(ctx, &inventory, &selected);
     } else {
@@ -149,7 +148,7 @@ pub(crate) fn list(ctx: &mut Context, args: &ListArgs) -> Result<Exit, CliError>
                     .for_each(|l| ctx.line(l));
             }
             if args.kernel {
-                let cdev = vfioctl_host::iommufd::cdev_of(&ctx.root, &d.address);
+                let cdev = vfioctl_host::iommufd::cdev_of_device(&ctx.root, d);
                 let modules = modules.get(&d.address).map_or(&[][..], Vec::as_slice);
                 for l in detail::kernel_lines(d, modules, cdev.as_deref()) {
                     ctx.line(l);

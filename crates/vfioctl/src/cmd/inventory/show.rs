@@ -94,8 +94,7 @@ pub(crate) fn show(ctx: &mut Context, args: &ShowArgs) -> Result<Exit, CliError>
             net: nets,
             mounts,
         };
-        let text = crate::context::to_json(&doc)?;
-        ctx.line(text);
+        ctx.json_document(&doc)?;
         return Ok(Exit::Success);
     }
 
@@ -248,13 +247,12 @@ fn show_container(
             root_container: bool,
             objects: Vec<&'a vfioctl_core::fslmc::FslMcObject>,
         }
-        let text = crate::context::to_json(&Doc {
+        ctx.json_document(&Doc {
             version: JSON_VERSION,
             container: &obj,
             root_container: inv.is_root_container(dprc),
             objects: inv.children(dprc).collect(),
         })?;
-        ctx.line(text);
         return Ok(Exit::Success);
     }
     ctx.line(format!("{dprc}  DPAA2 container"));

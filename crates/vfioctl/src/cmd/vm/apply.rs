@@ -8,7 +8,7 @@ use super::definitions_dir;
 use crate::cli::ApplyArgs;
 use crate::cmd::bind::{require_privileges, timeouts};
 use crate::cmd::inventory::JSON_VERSION;
-use crate::context::{Context, to_json};
+use crate::context::Context;
 use crate::error::CliError;
 use crate::exit::Exit;
 use crate::term::Tone;
@@ -41,13 +41,12 @@ pub(crate) fn apply(ctx: &mut Context, args: &ApplyArgs) -> Result<Exit, CliErro
             dry_run: bool,
             vms: &'a [AppliedVm],
         }
-        let text = to_json(&Doc {
+        ctx.json_document(&Doc {
             version: JSON_VERSION,
             operation: "apply",
             dry_run: args.dry_run,
             vms: &report.vms,
         })?;
-        ctx.line(text);
         return Ok(exit);
     }
     if report.vms.is_empty() {

@@ -14,7 +14,7 @@ use vfioctl_host::vms::{self, VFIO_FSL_MC, VmFile};
 use super::{list_all, load, not_bound};
 use crate::cli::VmNameArgs;
 use crate::cmd::inventory::JSON_VERSION;
-use crate::context::{Context, to_json};
+use crate::context::Context;
 use crate::error::{CliError, chain};
 use crate::exit::Exit;
 use crate::term::Tone;
@@ -167,7 +167,7 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
             dpaa2: Vec<Made>,
             sriov: &'a vfioctl_host::ops::vm_sriov::SriovPlan,
         }
-        let text = to_json(&Doc {
+        ctx.json_document(&Doc {
             version: JSON_VERSION,
             name: &vm.name,
             file: vm.path.display().to_string(),
@@ -190,7 +190,6 @@ pub(super) fn check(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, CliErr
                 .collect(),
             sriov: &pre.sriov,
         })?;
-        ctx.line(text);
     } else {
         ctx.line(format!("VM {} ({})", vm.name, vm.path.display()));
         for c in &pre.checks {

@@ -9,7 +9,7 @@ use vfioctl_host::vms::VmFileError;
 use super::{definitions_dir, list_all};
 use crate::cli::VmListArgs;
 use crate::cmd::inventory::JSON_VERSION;
-use crate::context::{Context, to_json};
+use crate::context::Context;
 use crate::error::{CliError, chain};
 use crate::exit::Exit;
 
@@ -110,12 +110,11 @@ pub(super) fn list(ctx: &mut Context, args: &VmListArgs) -> Result<Exit, CliErro
             dir: String,
             vms: &'a [ListedVm],
         }
-        let text = to_json(&Doc {
+        ctx.json_document(&Doc {
             version: JSON_VERSION,
             dir: dir.display().to_string(),
             vms: &listed,
         })?;
-        ctx.line(text);
     } else if listed.is_empty() {
         ctx.line(format!("No VM definitions in {}.", dir.display()));
     } else {

@@ -12,7 +12,7 @@ use vfioctl_host::ops::vm_dpaa2;
 use super::load;
 use crate::cli::VmNameArgs;
 use crate::cmd::inventory::JSON_VERSION;
-use crate::context::{Context, to_json};
+use crate::context::Context;
 use crate::error::CliError;
 use crate::exit::Exit;
 
@@ -66,12 +66,11 @@ pub(super) fn qemu_args(ctx: &mut Context, args: &VmNameArgs) -> Result<Exit, Cl
             name: &'a VmName,
             argv: &'a [String],
         }
-        let text = to_json(&Doc {
+        ctx.json_document(&Doc {
             version: JSON_VERSION,
             name: &vm.name,
             argv: &argv,
         })?;
-        ctx.line(text);
     } else {
         for line in pasteable(&argv) {
             ctx.line(line);

@@ -12,7 +12,7 @@ use super::qemu::pasteable;
 use crate::cli::RunArgs;
 use crate::cmd::bind::{render_plan, require_privileges, timeouts};
 use crate::cmd::inventory::JSON_VERSION;
-use crate::context::{Context, to_json};
+use crate::context::Context;
 use crate::error::CliError;
 use crate::exit::Exit;
 
@@ -51,7 +51,7 @@ pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
                 restool: &'a [Vec<String>],
                 sriov: &'a [String],
             }
-            let text = to_json(&Doc {
+            ctx.json_document(&Doc {
                 version: JSON_VERSION,
                 name: &vm.name,
                 dry_run: true,
@@ -61,7 +61,6 @@ pub(crate) fn run(ctx: &mut Context, args: &RunArgs) -> Result<Exit, CliError> {
                 restool: &prepared.restool,
                 sriov: &prepared.sriov,
             })?;
-            ctx.line(text);
         } else {
             if !prepared.restool.is_empty() {
                 ctx.line("DPAA2 containers to make first (then bound and passed as vfio-fsl-mc):");

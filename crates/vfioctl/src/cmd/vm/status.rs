@@ -12,7 +12,7 @@ use vfioctl_host::vms::{self, DprcState, VFIO_FSL_MC, VmFileError};
 use super::{definitions_dir, list_all, not_bound};
 use crate::cli::StatusArgs;
 use crate::cmd::inventory::JSON_VERSION;
-use crate::context::{Context, to_json};
+use crate::context::Context;
 use crate::error::{CliError, chain};
 use crate::exit::Exit;
 
@@ -212,12 +212,11 @@ pub(crate) fn status(ctx: &mut Context, args: &StatusArgs) -> Result<Exit, CliEr
             ok: bool,
             vms: &'a [StatusVm],
         }
-        let text = to_json(&Doc {
+        ctx.json_document(&Doc {
             version: JSON_VERSION,
             ok: !problems,
             vms: &vms_status,
         })?;
-        ctx.line(text);
     } else {
         if vms_status.is_empty() {
             ctx.line(format!(
