@@ -242,7 +242,15 @@ pub enum Depth {
     /// methods of every function that is not a bridge, `d3cold_allowed` of those in D3cold, and
     /// `boot_vga` of VGA functions (the only ones the kernel gives it).
     Health,
-    /// Everything, for `show`, planning and diagnostics.
+    /// What planning a bind or a give-back reads: [`Depth::Summary`], the kernel's class, the
+    /// network interfaces of every function, `boot_vga` of VGA functions, and a PF's SR-IOV
+    /// attributes and VFs; the 4 KiB extended config space only where ACS decides grouping.
+    /// Power state, reset methods and NUMA node (which `show` and `doctor` read) no plan uses;
+    /// on a real kernel each attribute is a lookup, and each config read bus cycles (under a
+    /// hypervisor, an exit per 4 bytes), which were most of what `bind` added to the kernel's
+    /// own work.
+    Plan,
+    /// Everything, for `show` and diagnostics.
     Full,
 }
 
@@ -338,8 +346,10 @@ pub fn read_device_at(
     depth: Depth,
     locked: bool,
 ) -> Result<PciDevice, HostError> {
-    if depth == Depth::Full {
-        return read_device(address, dir, locked);
+    match depth {
+        Depth::Full => return read_device(address, dir, locked),
+        Depth::Plan => return read_for_plan(address, dir, locked),
+        Depth::Summary | Depth::Health => {}
     }
     let mut attrs = DeviceAttrs::new(dir);
     let config = attrs.config()?;
@@ -474,6 +484,7 @@ pub fn read_device(address: PciAddress, dir: &Path, locked: bool) -> Result<PciD
     dev.driver_override = read_override(dir, locked)?;
     dev.iommu_group = link_name(&dir.join("iommu_group"))?.and_then(|n| n.parse().ok());
     dev.parent = parent_address(dir);
+    dev.physfn = link_address(dir, "physfn")?;
     if let Some(bytes) = read_bytes(&dir.join("config"), 4096)? {
         dev.config = parse_config(&bytes);
     }
@@ -484,7 +495,19 @@ pub fn read_device(address: PciAddress, dir: &Path, locked: bool) -> Result<PciD
         .map(|t| t.split_whitespace().map(str::to_owned).collect());
     dev.boot_vga = small_int::<u8>(dir, "boot_vga")? == Some(1);
     dev.net_interfaces = interfaces_of(dir, dev.id.vendor);
-    dev.physfn = link_address(dir, "physfn")?;
+    read_sriov(dir, &mut dev, locked)?;
+    dev.has_secondary_bus = dir.join("pci_bus").is_dir();
+    Ok(dev)
+}
+
+/// A PF's SR-IOV attributes and its VFs (`sriov_numvfs` left unread while `locked`).
+fn read_sriov(dir: &Path, dev: &mut PciDevice, locked: bool) -> Result<(), HostError> {
+    // The kernel shows the PF attributes together (one attribute group, visible only on PFs),
+    // so a function without `sriov_totalvfs` has none of them: one lookup instead of four.
+    dev.sriov_totalvfs = small_int(dir, "sriov_totalvfs")?;
+    if dev.sriov_totalvfs.is_none() {
+        return Ok(());
+    }
     dev.sriov_numvfs = if locked {
         None
     } else {
@@ -497,11 +520,37 @@ pub fn read_device(address: PciAddress, dir: &Path, locked: bool) -> Result<PciD
             dev.virtfns.push(vf);
         }
     }
-    dev.sriov_totalvfs = small_int(dir, "sriov_totalvfs")?;
-    if dev.sriov_totalvfs.is_some() {
-        dev.sriov_drivers_autoprobe =
-            small_int::<u8>(dir, "sriov_drivers_autoprobe")?.map(|v| v != 0);
+    dev.sriov_drivers_autoprobe = small_int::<u8>(dir, "sriov_drivers_autoprobe")?.map(|v| v != 0);
+    Ok(())
+}
+
+/// What [`Depth::Plan`] reads: the summary, then what the planner and the safety rules use.
+fn read_for_plan(address: PciAddress, dir: &Path, locked: bool) -> Result<PciDevice, HostError> {
+    let mut dev = read_device_at(address, dir, Depth::Summary, locked)?;
+    // The kernel's class, which a quirk may have changed from config space's: the rules that
+    // protect the host's own chipset functions go by it.
+    if let Some(class) = hex_attr(dir, "class", "class code")? {
+        dev.class = ClassCode(class);
     }
+    dev.physfn = link_address(dir, "physfn")?;
+    // Whether ACS counts depends on the function being a VF, known only now; when it counts and
+    // the summary's header rule left the extended space unread, it is read.
+    if dev.config.header_type.is_some()
+        && !dev.config.extended_readable
+        && dev.acs_isolates().is_none()
+        && let Some(bytes) = read_bytes(&dir.join("config"), 4096)?
+    {
+        dev.config = parse_config(&bytes);
+    }
+    // Every class, as a full read does: a function the host reaches the network through is
+    // refused whatever its class says.
+    if dev.net_interfaces.is_empty() {
+        dev.net_interfaces = interfaces_of(dir, dev.id.vendor);
+    }
+    if is_vga(dev.class) {
+        dev.boot_vga = small_int::<u8>(dir, "boot_vga")? == Some(1);
+    }
+    read_sriov(dir, &mut dev, locked)?;
     dev.has_secondary_bus = dir.join("pci_bus").is_dir();
     Ok(dev)
 }
@@ -586,11 +635,14 @@ const MAX_SCAN_THREADS: usize = 4;
 /// reads, nearly all of it kernel time, so on hosts with thousands of functions the names are
 /// split between a few threads (up to the cores there are); each keeps its slice in order.
 fn read_all<T: Send>(names: &[std::ffi::OsString], read: impl Fn(&OsStr) -> T + Sync) -> Vec<T> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let threads = cores
-        .min(MAX_SCAN_THREADS)
-        .min(names.len() / DEVICES_PER_THREAD)
-        .max(1);
+    // Asked only of a large host: the answer costs reads of the cgroup's CPU quota.
+    let wanted = (names.len() / DEVICES_PER_THREAD).min(MAX_SCAN_THREADS);
+    let threads = if wanted > 1 {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        wanted.min(cores)
+    } else {
+        1
+    };
     if threads == 1 {
         return names.iter().map(|n| read(n)).collect();
     }

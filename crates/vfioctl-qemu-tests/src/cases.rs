@@ -137,6 +137,10 @@ pub const TOPOLOGIES: &[Topology] = &[
 /// it alone, never on the system QEMU.
 pub const NEW_QEMU_ONLY: &[&str] = &["sriov"];
 
+/// Single cases that run on both QEMUs: the overhead case's timings depend on the emulator
+/// (QEMU 7.2 retranslates a position-independent binary at each start; 8.0 and later do not).
+pub const BOTH_QEMUS: &[&str] = &["overhead"];
+
 /// Looks a topology up by name.
 pub fn topology(name: &str) -> Option<&'static Topology> {
     TOPOLOGIES.iter().find(|t| t.name == name)

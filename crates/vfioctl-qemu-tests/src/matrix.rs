@@ -112,9 +112,10 @@ pub fn expand(
                 }
                 for qemu in qemus {
                     let new_only = crate::cases::NEW_QEMU_ONLY.contains(&case.name);
+                    let both = crate::cases::BOTH_QEMUS.contains(&case.name);
                     let wanted = match (qemu.kind, new_qemu) {
                         (QemuKind::System, _) if new_only => false,
-                        (QemuKind::New, _) if new_only => true,
+                        (QemuKind::New, _) if new_only || both => true,
                         (QemuKind::New, _) if case.single => false,
                         (QemuKind::System, _) => true,
                         (QemuKind::New, NewQemu::None) => false,

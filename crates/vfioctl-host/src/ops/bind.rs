@@ -71,7 +71,7 @@ impl HostState {
     /// Reads both buses.
     pub fn read(host: &Host) -> Result<Self, OpError> {
         Ok(Self {
-            pci: read_inventory_at(host.root(), Depth::Full)?,
+            pci: read_inventory_at(host.root(), Depth::Plan)?,
             fslmc: crate::fslmc::read_fslmc(host.root())?,
         })
     }
@@ -89,7 +89,7 @@ impl HostState {
     /// Reads `seeds`, their groups and the bridges above them, and the fsl-mc bus.
     pub fn around(host: &Host, seeds: &[vfioctl_core::PciAddress]) -> Result<Self, OpError> {
         Ok(Self {
-            pci: crate::around::read_around(host.root(), seeds, Depth::Full)?,
+            pci: crate::around::read_around(host.root(), seeds, Depth::Plan)?,
             fslmc: crate::fslmc::read_fslmc(host.root())?,
         })
     }

@@ -274,7 +274,7 @@ pub fn proxmox(
             .into());
         }
     };
-    let inventory = read_inventory_at(host.root(), Depth::Full)?;
+    let inventory = read_inventory_at(host.root(), Depth::Plan)?;
     let mut devices = Vec::new();
     let mut notes = Vec::new();
     for device in proxmox_hostpci(&conf) {
