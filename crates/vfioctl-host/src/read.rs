@@ -31,7 +31,7 @@ pub fn read_attr(path: &Path) -> Result<Option<String>, HostError> {
 /// Reads at most `limit` bytes; `Ok(None)` when the file does not exist.
 pub fn read_bytes(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, HostError> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let mut bytes: Vec<u8> = Vec::with_capacity(limit.min(4096));
+    let mut bytes = Vec::new();
     Ok(read_bytes_into(path, limit, &mut bytes)?.then_some(bytes))
 }
 
@@ -181,41 +181,10 @@ fn garbage(path: PathBuf, what: &'static str, found: &str) -> HostError {
     }
 }
 
-fn hex_attr(dir: &Path, name: &str, what: &'static str) -> Result<Option<u32>, HostError> {
-    let path = dir.join(name);
-    match read_attr(&path)? {
-        None => Ok(None),
-        Some(text) => parse_sysfs_hex(&text)
-            .map(Some)
-            .ok_or_else(|| garbage(path, what, &text)),
-    }
-}
-
-fn required_hex(dir: &Path, name: &str, what: &'static str, max: u32) -> Result<u32, HostError> {
-    let path = dir.join(name);
-    match hex_attr(dir, name, what)? {
-        Some(v) if v <= max => Ok(v),
-        Some(v) => Err(garbage(path, what, &format!("{v:#x}"))),
-        // The raw errno, so messages carry the OS's words rather than Rust's error kind names.
-        None => Err(HostError::Read {
-            path,
-            source: io::Error::from_raw_os_error(rustix::io::Errno::NOENT.raw_os_error()),
-        }),
-    }
-}
-
 /// Parses `driver_override`: `(null)` (older kernels) and empty (newer) both mean unset.
 pub fn parse_driver_override(text: &str) -> Option<String> {
     let value = text.trim_end_matches('\n').trim();
     (!value.is_empty() && value != "(null)").then(|| value.to_owned())
-}
-
-fn small_int<T: std::str::FromStr>(dir: &Path, name: &str) -> Result<Option<T>, HostError> {
-    Ok(read_attr(&dir.join(name))?.and_then(|t| t.trim().parse().ok()))
-}
-
-fn link_address(dir: &Path, name: &str) -> Result<Option<PciAddress>, HostError> {
-    Ok(link_name(&dir.join(name))?.and_then(|n| n.parse().ok()))
 }
 
 /// The names in a directory, sorted; empty when it cannot be read (absent is the common case).
@@ -299,6 +268,40 @@ impl DeviceAttrs {
         Ok(self.text(name, |t| t.trim().parse().ok())?.flatten())
     }
 
+    /// A hexadecimal attribute (`0x8086`); garbage in it is an error naming `what`.
+    fn hex(&mut self, name: &str, what: &'static str) -> Result<Option<u32>, HostError> {
+        self.at(name, |path, buf| {
+            if !read_bytes_into(path, MAX_ATTR as usize, buf)? {
+                return Ok(None);
+            }
+            let text = String::from_utf8_lossy(buf);
+            parse_sysfs_hex(&text)
+                .map(Some)
+                .ok_or_else(|| garbage(path.to_path_buf(), what, &text))
+        })
+    }
+
+    /// [`DeviceAttrs::hex`] that must exist and be at most `max`.
+    fn required_hex(&mut self, name: &str, what: &'static str, max: u32) -> Result<u32, HostError> {
+        match self.hex(name, what)? {
+            Some(v) if v <= max => Ok(v),
+            Some(v) => Err(garbage(self.path.join(name), what, &format!("{v:#x}"))),
+            // The raw errno, so messages carry the OS's words rather than Rust's error kind names.
+            None => Err(HostError::Read {
+                path: self.path.join(name),
+                source: io::Error::from_raw_os_error(rustix::io::Errno::NOENT.raw_os_error()),
+            }),
+        }
+    }
+
+    fn link_address(&mut self, name: &str) -> Result<Option<PciAddress>, HostError> {
+        self.link_parsed(name)
+    }
+
+    fn is_dir(&mut self, name: &str) -> bool {
+        self.at(name, |path, _| path.is_dir())
+    }
+
     fn link_name(&mut self, name: &str) -> Result<Option<String>, HostError> {
         self.at(name, |path, _| link_name(path))
     }
@@ -347,11 +350,24 @@ pub fn read_device_at(
     locked: bool,
 ) -> Result<PciDevice, HostError> {
     match depth {
-        Depth::Full => return read_device(address, dir, locked),
-        Depth::Plan => return read_for_plan(address, dir, locked),
-        Depth::Summary | Depth::Health => {}
+        Depth::Full => read_device(address, dir, locked),
+        Depth::Plan => read_for_plan(address, dir, locked),
+        Depth::Summary => read_summary(address, &mut DeviceAttrs::new(dir), locked),
+        Depth::Health => {
+            let mut attrs = DeviceAttrs::new(dir);
+            let mut dev = read_summary(address, &mut attrs, locked)?;
+            read_health(&mut attrs, &mut dev)?;
+            Ok(dev)
+        }
     }
-    let mut attrs = DeviceAttrs::new(dir);
+}
+
+/// What [`Depth::Summary`] reads, through `attrs`.
+fn read_summary(
+    address: PciAddress,
+    attrs: &mut DeviceAttrs,
+    locked: bool,
+) -> Result<PciDevice, HostError> {
     let config = attrs.config()?;
     // Config space carries the IDs lspci shows; VFs read 0xffff there on some kernels, and a
     // short read (no privileges, or a damaged tree) has nothing, so fall back to the attributes.
@@ -381,19 +397,19 @@ pub fn read_device_at(
             dev
         }
         None => {
-            let class = required_hex(dir, "class", "class code", 0xff_ffff)?;
-            let vendor = required_hex(dir, "vendor", "vendor ID", 0xffff)? as u16;
-            let device = required_hex(dir, "device", "device ID", 0xffff)? as u16;
+            let class = attrs.required_hex("class", "class code", 0xff_ffff)?;
+            let vendor = attrs.required_hex("vendor", "vendor ID", 0xffff)? as u16;
+            let device = attrs.required_hex("device", "device ID", 0xffff)? as u16;
             let mut dev =
                 PciDevice::new(address, VendorDevice { vendor, device }, ClassCode(class));
-            dev.revision = hex_attr(dir, "revision", "revision")?.map(|r| r as u8);
+            dev.revision = attrs.hex("revision", "revision")?.map(|r| r as u8);
             dev
         }
     };
     dev.driver = attrs.link_name("driver")?;
     dev.driver_override = attrs.driver_override(locked)?;
     dev.iommu_group = attrs.link_parsed("iommu_group")?;
-    dev.parent = parent_address(dir);
+    dev.parent = parent_address(attrs.dir());
     if let Some(bytes) = config {
         dev.config = parse_config(&bytes);
     }
@@ -401,9 +417,6 @@ pub fn read_device_at(
     // while a driver holds them.
     if matches!(dev.class.base(), 0x02 | 0x0d) && dev.driver.is_some() {
         dev.net_interfaces = interfaces_of(attrs.dir(), dev.id.vendor);
-    }
-    if depth == Depth::Health {
-        read_health(&mut attrs, &mut dev)?;
     }
     Ok(dev)
 }
@@ -454,85 +467,80 @@ fn parent_address(dir: &Path) -> Option<PciAddress> {
         .and_then(|n| n.parse().ok())
 }
 
-/// `driver_override`, unread while `locked` (see [`read_device_at`]).
-fn read_override(dir: &Path, locked: bool) -> Result<Option<String>, HostError> {
-    if locked {
-        return Ok(None);
-    }
-    Ok(read_attr(&dir.join("driver_override"))?
-        .as_deref()
-        .and_then(parse_driver_override))
-}
-
 /// Reads everything about one device (`locked`: see [`read_device_at`]).
 pub fn read_device(address: PciAddress, dir: &Path, locked: bool) -> Result<PciDevice, HostError> {
-    let vendor = required_hex(dir, "vendor", "vendor ID", 0xffff)? as u16;
-    let device = required_hex(dir, "device", "device ID", 0xffff)? as u16;
-    let class = required_hex(dir, "class", "class code", 0xff_ffff)?;
+    let mut attrs = DeviceAttrs::new(dir);
+    let vendor = attrs.required_hex("vendor", "vendor ID", 0xffff)? as u16;
+    let device = attrs.required_hex("device", "device ID", 0xffff)? as u16;
+    let class = attrs.required_hex("class", "class code", 0xff_ffff)?;
     let mut dev = PciDevice::new(address, VendorDevice { vendor, device }, ClassCode(class));
 
-    let sub_vendor = hex_attr(dir, "subsystem_vendor", "subsystem vendor ID")?;
-    let sub_device = hex_attr(dir, "subsystem_device", "subsystem device ID")?;
+    let sub_vendor = attrs.hex("subsystem_vendor", "subsystem vendor ID")?;
+    let sub_device = attrs.hex("subsystem_device", "subsystem device ID")?;
     if let (Some(v), Some(d)) = (sub_vendor, sub_device) {
         dev.subsystem = Some(VendorDevice {
             vendor: v as u16,
             device: d as u16,
         });
     }
-    dev.revision = hex_attr(dir, "revision", "revision")?.map(|r| r as u8);
-    dev.driver = link_name(&dir.join("driver"))?;
-    dev.driver_override = read_override(dir, locked)?;
-    dev.iommu_group = link_name(&dir.join("iommu_group"))?.and_then(|n| n.parse().ok());
+    dev.revision = attrs.hex("revision", "revision")?.map(|r| r as u8);
+    dev.driver = attrs.link_name("driver")?;
+    dev.driver_override = attrs.driver_override(locked)?;
+    dev.iommu_group = attrs.link_parsed("iommu_group")?;
     dev.parent = parent_address(dir);
-    dev.physfn = link_address(dir, "physfn")?;
+    dev.physfn = attrs.link_address("physfn")?;
     if let Some(bytes) = read_bytes(&dir.join("config"), 4096)? {
         dev.config = parse_config(&bytes);
     }
-    dev.numa_node = small_int::<i32>(dir, "numa_node")?.filter(|n| *n >= 0);
-    dev.power_state = read_attr(&dir.join("power_state"))?.map(|t| t.trim().to_owned());
-    dev.d3cold_allowed = small_int::<u8>(dir, "d3cold_allowed")?.map(|v| v != 0);
-    dev.reset_method = read_attr(&dir.join("reset_method"))?
-        .map(|t| t.split_whitespace().map(str::to_owned).collect());
-    dev.boot_vga = small_int::<u8>(dir, "boot_vga")? == Some(1);
+    dev.numa_node = attrs.small_int::<i32>("numa_node")?.filter(|n| *n >= 0);
+    dev.power_state = attrs.text("power_state", |t| t.trim().to_owned())?;
+    dev.d3cold_allowed = attrs.small_int::<u8>("d3cold_allowed")?.map(|v| v != 0);
+    dev.reset_method = attrs.text("reset_method", |t| {
+        t.split_whitespace().map(str::to_owned).collect()
+    })?;
+    dev.boot_vga = attrs.small_int::<u8>("boot_vga")? == Some(1);
     dev.net_interfaces = interfaces_of(dir, dev.id.vendor);
-    read_sriov(dir, &mut dev, locked)?;
-    dev.has_secondary_bus = dir.join("pci_bus").is_dir();
+    read_sriov(&mut attrs, &mut dev, locked)?;
+    dev.has_secondary_bus = attrs.is_dir("pci_bus");
     Ok(dev)
 }
 
 /// A PF's SR-IOV attributes and its VFs (`sriov_numvfs` left unread while `locked`).
-fn read_sriov(dir: &Path, dev: &mut PciDevice, locked: bool) -> Result<(), HostError> {
+fn read_sriov(attrs: &mut DeviceAttrs, dev: &mut PciDevice, locked: bool) -> Result<(), HostError> {
     // The kernel shows the PF attributes together (one attribute group, visible only on PFs),
     // so a function without `sriov_totalvfs` has none of them: one lookup instead of four.
-    dev.sriov_totalvfs = small_int(dir, "sriov_totalvfs")?;
+    dev.sriov_totalvfs = attrs.small_int("sriov_totalvfs")?;
     if dev.sriov_totalvfs.is_none() {
         return Ok(());
     }
     dev.sriov_numvfs = if locked {
         None
     } else {
-        small_int(dir, "sriov_numvfs")?
+        attrs.small_int("sriov_numvfs")?
     };
     // virtfnN links exist for N below sriov_numvfs; reading them by number avoids listing the
     // whole device directory.
     for i in 0..dev.sriov_numvfs.unwrap_or(0).min(4096) {
-        if let Some(vf) = link_address(dir, &format!("virtfn{i}"))? {
+        if let Some(vf) = attrs.link_address(&format!("virtfn{i}"))? {
             dev.virtfns.push(vf);
         }
     }
-    dev.sriov_drivers_autoprobe = small_int::<u8>(dir, "sriov_drivers_autoprobe")?.map(|v| v != 0);
+    dev.sriov_drivers_autoprobe = attrs
+        .small_int::<u8>("sriov_drivers_autoprobe")?
+        .map(|v| v != 0);
     Ok(())
 }
 
 /// What [`Depth::Plan`] reads: the summary, then what the planner and the safety rules use.
 fn read_for_plan(address: PciAddress, dir: &Path, locked: bool) -> Result<PciDevice, HostError> {
-    let mut dev = read_device_at(address, dir, Depth::Summary, locked)?;
+    let mut attrs = DeviceAttrs::new(dir);
+    let mut dev = read_summary(address, &mut attrs, locked)?;
     // The kernel's class, which a quirk may have changed from config space's: the rules that
     // protect the host's own chipset functions go by it.
-    if let Some(class) = hex_attr(dir, "class", "class code")? {
+    if let Some(class) = attrs.hex("class", "class code")? {
         dev.class = ClassCode(class);
     }
-    dev.physfn = link_address(dir, "physfn")?;
+    dev.physfn = attrs.link_address("physfn")?;
     // Whether ACS counts depends on the function being a VF, known only now; when it counts and
     // the summary's header rule left the extended space unread, it is read.
     if dev.config.header_type.is_some()
@@ -548,10 +556,10 @@ fn read_for_plan(address: PciAddress, dir: &Path, locked: bool) -> Result<PciDev
         dev.net_interfaces = interfaces_of(dir, dev.id.vendor);
     }
     if is_vga(dev.class) {
-        dev.boot_vga = small_int::<u8>(dir, "boot_vga")? == Some(1);
+        dev.boot_vga = attrs.small_int::<u8>("boot_vga")? == Some(1);
     }
-    read_sriov(dir, &mut dev, locked)?;
-    dev.has_secondary_bus = dir.join("pci_bus").is_dir();
+    read_sriov(&mut attrs, &mut dev, locked)?;
+    dev.has_secondary_bus = attrs.is_dir("pci_bus");
     Ok(dev)
 }
 
