@@ -9,7 +9,6 @@
 //! links point into the device tree, and the nearest PCI function above each is its owner.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::path::Path;
 
 use vfioctl_core::PciAddress;
@@ -17,7 +16,7 @@ use vfioctl_core::critical::{BUILTIN_HOST_CRITICAL, CriticalFunctions};
 use vfioctl_core::plan::HostUse;
 
 use crate::HostRoot;
-use crate::mounts::{block_of_source, read_mounts};
+use crate::mounts::BlockTable;
 use crate::read::{dir_names, read_attr, resolve_link};
 use crate::usage::HostUsage;
 use crate::zfs::ZfsPools;
@@ -53,10 +52,9 @@ struct BlockUse {
     network_root: bool,
 }
 
-fn read_block_use(root: &HostRoot) -> BlockUse {
+fn read_block_use(root: &HostRoot, table: &BlockTable) -> BlockUse {
     let mut out = BlockUse::default();
-    let mounts = read_mounts(root).unwrap_or_default();
-    for m in &mounts {
+    for m in &table.mounts {
         if m.target == "/" && m.fstype.starts_with("nfs") {
             out.network_root = true;
         }
@@ -67,7 +65,7 @@ fn read_block_use(root: &HostRoot) -> BlockUse {
                 .push(m.target.clone());
         }
     }
-    out.zfs = ZfsPools::read(root, &mounts);
+    out.zfs = ZfsPools::read(root, table);
     // A mounted btrfs lists one member in the mount table; every member holds the filesystem.
     let btrfs = root.join("sys/fs/btrfs");
     for fs_id in dir_names(&btrfs) {
@@ -90,7 +88,7 @@ fn read_block_use(root: &HostRoot) -> BlockUse {
         .unwrap_or_default();
     for line in swaps.lines().skip(1) {
         if let Some(source) = line.split_whitespace().next()
-            && let Some(block) = block_of_source(root, source)
+            && let Some(block) = table.block_of_source(root, source)
         {
             out.swaps.insert(block);
         }
@@ -206,19 +204,20 @@ fn block_uses(
 
 fn collect_blocks(
     root: &HostRoot,
+    table: &BlockTable,
     owners: &Owners,
     uses: &mut BTreeMap<PciAddress, Vec<HostUse>>,
 ) -> bool {
-    let facts = read_block_use(root);
+    let facts = read_block_use(root, table);
     let class = root.join("sys/class/block");
     let mut iscsi_root = false;
-    for name in dir_names(&class) {
-        let Ok(dir) = resolve_link(root.path(), &class.join(&name)) else {
+    for name in &table.names {
+        let Ok(dir) = resolve_link(root.path(), &class.join(name)) else {
             continue;
         };
         let is_root = facts
             .mounts
-            .get(&name)
+            .get(name)
             .is_some_and(|m| m.iter().any(|p| p == "/"));
         if is_root
             && dir
@@ -231,7 +230,7 @@ fn collect_blocks(
             continue;
         };
         let mut found = Vec::new();
-        block_uses(&class, &name, &facts, &mut via, &mut found);
+        block_uses(&class, name, &facts, &mut via, &mut found);
         if !found.is_empty() {
             uses.entry(address).or_default().extend(found);
         }
@@ -318,12 +317,16 @@ pub fn host_uses(
 ) -> BTreeMap<PciAddress, Vec<HostUse>> {
     let owners = Owners::new(root, inventory);
     let mut uses: BTreeMap<PciAddress, Vec<HostUse>> = BTreeMap::new();
-    let network_root = collect_blocks(root, &owners, &mut uses);
+    let network_root = collect_blocks(root, &usage.table, &owners, &mut uses);
     collect_net(root, &owners, usage, network_root, &mut uses);
-    let consoles = framebuffer_console(root);
+    // Only a boot VGA device can carry the console: the consoles are read for none other.
+    let mut consoles = None;
     let critical = critical_functions(root);
     for dev in inventory.devices() {
-        if dev.boot_vga && dev.driver.is_some() && consoles {
+        if dev.boot_vga
+            && dev.driver.is_some()
+            && *consoles.get_or_insert_with(|| framebuffer_console(root))
+        {
             uses.entry(dev.address).or_default().push(HostUse::Console);
         }
         if let Some(what) = critical.what(dev.class) {
@@ -362,14 +365,11 @@ pub fn net_host_use(root: &HostRoot, usage: &HostUsage, iface: &str) -> Option<H
 /// True when a virtual-terminal console is bound to a framebuffer (`vtcon*/bind` is 1 and names a
 /// frame buffer device), so the boot VGA device carries the console.
 fn framebuffer_console(root: &HostRoot) -> bool {
-    let Ok(entries) = fs::read_dir(root.join("sys/class/vtconsole")) else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        let dir = e.path();
-        let bound = fs::read_to_string(dir.join("bind")).is_ok_and(|b| b.trim() == "1");
-        let fb = fs::read_to_string(dir.join("name")).is_ok_and(|n| n.contains("frame buffer"));
-        bound && fb
+    let class = root.join("sys/class/vtconsole");
+    dir_names(&class).iter().any(|name| {
+        let attr = |a: &str| read_attr(&class.join(name).join(a)).ok().flatten();
+        let bound = attr("bind").is_some_and(|b| b.trim() == "1");
+        bound && attr("name").is_some_and(|n| n.contains("frame buffer"))
     })
 }
 

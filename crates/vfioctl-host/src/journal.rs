@@ -332,7 +332,9 @@ impl Journal {
             }
             Err(source) => return Err(open_error(&path, "read", source)),
         };
-        let mut text = String::new();
+        // Room for a journal of a few dozen entries: std's read_to_string would otherwise probe
+        // with 32-byte reads, as `take` hides the file's size.
+        let mut text = String::with_capacity(16 * 1024);
         file.take(MAX_JOURNAL)
             .read_to_string(&mut text)
             .map_err(|source| JournalError::Corrupt {
@@ -367,21 +369,31 @@ impl Journal {
         let dir = state_dir(root)?;
         let path = Self::path(root);
         let tmp = dir.join(format!("journal.json.{}.tmp", std::process::id()));
-        let text = serde_json::to_string_pretty(self).map_err(|e| JournalError::Io {
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| JournalError::Io {
             action: "encode",
             path: path.clone(),
             source: io::Error::other(e),
         })?;
-        let _ = fs::remove_file(&tmp);
-        let write = || -> io::Result<()> {
-            let mut file = OpenOptions::new()
+        text.push('\n');
+        let create = || {
+            OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
                 .custom_flags(nofollow())
-                .open(&tmp)?;
+                .open(&tmp)
+        };
+        let write = || -> io::Result<()> {
+            // A file of this name is left only by a vfioctl of the same pid that crashed while
+            // saving (before a reboot emptied /run): it is stale.
+            let mut file = match create() {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    fs::remove_file(&tmp)?;
+                    create()?
+                }
+                other => other?,
+            };
             file.write_all(text.as_bytes())?;
-            file.write_all(b"\n")?;
             file.sync_all()
         };
         if let Err(source) = write() {

@@ -26,13 +26,70 @@ pub struct Mount {
     pub block: Option<String>,
 }
 
-/// Reads `/proc/self/mountinfo`, or `/proc/mounts` on a tree that has only that.
-pub fn read_mounts(root: &HostRoot) -> Result<Vec<Mount>, HostError> {
-    let resolver = Resolver::new(root);
+/// The host's block devices and mounts: `/sys/class/block`, the mount table and the `root=` of
+/// the kernel command line, read once per command for every question about its disks.
+#[derive(Debug, Clone, Default)]
+pub struct BlockTable {
+    /// The kernel name of every block device (`/sys/class/block`), sorted.
+    pub names: Vec<String>,
+    /// Every mount, from `/proc/self/mountinfo` (or `/proc/mounts` on a tree that has only that).
+    pub mounts: Vec<Mount>,
+    /// `dm/name` of every device-mapper block, so `/dev/mapper/vg-root` is known as `dm-0`.
+    mapper: HashMap<String, String>,
+    /// The `root=` of the kernel command line.
+    cmdline_root: Option<String>,
+}
+
+impl BlockTable {
+    /// Reads the table; a tree without a mount table has no mounts.
+    pub fn read(root: &HostRoot) -> Result<Self, HostError> {
+        let class = root.join("sys/class/block");
+        let names = dir_names(&class);
+        let mapper = names
+            .iter()
+            .filter(|n| n.starts_with("dm-"))
+            .filter_map(|n| {
+                let name = read_attr(&class.join(n).join("dm/name")).ok().flatten()?;
+                Some((name.trim().to_owned(), n.clone()))
+            })
+            .collect();
+        let cmdline_root = read_attr(&root.join("proc/cmdline"))
+            .ok()
+            .flatten()
+            .and_then(|c| {
+                parse_cmdline(&c)
+                    .into_iter()
+                    .rev()
+                    .find(|p| p.name == "root")
+                    .map(|p| p.value)
+            });
+        let mut table = Self {
+            names,
+            mounts: Vec::new(),
+            mapper,
+            cmdline_root,
+        };
+        table.mounts = read_mounts(&table.resolver(root))?;
+        Ok(table)
+    }
+
+    /// The kernel name of the block device a path names (`/dev/sda1`, `/dev/mapper/vg-swap`, a
+    /// `/dev/disk/by-*` link), as for a mount source; for `/proc/swaps`.
+    pub(crate) fn block_of_source(&self, root: &HostRoot, source: &str) -> Option<String> {
+        self.resolver(root).by_source(source)
+    }
+
+    fn resolver<'a>(&'a self, root: &'a HostRoot) -> Resolver<'a> {
+        Resolver { root, table: self }
+    }
+}
+
+fn read_mounts(resolver: &Resolver<'_>) -> Result<Vec<Mount>, HostError> {
+    let root = resolver.root;
     if let Some(text) = read_attr(&root.join("proc/self/mountinfo"))? {
         return Ok(text
             .lines()
-            .filter_map(|l| parse_mountinfo(l, &resolver))
+            .filter_map(|l| parse_mountinfo(l, resolver))
             .collect());
     }
     let text = read_attr(&root.join("proc/mounts"))?.unwrap_or_default();
@@ -51,12 +108,6 @@ pub fn read_mounts(root: &HostRoot) -> Result<Vec<Mount>, HostError> {
             })
         })
         .collect())
-}
-
-/// The kernel name of the block device a path names (`/dev/sda1`, `/dev/mapper/vg-swap`, a
-/// `/dev/disk/by-*` link), as for a mount source; for `/proc/swaps`.
-pub(crate) fn block_of_source(root: &HostRoot, source: &str) -> Option<String> {
-    Resolver::new(root).by_source(source)
 }
 
 /// `36 25 8:2 / / rw,relatime shared:1 - ext4 /dev/root rw`: the optional fields end at `-`.
@@ -109,40 +160,10 @@ fn unescape(field: &str) -> String {
 /// Turns device numbers and source paths into kernel block names.
 struct Resolver<'a> {
     root: &'a HostRoot,
-    /// `dm/name` of every device-mapper block, so `/dev/mapper/vg-root` is known as `dm-0`.
-    mapper: HashMap<String, String>,
-    /// The `root=` of the kernel command line.
-    cmdline_root: Option<String>,
+    table: &'a BlockTable,
 }
 
-impl<'a> Resolver<'a> {
-    fn new(root: &'a HostRoot) -> Self {
-        let class = root.join("sys/class/block");
-        let mapper = dir_names(&class)
-            .into_iter()
-            .filter(|n| n.starts_with("dm-"))
-            .filter_map(|n| {
-                let name = read_attr(&class.join(&n).join("dm/name")).ok().flatten()?;
-                Some((name.trim().to_owned(), n))
-            })
-            .collect();
-        let cmdline_root = read_attr(&root.join("proc/cmdline"))
-            .ok()
-            .flatten()
-            .and_then(|c| {
-                parse_cmdline(&c)
-                    .into_iter()
-                    .rev()
-                    .find(|p| p.name == "root")
-                    .map(|p| p.value)
-            });
-        Self {
-            root,
-            mapper,
-            cmdline_root,
-        }
-    }
-
+impl Resolver<'_> {
     /// `/sys/dev/block/MAJ:MIN` links to the block device's directory; an anonymous device
     /// (major 0) has no entry.
     fn by_number(&self, dev: &str) -> Option<String> {
@@ -158,6 +179,7 @@ impl<'a> Resolver<'a> {
     fn by_source(&self, source: &str) -> Option<String> {
         if source == "/dev/root" {
             return self
+                .table
                 .cmdline_root
                 .as_deref()
                 .and_then(|r| self.by_root_arg(r));
@@ -165,7 +187,8 @@ impl<'a> Resolver<'a> {
         let rest = source.strip_prefix("/dev/")?;
         if let Some(name) = rest.strip_prefix("mapper/") {
             return Some(
-                self.mapper
+                self.table
+                    .mapper
                     .get(name)
                     .cloned()
                     .unwrap_or_else(|| name.to_owned()),

@@ -189,13 +189,21 @@ pub fn parse_driver_override(text: &str) -> Option<String> {
 
 /// The names in a directory, sorted; empty when it cannot be read (absent is the common case).
 pub fn dir_names(dir: &Path) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(dir) else {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let Ok(fd) = rustix::fs::open(dir, flags, Mode::empty()) else {
         return Vec::new();
     };
-    let mut names: Vec<String> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    // getdents64 into a buffer on the stack: std's read_dir goes through the C library's
+    // opendir, which under musl maps and unmaps a page for each directory.
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 8192];
+    let mut entries = rustix::fs::RawDir::new(&fd, &mut buf);
+    let mut names = Vec::new();
+    while let Some(Ok(entry)) = entries.next() {
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(String::from_utf8_lossy(name).into_owned());
+        }
+    }
     names.sort();
     names
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
+use crate::mounts::BlockTable;
 use crate::read::{read_attr, resolve_link};
 use crate::{HostError, HostRoot};
 
@@ -42,24 +43,32 @@ pub struct HostUsage {
     blocks: Vec<(std::path::PathBuf, MountedBlock)>,
     routes: BTreeMap<String, bool>,
     inet6: BTreeMap<String, bool>,
+    /// The block devices and the mount table, for the host-use refusals as well.
+    pub(crate) table: BlockTable,
 }
 
 impl HostUsage {
     /// Reads the mount table (`/proc/self/mountinfo` or `/proc/mounts`), `/sys/class/block`, `/proc/net/route` and `/proc/net/if_inet6`.
     pub fn read(root: &HostRoot) -> Result<Self, HostError> {
-        let mut usage = Self::default();
+        let mut usage = Self {
+            table: BlockTable::read(root)?,
+            ..Self::default()
+        };
         let mut by_block: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for m in crate::mounts::read_mounts(root)? {
-            if let Some(block) = m.block {
-                by_block.entry(block).or_default().push(m.target);
+        for m in &usage.table.mounts {
+            if let Some(block) = &m.block {
+                by_block
+                    .entry(block.clone())
+                    .or_default()
+                    .push(m.target.clone());
             }
         }
         let class_block = root.join("sys/class/block");
         for (block, mount_points) in by_block {
-            let link = class_block.join(&block);
-            if fs::symlink_metadata(&link).is_err() {
+            if usage.table.names.binary_search(&block).is_err() {
                 continue;
             }
+            let link = class_block.join(&block);
             let Ok(dir) = resolve_link(root.path(), &link) else {
                 continue;
             };

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::HostRoot;
-use crate::mounts::Mount;
+use crate::mounts::BlockTable;
 use crate::read::{dir_names, link_name, read_attr};
 
 /// Members of imported pools, and where each pool's datasets are mounted.
@@ -23,7 +23,7 @@ pub(crate) struct ZfsPools {
 }
 
 impl ZfsPools {
-    pub(crate) fn read(root: &HostRoot, mounts: &[Mount]) -> Self {
+    pub(crate) fn read(root: &HostRoot, table: &BlockTable) -> Self {
         let imported: BTreeSet<String> = dir_names(&root.join("proc/spl/kstat/zfs"))
             .into_iter()
             .filter(|n| root.join("proc/spl/kstat/zfs").join(n).is_dir())
@@ -33,14 +33,14 @@ impl ZfsPools {
         }
         let class = root.join("sys/class/block");
         let mut members = BTreeMap::new();
-        for name in dir_names(&class) {
-            let Some(dev) = read_attr(&class.join(&name).join("dev")).ok().flatten() else {
+        for name in &table.names {
+            let Some(dev) = read_attr(&class.join(name).join("dev")).ok().flatten() else {
                 continue;
             };
             if let Some(pool) = udev_pool(root, dev.trim())
                 && imported.contains(&pool)
             {
-                members.insert(name, pool);
+                members.insert(name.clone(), pool);
             }
         }
         for pool in &imported {
@@ -52,7 +52,7 @@ impl ZfsPools {
             }
         }
         let mut by_pool: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for m in mounts.iter().filter(|m| m.fstype == "zfs") {
+        for m in table.mounts.iter().filter(|m| m.fstype == "zfs") {
             let pool = m.source.split('/').next().unwrap_or_default();
             if imported.contains(pool) {
                 by_pool

@@ -23,8 +23,12 @@ const MODULE_DIRS: &[&str] = &[
     "etc/mkinitcpio.conf.d",
 ];
 
+/// `/proc/iomem` of a large server runs to hundreds of kilobytes; module configs are small.
+const MAX_FILE: u64 = 4 * 1024 * 1024;
+
 fn read(root: &HostRoot, rel: &str) -> Option<String> {
-    std::fs::read_to_string(root.join(rel)).ok()
+    let bytes = crate::read::read_bytes(&root.join(rel), MAX_FILE).ok()??;
+    String::from_utf8(bytes).ok()
 }
 
 /// Reads the early-boot facts. Unreadable files count as absent: these checks only advise.
