@@ -299,13 +299,14 @@ impl Executor {
         // fails the transaction's next save.
         let _ = journal.save(&self.root);
         let deadline = Instant::now() + self.timeouts.unbind;
-        // An unbind the driver does not hold returns within a probe's time: poll often at first.
+        // An unbind the driver does not hold returns within a probe's time: look often at first
+        // (a forked child wakes the pause as it exits).
         let mut pause = Duration::from_millis(1);
         let outcome = loop {
             match child.try_wait() {
                 Ok(Some(outcome)) => break Some(outcome),
                 Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(pause);
+                    child.pause(pause.min(deadline.saturating_duration_since(Instant::now())));
                     pause = (pause * 2).min(Duration::from_millis(20));
                 }
                 Ok(None) => return (None, Some(pid)),
@@ -354,6 +355,8 @@ impl Executor {
 
     fn await_driver(&self, device: &DeviceRef, expected: Option<&str>) -> Result<(), StepError> {
         let deadline = Instant::now() + self.timeouts.probe;
+        // A driver that probes asynchronously is usually bound within a few milliseconds.
+        let mut pause = Duration::from_millis(1);
         loop {
             if !self.exists(device) {
                 return Err(StepError::Gone {
@@ -371,7 +374,8 @@ impl Executor {
                     found: found.unwrap_or_else(|| "no driver".to_owned()),
                 });
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(10));
         }
     }
 
@@ -512,6 +516,14 @@ impl ChildWrite {
         match self {
             Self::Exec(child) => child.id(),
             Self::Forked(child) => child.pid(),
+        }
+    }
+
+    /// Waits at most `timeout`, less when a forked child exits first.
+    fn pause(&self, timeout: Duration) {
+        match self {
+            Self::Forked(child) => child.pause(timeout),
+            Self::Exec(_) => std::thread::sleep(timeout),
         }
     }
 

@@ -19,6 +19,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, WaitOptions, WaitStatus};
 
 use crate::executor::write_helper_exit_code;
@@ -30,6 +33,9 @@ pub const FORKED_HELPER_NAME: &str = "vfioctl-unbind";
 #[derive(Debug)]
 pub struct ForkedWrite {
     pid: Pid,
+    /// Readable once the child has exited (Linux 5.3 and later), so the parent wakes when the
+    /// write returns rather than at its next poll.
+    pidfd: Option<OwnedFd>,
 }
 
 impl ForkedWrite {
@@ -65,7 +71,24 @@ impl ForkedWrite {
             .ok()
             .and_then(|p| Pid::from_raw(p.cast_signed()))
             .ok_or_else(|| io::Error::other("fork returned no child"))?;
-        Ok(Self { pid })
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
+        Ok(Self { pid, pidfd })
+    }
+
+    /// Waits at most `timeout` for the child to exit: on its pidfd, or, on a kernel without
+    /// pidfds, by sleeping the whole `timeout`. [`Self::try_wait`] then tells whether it did.
+    pub fn pause(&self, timeout: Duration) {
+        let Some(pidfd) = &self.pidfd else {
+            std::thread::sleep(timeout);
+            return;
+        };
+        let timeout = Timespec::try_from(timeout).unwrap_or(Timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        });
+        let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+        // An interrupted poll or an error only ends this pause early: the caller looks again.
+        let _ = rustix::event::poll(&mut fds, Some(&timeout));
     }
 
     /// The child's process id.

@@ -46,9 +46,19 @@ impl Executor {
         original: &OriginalState,
         journal: &mut Journal,
     ) -> Result<(), StepError> {
+        let current = self.device_state(&original.device)?;
+        self.restore_device_from(original, &current, journal)
+    }
+
+    /// [`Self::restore_device`] from `current`, the state the caller read under the lock.
+    pub fn restore_device_from(
+        &self,
+        original: &OriginalState,
+        current: &DeviceState,
+        journal: &mut Journal,
+    ) -> Result<(), StepError> {
         let device = &original.device;
-        let current = self.device_state(device)?;
-        for step in vfioctl_core::plan::restore_steps(device, &current, &original.state) {
+        for step in vfioctl_core::plan::restore_steps(device, current, &original.state) {
             let result = self.run_step(&step, journal);
             // Binding a PCI function to its recorded driver fails when that driver no longer
             // matches it (it was bound through a dynamic ID, say); the bus's own choice is the
@@ -192,14 +202,15 @@ impl Executor {
     }
 
     /// Gives a device that vfioctl has no journal entry for back to its bus's default: clear an
-    /// override naming the vfio driver, unbind from it, let the bus probe.
+    /// override naming the vfio driver, unbind from it, let the bus probe. `state` is the
+    /// device's state as the caller read it under the lock.
     pub fn release_to_default(
         &self,
         device: &DeviceRef,
+        state: &DeviceState,
         journal: &mut Journal,
     ) -> Result<(), StepError> {
         let vfio = device.bus().vfio_driver();
-        let state = self.device_state(device)?;
         let mut steps = Vec::new();
         if state.driver_override.as_ref() == Some(&vfio) {
             steps.push(Step::SetOverride {

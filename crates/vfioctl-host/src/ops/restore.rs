@@ -277,7 +277,11 @@ fn from_journal(
                 RestoreResult::WouldWrite(writes)
             }
         }
-        (_, false) => match executor.restore_device(&entry.original, journal) {
+        (Ok(now), false) => match executor.restore_device_from(&entry.original, now, journal) {
+            Ok(()) => RestoreResult::Restored,
+            Err(e) => RestoreResult::Failed(chain(&e)),
+        },
+        (Err(_), false) => match executor.restore_device(&entry.original, journal) {
             Ok(()) => RestoreResult::Restored,
             Err(e) => RestoreResult::Failed(chain(&e)),
         },
@@ -329,7 +333,7 @@ fn without_journal(
     let result = if dry_run {
         RestoreResult::WouldReleaseToDefault
     } else {
-        match executor.release_to_default(&device, journal) {
+        match executor.release_to_default(&device, &state, journal) {
             Ok(()) => RestoreResult::ReleasedToDefault {
                 now: executor.current_driver(&device).ok().flatten(),
             },
