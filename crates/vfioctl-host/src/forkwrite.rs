@@ -18,7 +18,6 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-
 use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, Timespec};

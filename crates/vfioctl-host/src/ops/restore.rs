@@ -277,14 +277,16 @@ fn from_journal(
                 RestoreResult::WouldWrite(writes)
             }
         }
-        (Ok(now), false) => match executor.restore_device_from(&entry.original, now, journal) {
-            Ok(()) => RestoreResult::Restored,
-            Err(e) => RestoreResult::Failed(chain(&e)),
-        },
-        (Err(_), false) => match executor.restore_device(&entry.original, journal) {
-            Ok(()) => RestoreResult::Restored,
-            Err(e) => RestoreResult::Failed(chain(&e)),
-        },
+        (now, false) => {
+            let restored = match now {
+                Ok(now) => executor.restore_device_from(&entry.original, now, journal),
+                Err(_) => executor.restore_device(&entry.original, journal),
+            };
+            match restored {
+                Ok(()) => RestoreResult::Restored,
+                Err(e) => RestoreResult::Failed(chain(&e)),
+            }
+        }
     };
     RestoredDevice {
         device,
