@@ -61,22 +61,49 @@ pub fn read_around(
     seeds: &[PciAddress],
     depth: Depth,
 ) -> Result<Inventory, HostError> {
+    read_around_with(
+        root,
+        seeds,
+        depth,
+        Reach::Plan,
+        &crate::owners::stuck_devices(root),
+    )
+}
+
+/// How far a read around some devices goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// The devices, the members of their groups, their upstream bridges and a PF's VFs: all
+    /// that a bind plan's safety rules look at.
+    Plan,
+    /// The devices and the members of their groups: all that naming devices to give back needs.
+    Groups,
+}
+
+/// [`read_around`] as far as `reach`, with the devices whose unbind is stuck known already
+/// ([`crate::owners::stuck_in`] of a journal the caller holds).
+pub fn read_around_with(
+    root: &HostRoot,
+    seeds: &[PciAddress],
+    depth: Depth,
+    reach: Reach,
+    locked: &BTreeSet<PciAddress>,
+) -> Result<Inventory, HostError> {
     let mut queue: Vec<PciAddress> = seeds.to_vec();
     let mut seen: BTreeSet<PciAddress> = BTreeSet::new();
     let mut devices = Vec::new();
     let mut groups: BTreeMap<u32, Vec<PciAddress>> = BTreeMap::new();
-    let locked = crate::owners::stuck_devices(root);
     while let Some(address) = queue.pop() {
         if !seen.insert(address) {
             continue;
         }
         let dir = device_dir(root, &address)?;
         let dev = read_device_at(address, &dir, depth, locked.contains(&address))?;
-        if let Some(parent) = dev.parent {
-            queue.push(parent);
+        if reach == Reach::Plan {
+            queue.extend(dev.parent);
+            // Unbinding a PF destroys its VFs: the safety rules must see what each VF is on.
+            queue.extend(dev.virtfns.iter().copied());
         }
-        // Unbinding a PF destroys its VFs: the safety rules must see what each VF is on.
-        queue.extend(dev.virtfns.iter().copied());
         if let Some(group) = dev.iommu_group
             && !groups.contains_key(&group)
         {

@@ -299,22 +299,30 @@ impl Executor {
         // fails the transaction's next save.
         let _ = journal.save(&self.root);
         let deadline = Instant::now() + self.timeouts.unbind;
-        // An unbind the driver does not hold returns within a probe's time: look often at first
-        // (a forked child wakes the pause as it exits).
-        let mut pause = Duration::from_millis(1);
+        // A child that wakes the pause as it exits is waited for in one pause; otherwise an
+        // unbind the driver does not hold returns within a probe's time: look often at first.
+        let mut pause = if child.wakes_on_exit() {
+            self.timeouts.unbind
+        } else {
+            Duration::from_millis(1)
+        };
         let outcome = loop {
             match child.try_wait() {
                 Ok(Some(outcome)) => break Some(outcome),
                 Ok(None) if Instant::now() < deadline => {
                     child.pause(pause.min(deadline.saturating_duration_since(Instant::now())));
-                    pause = (pause * 2).min(Duration::from_millis(20));
+                    if !child.wakes_on_exit() {
+                        pause = (pause * 2).min(Duration::from_millis(20));
+                    }
                 }
                 Ok(None) => return (None, Some(pid)),
                 Err(e) => break Some(Err(e)),
             }
         };
+        // Dropped here and written with the transaction's next save: until then the saved
+        // journal names a process that has exited, which every reader takes for gone (see
+        // owners::helper_alive), and a save now would cost as much as the rest of the step.
         journal.helpers.retain(|h| h.pid != pid);
-        let _ = journal.save(&self.root);
         (outcome, Some(pid))
     }
 
@@ -516,6 +524,14 @@ impl ChildWrite {
         match self {
             Self::Exec(child) => child.id(),
             Self::Forked(child) => child.pid(),
+        }
+    }
+
+    /// True when [`Self::pause`] ends as the child exits.
+    fn wakes_on_exit(&self) -> bool {
+        match self {
+            Self::Forked(child) => child.wakes_on_exit(),
+            Self::Exec(_) => false,
         }
     }
 

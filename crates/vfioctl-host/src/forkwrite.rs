@@ -46,11 +46,7 @@ impl ForkedWrite {
     /// The open's or the fork's error.
     pub fn spawn(path: &Path, value: &str) -> io::Result<Self> {
         // Opened as RealKernel::write_attr does: no O_CREAT, O_TRUNC for stand-in regular files.
-        let file: OwnedFd = std::fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(path)?
-            .into();
+        let file: OwnedFd = crate::read::open_for_write(path)?;
         let name = CString::new(FORKED_HELPER_NAME).map_err(io::Error::other)?;
         // The child must not allocate: everything it touches is made before the fork.
         let bytes = value.as_bytes();
@@ -72,6 +68,11 @@ impl ForkedWrite {
             .ok_or_else(|| io::Error::other("fork returned no child"))?;
         let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
         Ok(Self { pid, pidfd })
+    }
+
+    /// True when [`Self::pause`] returns as the child exits (the kernel gave a pidfd).
+    pub fn wakes_on_exit(&self) -> bool {
+        self.pidfd.is_some()
     }
 
     /// Waits at most `timeout` for the child to exit: on its pidfd, or, on a kernel without

@@ -7,11 +7,14 @@
 //! atomically (write a new file, fsync, rename), so a reader sees the old journal or the new one,
 //! never half of one; anything that does not parse and validate is reported, not trusted.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use rustix::fs::{Mode, OFlags};
 
 use serde::{Deserialize, Serialize};
 use vfioctl_core::plan::OriginalState;
@@ -239,8 +242,7 @@ pub fn state_dir(root: &HostRoot) -> Result<PathBuf, JournalError> {
 
 fn check_owner(path: &Path, meta: &fs::Metadata) -> Result<(), JournalError> {
     use std::os::unix::fs::MetadataExt;
-    let euid = rustix::process::geteuid().as_raw();
-    if meta.uid() != euid {
+    if meta.uid() != effective_uid() {
         return Err(JournalError::Unsafe {
             path: path.to_path_buf(),
         });
@@ -248,8 +250,30 @@ fn check_owner(path: &Path, meta: &fs::Metadata) -> Result<(), JournalError> {
     Ok(())
 }
 
-fn nofollow() -> i32 {
-    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+/// vfioctl never changes its effective uid, and the state directory is checked at every open
+/// and save: once is enough to ask the kernel.
+fn effective_uid() -> u32 {
+    static EUID: OnceLock<u32> = OnceLock::new();
+    *EUID.get_or_init(|| rustix::process::geteuid().as_raw())
+}
+
+/// The name of this process's temporary journal. Cached: the only children vfioctl forks
+/// (write helpers) make one write and exit, and never save a journal.
+fn tmp_name() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| format!("journal.json.{}.tmp", std::process::id()))
+}
+
+/// Opens `path` with `flags` (and `mode` where it is created), close-on-exec and never through
+/// a symlink. One system call: the C library's open() adds a second for close-on-exec under
+/// musl, and the journal is opened and saved several times by every bind.
+fn open_state_file(path: &Path, flags: OFlags, mode: u32) -> io::Result<File> {
+    let fd = rustix::fs::open(
+        path,
+        flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::from_raw_mode(mode),
+    )?;
+    Ok(File::from(fd))
 }
 
 /// An exclusive lock on `<root>/run/vfioctl/lock`, held until dropped.
@@ -263,14 +287,7 @@ impl Lock {
     pub fn acquire(root: &HostRoot, wait: Duration) -> Result<Self, JournalError> {
         let dir = state_dir(root)?;
         let path = dir.join("lock");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(nofollow())
-            .open(&path)
+        let file = open_state_file(&path, OFlags::RDWR | OFlags::CREATE, 0o600)
             .map_err(|source| open_error(&path, "open", source))?;
         let start = Instant::now();
         loop {
@@ -321,11 +338,7 @@ impl Journal {
     /// Loads the journal; an absent one is empty.
     pub fn load(root: &HostRoot) -> Result<Self, JournalError> {
         let path = Self::path(root);
-        let file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(nofollow())
-            .open(&path)
-        {
+        let file = match open_state_file(&path, OFlags::RDONLY, 0) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Ok(Self::empty());
@@ -368,21 +381,15 @@ impl Journal {
     pub fn save(&self, root: &HostRoot) -> Result<(), JournalError> {
         let dir = state_dir(root)?;
         let path = Self::path(root);
-        let tmp = dir.join(format!("journal.json.{}.tmp", std::process::id()));
+        let tmp = dir.join(tmp_name());
         let mut text = serde_json::to_string_pretty(self).map_err(|e| JournalError::Io {
             action: "encode",
             path: path.clone(),
             source: io::Error::other(e),
         })?;
         text.push('\n');
-        let create = || {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(nofollow())
-                .open(&tmp)
-        };
+        let create =
+            || open_state_file(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600);
         let write = || -> io::Result<()> {
             // A file of this name is left only by a vfioctl of the same pid that crashed while
             // saving (before a reboot emptied /run): it is stale.

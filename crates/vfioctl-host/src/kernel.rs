@@ -80,14 +80,9 @@ impl Kernel for RealKernel {
     }
 
     fn write_attr(&self, path: &Path, value: &str) -> io::Result<()> {
-        // sysfs attributes take one write and ignore O_TRUNC; a regular file (a chroot's stand-in,
-        // a test tree) needs it, or a shorter value leaves the tail of the longer one behind
-        // ("\nfio-pci"). No O_CREAT: it would create a stray file if the attribute vanished with
-        // a hot-unplugged device.
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(path)?;
+        // sysfs attributes take one write; a stand-in regular file needs the O_TRUNC the open
+        // gives, or a shorter value leaves the tail of the longer one behind ("\nfio-pci").
+        let mut file = std::fs::File::from(crate::read::open_for_write(path)?);
         file.write_all(value.as_bytes())
     }
 

@@ -141,6 +141,14 @@ pub fn stuck_devices(root: &HostRoot) -> std::collections::BTreeSet<vfioctl_core
     let Ok(journal) = Journal::load(root) else {
         return std::collections::BTreeSet::new();
     };
+    stuck_in(root, &journal)
+}
+
+/// [`stuck_devices`] by a journal the caller has loaded.
+pub fn stuck_in(
+    root: &HostRoot,
+    journal: &Journal,
+) -> std::collections::BTreeSet<vfioctl_core::PciAddress> {
     journal
         .helpers
         .iter()

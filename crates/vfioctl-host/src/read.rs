@@ -35,30 +35,58 @@ pub fn read_bytes(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, HostError>
     Ok(read_bytes_into(path, limit, &mut bytes)?.then_some(bytes))
 }
 
+/// Opens an attribute for writing as the kernel's own tools do: no `O_CREAT` (it would leave a
+/// stray file where an attribute vanished with a hot-unplugged device), `O_TRUNC` (sysfs
+/// ignores it; a stand-in regular file of a chroot or test tree needs it), close-on-exec in the
+/// open itself (musl's open() makes a second system call for that).
+pub(crate) fn open_for_write(path: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    Ok(rustix::fs::open(
+        path,
+        OFlags::WRONLY | OFlags::TRUNC | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
 /// [`read_bytes`] into `bytes` (cleared first), so a scan of thousands of devices reuses one
 /// buffer; false when the file does not exist.
 fn read_bytes_into(path: &Path, limit: usize, bytes: &mut Vec<u8>) -> Result<bool, HostError> {
     bytes.clear();
-    let file = match rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
-        Ok(f) => f,
-        Err(rustix::io::Errno::NOENT) => return Ok(false),
-        Err(errno) => {
-            return Err(HostError::Read {
-                path: path.to_path_buf(),
-                source: errno.into(),
-            });
-        }
+    let Some(file) = open_to_read(path)? else {
+        return Ok(false);
     };
+    read_on(&file, path, limit, bytes)?;
+    Ok(true)
+}
+
+/// `path` opened for reading; `None` when it does not exist.
+fn open_to_read(path: &Path) -> Result<Option<std::os::fd::OwnedFd>, HostError> {
+    match rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(f) => Ok(Some(f)),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(errno) => Err(HostError::Read {
+            path: path.to_path_buf(),
+            source: errno.into(),
+        }),
+    }
+}
+
+/// Reads on from where `file` is until `bytes` holds `limit` bytes or the file ends.
+fn read_on(
+    file: &std::os::fd::OwnedFd,
+    path: &Path,
+    limit: usize,
+    bytes: &mut Vec<u8>,
+) -> Result<(), HostError> {
     // sysfs returns a whole attribute from one read(2), and a short read of a regular file means
     // its end; so a single read usually suffices and the trailing read-to-EOF is skipped. The
     // read goes into the vector's spare capacity: zeroing a page for every attribute first was
     // over a quarter of `doctor`'s time.
-    if limit == 0 {
-        return Ok(true);
+    if bytes.len() >= limit {
+        return Ok(());
     }
-    bytes.reserve(limit.min(4096));
+    bytes.reserve((limit - bytes.len()).min(4096));
     loop {
-        match rustix::io::read(&file, rustix::buffer::spare_capacity(&mut *bytes)) {
+        match rustix::io::read(file, rustix::buffer::spare_capacity(&mut *bytes)) {
             Ok(0) => break,
             Ok(_) => {
                 if bytes.len() < bytes.capacity() || bytes.len() >= limit {
@@ -77,7 +105,7 @@ fn read_bytes_into(path: &Path, limit: usize, bytes: &mut Vec<u8>) -> Result<boo
         }
     }
     bytes.truncate(limit);
-    Ok(true)
+    Ok(())
 }
 
 /// The longest link target read without allocating; sysfs targets are well under it.
@@ -323,16 +351,18 @@ impl DeviceAttrs {
     /// a chain of bus cycles on real hardware, so the 4 KiB are not read for every endpoint.
     fn config(&mut self) -> Result<Option<Vec<u8>>, HostError> {
         self.at("config", |path, _| {
-            let mut head = Vec::with_capacity(256);
-            if !read_bytes_into(path, 256, &mut head)? {
+            let Some(file) = open_to_read(path)? else {
                 return Ok(None);
-            }
-            let header = head.get(0x0e).copied().unwrap_or(0);
-            let needs_extended = head.len() == 256 && (header & 0x7f != 0 || header & 0x80 != 0);
+            };
+            let mut config = Vec::with_capacity(256);
+            read_on(&file, path, 256, &mut config)?;
+            let header = config.get(0x0e).copied().unwrap_or(0);
+            let needs_extended = config.len() == 256 && (header & 0x7f != 0 || header & 0x80 != 0);
             if needs_extended {
-                return read_bytes(path, 4096);
+                // On from byte 256 of the same open file: the header is not read twice.
+                read_on(&file, path, 4096, &mut config)?;
             }
-            Ok(Some(head))
+            Ok(Some(config))
         })
     }
 

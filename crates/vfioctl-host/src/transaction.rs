@@ -193,9 +193,11 @@ impl Executor {
                 journal.helpers = helpers;
                 journal.modules_loaded.extend(newly_loaded);
                 self.unload_unused(journal);
-                // If even this fails, the entries stay and restore --all redoes a no-op.
-                let _ = journal.save(self.root());
             }
+            // Clean, the journal is as before (if even this save fails, the entries stay and
+            // restore --all redoes a no-op); not, its entries stay for restore, and the helpers
+            // that returned are dropped from it.
+            let _ = journal.save(self.root());
             return Err(ApplyError::Step { source, rollback });
         }
         Ok(())

@@ -40,6 +40,10 @@ impl KernelSource for RealKernelSource {
 pub(crate) fn host(ctx: &Context) -> vfioctl_host::ops::Host {
     let host = vfioctl_host::ops::Host::new(ctx.root.clone(), Arc::clone(&ctx.kernel))
         .with_restool(Arc::clone(&ctx.restool));
+    // A kernel that forks its writes never starts the helper: no need to ask where we are.
+    if ctx.kernel.forks_writes() {
+        return host;
+    }
     match std::env::current_exe() {
         Ok(program) => host.with_write_helper(program),
         Err(_) => host,

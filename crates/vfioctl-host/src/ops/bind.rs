@@ -10,6 +10,7 @@ use vfioctl_core::plan::{
 use vfioctl_core::{DeviceRef, FslMcName, GroupId, Inventory, Owner};
 
 use super::{Host, LOCK_WAIT, OpError};
+use crate::around::Reach;
 use crate::executor::Timeouts;
 use crate::journal::{Journal, Lock};
 use crate::read::{Depth, read_inventory_at};
@@ -82,6 +83,33 @@ impl HostState {
     pub fn read_for(host: &Host, names: &[String]) -> Result<Self, OpError> {
         match crate::around::seeds(host.root(), names) {
             Some(seeds) => Self::around(host, &seeds),
+            None => Self::read(host),
+        }
+    }
+
+    /// [`Self::read_for`] under the lock, with the journal the caller loaded there, as far as
+    /// `reach` (and at [`Depth::Summary`] for [`Reach::Groups`]).
+    pub fn read_for_with(
+        host: &Host,
+        names: &[String],
+        journal: &Journal,
+        reach: Reach,
+    ) -> Result<Self, OpError> {
+        let depth = match reach {
+            Reach::Plan => Depth::Plan,
+            Reach::Groups => Depth::Summary,
+        };
+        match crate::around::seeds(host.root(), names) {
+            Some(seeds) => Ok(Self {
+                pci: crate::around::read_around_with(
+                    host.root(),
+                    &seeds,
+                    depth,
+                    reach,
+                    &crate::owners::stuck_in(host.root(), journal),
+                )?,
+                fslmc: crate::fslmc::read_fslmc(host.root())?,
+            }),
             None => Self::read(host),
         }
     }
@@ -193,7 +221,7 @@ pub fn bind(host: &Host, request: &BindRequest) -> Result<BindReport, OpError> {
             return Err(crate::transaction::ApplyError::Interrupted(interrupted).into());
         }
     }
-    let state = HostState::read_for(host, &request.names)?;
+    let state = HostState::read_for_with(host, &request.names, &journal, Reach::Plan)?;
     let devices = vfioctl_core::select::select(&state.pci, &state.fslmc, &request.names)?;
     let mut plan = plan(host, &state, &devices, &request.options)?;
     claim(host, &journal, &mut plan, &request.owner);
@@ -209,7 +237,7 @@ pub fn bind(host: &Host, request: &BindRequest) -> Result<BindReport, OpError> {
     } else if request.dry_run {
         BindOutcome::Planned
     } else {
-        match carry_out(host, &plan, request) {
+        match carry_out(host, &plan, request, journal) {
             Ok(()) => BindOutcome::Bound,
             Err(e) => BindOutcome::Failed(e),
         }
@@ -221,9 +249,13 @@ pub fn bind(host: &Host, request: &BindRequest) -> Result<BindReport, OpError> {
     })
 }
 
-fn carry_out(host: &Host, plan: &Plan, request: &BindRequest) -> Result<(), OpError> {
+fn carry_out(
+    host: &Host,
+    plan: &Plan,
+    request: &BindRequest,
+    mut journal: Journal,
+) -> Result<(), OpError> {
     let executor = host.executor(request.timeouts);
-    let mut journal = Journal::load(host.root())?;
     if request.options.force {
         take_over(&mut journal, plan, &request.owner);
     }

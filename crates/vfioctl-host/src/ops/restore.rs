@@ -399,7 +399,8 @@ pub fn restore(host: &Host, request: &RestoreRequest) -> Result<RestoreReport, O
     let mut journal = Journal::load(host.root())?;
     let state = match &request.targets {
         RestoreTargets::Named(names) | RestoreTargets::Owned(names) if !names.is_empty() => {
-            HostState::read_for(host, names)?
+            // Naming what to give back needs the named devices and their groups only.
+            HostState::read_for_with(host, names, &journal, crate::around::Reach::Groups)?
         }
         // The journal alone says what to give back; each device's state is read as it goes.
         _ => HostState::default(),
