@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use vfioctl_core::PciAddress;
-use vfioctl_core::critical::{BUILTIN_HOST_CRITICAL, CriticalFunctions};
+use vfioctl_core::critical::CriticalFunctions;
 use vfioctl_core::plan::HostUse;
 
 use crate::HostRoot;
@@ -31,7 +31,7 @@ const MAX_STACK: usize = 8;
 /// A local file that does not parse is ignored (the built-in table is the safe side);
 /// `vfioctl doctor` reports it.
 pub fn critical_functions(root: &HostRoot) -> CriticalFunctions {
-    let builtin = CriticalFunctions::parse(BUILTIN_HOST_CRITICAL, "<built-in>").unwrap_or_default();
+    let builtin = CriticalFunctions::builtin();
     let local = read_attr(&root.join(HOST_CRITICAL_FILE.trim_start_matches('/')))
         .ok()
         .flatten()

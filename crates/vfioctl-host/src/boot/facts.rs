@@ -90,6 +90,10 @@ pub fn framebuffer_warnings(
     root: &HostRoot,
     devices: impl IntoIterator<Item = vfioctl_core::PciAddress>,
 ) -> Vec<String> {
+    let devices: Vec<vfioctl_core::PciAddress> = devices.into_iter().collect();
+    if devices.is_empty() {
+        return Vec::new();
+    }
     let fbs = read(root, "proc/iomem")
         .map(|t| framebuffers(&parse_iomem(&t)))
         .unwrap_or_default();

@@ -57,6 +57,8 @@ pub struct BindReport {
     pub outcome: BindOutcome,
     /// Whether `--force` was given (refusals it overrides did not stop the plan).
     pub forced: bool,
+    /// A sentence for each device to bind whose BAR holds the boot framebuffer.
+    pub framebuffer: Vec<String>,
 }
 
 /// Both buses as they are now.
@@ -243,10 +245,24 @@ pub fn bind(host: &Host, request: &BindRequest) -> Result<BindReport, OpError> {
         }
     };
     Ok(BindReport {
+        framebuffer: framebuffer_warnings(host, &state, &plan),
         plan,
         outcome,
         forced: request.options.force,
     })
+}
+
+/// [`crate::boot::facts::framebuffer_warnings`] of the display controllers the plan binds (and
+/// pre-2.0 VGA-compatible devices): a boot framebuffer lies in no other device's BAR, and
+/// `/proc/iomem` is not read for the rest.
+fn framebuffer_warnings(host: &Host, state: &HostState, plan: &Plan) -> Vec<String> {
+    let displays = plan.to_bind().filter_map(|d| d.device.pci()).filter(|a| {
+        state
+            .pci
+            .get(a)
+            .is_some_and(|d| d.class.is_display() || d.class.0 >> 8 == 0x0001)
+    });
+    crate::boot::facts::framebuffer_warnings(host.root(), displays)
 }
 
 fn carry_out(

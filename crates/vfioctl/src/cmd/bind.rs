@@ -236,11 +236,7 @@ pub(crate) fn render_bind(
     takes_force: bool,
 ) -> Result<Exit, CliError> {
     let plan = &report.plan;
-    let fb = vfioctl_host::boot::facts::framebuffer_warnings(
-        &ctx.root,
-        plan.to_bind().filter_map(|d| d.device.pci()),
-    );
-    fb.into_iter().for_each(|w| ctx.note(w));
+    report.framebuffer.iter().for_each(|w| ctx.note(w.clone()));
     let error = match &report.outcome {
         BindOutcome::Refused => Some(refused_error(plan, report.forced, takes_force)),
         BindOutcome::Failed(e) => Some(CliError::from_op(e)),
