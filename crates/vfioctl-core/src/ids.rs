@@ -83,6 +83,11 @@ impl ClassCode {
     pub fn is_display(self) -> bool {
         self.base() == 0x03
     }
+    /// The kernel's `pci_is_vga()`: a VGA controller (0x0300), or a pre-2.0 device that says it
+    /// is VGA-compatible (0x0001).
+    pub fn is_vga(self) -> bool {
+        matches!(self.0 >> 8, 0x0300 | 0x0001)
+    }
 }
 
 impl fmt::Display for ClassCode {

@@ -301,7 +301,8 @@ impl Executor {
         let deadline = Instant::now() + self.timeouts.unbind;
         // A child that wakes the pause as it exits is waited for in one pause; otherwise an
         // unbind the driver does not hold returns within a probe's time: look often at first.
-        let mut pause = if child.wakes_on_exit() {
+        let wakes_on_exit = child.wakes_on_exit();
+        let mut pause = if wakes_on_exit {
             self.timeouts.unbind
         } else {
             Duration::from_millis(1)
@@ -311,7 +312,7 @@ impl Executor {
                 Ok(Some(outcome)) => break Some(outcome),
                 Ok(None) if Instant::now() < deadline => {
                     child.pause(pause.min(deadline.saturating_duration_since(Instant::now())));
-                    if !child.wakes_on_exit() {
+                    if !wakes_on_exit {
                         pause = (pause * 2).min(Duration::from_millis(20));
                     }
                 }

@@ -46,7 +46,7 @@ impl ForkedWrite {
     /// The open's or the fork's error.
     pub fn spawn(path: &Path, value: &str) -> io::Result<Self> {
         // Opened as RealKernel::write_attr does: no O_CREAT, O_TRUNC for stand-in regular files.
-        let file: OwnedFd = crate::read::open_for_write(path)?;
+        let file: OwnedFd = crate::kernel::open_attr_for_write(path)?;
         let name = CString::new(FORKED_HELPER_NAME).map_err(io::Error::other)?;
         // The child must not allocate: everything it touches is made before the fork.
         let bytes = value.as_bytes();

@@ -48,6 +48,19 @@ pub trait Kernel: Send + Sync {
     }
 }
 
+/// Opens an attribute for writing as the kernel's own tools do: no `O_CREAT` (it would leave a
+/// stray file where an attribute vanished with a hot-unplugged device), `O_TRUNC` (sysfs
+/// ignores it; a stand-in regular file of a chroot or test tree needs it), close-on-exec in the
+/// open itself (musl's open() makes a second system call for that).
+pub(crate) fn open_attr_for_write(path: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    Ok(rustix::fs::open(
+        path,
+        OFlags::WRONLY | OFlags::TRUNC | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
 /// The running kernel: plain writes and `modprobe`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealKernel;
@@ -82,7 +95,7 @@ impl Kernel for RealKernel {
     fn write_attr(&self, path: &Path, value: &str) -> io::Result<()> {
         // sysfs attributes take one write; a stand-in regular file needs the O_TRUNC the open
         // gives, or a shorter value leaves the tail of the longer one behind ("\nfio-pci").
-        let mut file = std::fs::File::from(crate::read::open_for_write(path)?);
+        let mut file = std::fs::File::from(open_attr_for_write(path)?);
         file.write_all(value.as_bytes())
     }
 

@@ -35,18 +35,6 @@ pub fn read_bytes(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, HostError>
     Ok(read_bytes_into(path, limit, &mut bytes)?.then_some(bytes))
 }
 
-/// Opens an attribute for writing as the kernel's own tools do: no `O_CREAT` (it would leave a
-/// stray file where an attribute vanished with a hot-unplugged device), `O_TRUNC` (sysfs
-/// ignores it; a stand-in regular file of a chroot or test tree needs it), close-on-exec in the
-/// open itself (musl's open() makes a second system call for that).
-pub(crate) fn open_for_write(path: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
-    Ok(rustix::fs::open(
-        path,
-        OFlags::WRONLY | OFlags::TRUNC | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
-}
-
 /// [`read_bytes`] into `bytes` (cleared first), so a scan of thousands of devices reuses one
 /// buffer; false when the file does not exist.
 fn read_bytes_into(path: &Path, limit: usize, bytes: &mut Vec<u8>) -> Result<bool, HostError> {
@@ -459,11 +447,6 @@ fn read_summary(
     Ok(dev)
 }
 
-/// `pci_is_vga()`: a VGA controller, or a pre-2.0 device that says it is VGA-compatible.
-fn is_vga(class: ClassCode) -> bool {
-    matches!(class.0 >> 8, 0x0300 | 0x0001)
-}
-
 /// The attributes of [`Depth::Health`] beyond the summary.
 fn read_health(attrs: &mut DeviceAttrs, dev: &mut PciDevice) -> Result<(), HostError> {
     // Bridges are not given to VMs: no check reads their power state or reset methods.
@@ -476,7 +459,7 @@ fn read_health(attrs: &mut DeviceAttrs, dev: &mut PciDevice) -> Result<(), HostE
             t.split_whitespace().map(str::to_owned).collect()
         })?;
     }
-    if is_vga(dev.class) {
+    if dev.class.is_vga() {
         dev.boot_vga = attrs.small_int::<u8>("boot_vga")? == Some(1);
     }
     Ok(())
@@ -593,7 +576,7 @@ fn read_for_plan(address: PciAddress, dir: &Path, locked: bool) -> Result<PciDev
     if dev.net_interfaces.is_empty() {
         dev.net_interfaces = interfaces_of(dir, dev.id.vendor);
     }
-    if is_vga(dev.class) {
+    if dev.class.is_vga() {
         dev.boot_vga = attrs.small_int::<u8>("boot_vga")? == Some(1);
     }
     read_sriov(&mut attrs, &mut dev, locked)?;

@@ -90,36 +90,48 @@ impl HostState {
     }
 
     /// [`Self::read_for`] under the lock, with the journal the caller loaded there, as far as
-    /// `reach` (and at [`Depth::Summary`] for [`Reach::Groups`]).
+    /// `reach`.
     pub fn read_for_with(
         host: &Host,
         names: &[String],
         journal: &Journal,
         reach: Reach,
     ) -> Result<Self, OpError> {
-        let depth = match reach {
-            Reach::Plan => Depth::Plan,
-            Reach::Groups => Depth::Summary,
-        };
         match crate::around::seeds(host.root(), names) {
-            Some(seeds) => Ok(Self {
-                pci: crate::around::read_around_with(
-                    host.root(),
-                    &seeds,
-                    depth,
-                    reach,
-                    &crate::owners::stuck_in(host.root(), journal),
-                )?,
-                fslmc: crate::fslmc::read_fslmc(host.root())?,
-            }),
+            Some(seeds) => Self::around_with(
+                host,
+                &seeds,
+                reach,
+                &crate::owners::stuck_in(host.root(), journal),
+            ),
             None => Self::read(host),
         }
     }
 
     /// Reads `seeds`, their groups and the bridges above them, and the fsl-mc bus.
     pub fn around(host: &Host, seeds: &[vfioctl_core::PciAddress]) -> Result<Self, OpError> {
+        Self::around_with(
+            host,
+            seeds,
+            Reach::Plan,
+            &crate::owners::stuck_devices(host.root()),
+        )
+    }
+
+    /// Reads `seeds` as far as `reach` (at [`Depth::Summary`] for [`Reach::Groups`]), `locked`
+    /// being the functions whose unbind is stuck, and the fsl-mc bus.
+    fn around_with(
+        host: &Host,
+        seeds: &[vfioctl_core::PciAddress],
+        reach: Reach,
+        locked: &std::collections::BTreeSet<vfioctl_core::PciAddress>,
+    ) -> Result<Self, OpError> {
+        let depth = match reach {
+            Reach::Plan => Depth::Plan,
+            Reach::Groups => Depth::Summary,
+        };
         Ok(Self {
-            pci: crate::around::read_around(host.root(), seeds, Depth::Plan)?,
+            pci: crate::around::read_around_with(host.root(), seeds, depth, reach, locked)?,
             fslmc: crate::fslmc::read_fslmc(host.root())?,
         })
     }
@@ -260,7 +272,7 @@ fn framebuffer_warnings(host: &Host, state: &HostState, plan: &Plan) -> Vec<Stri
         state
             .pci
             .get(a)
-            .is_some_and(|d| d.class.is_display() || d.class.0 >> 8 == 0x0001)
+            .is_some_and(|d| d.class.is_display() || d.class.is_vga())
     });
     crate::boot::facts::framebuffer_warnings(host.root(), displays)
 }
