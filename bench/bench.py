@@ -2,8 +2,9 @@
 """vfioctl benchmarks against named peers, on simulated hosts of growing size.
 
 Builds simulated hosts (about 16, 256, 1,024 and 4,096 PCI functions; the large ones SR-IOV PFs
-with their VFs behind ACS root ports) with vfioctl-sim's `write-tree` example, then times, side by
-side on the same tree and in the same run:
+with their VFs behind ACS root ports, every second VF on iavf with an interface, so that
+`/sys/class/net` grows with the host as on a host that uses its VFs) with vfioctl-sim's
+`write-tree` example, then times, side by side on the same tree and in the same run:
 
   * every read-only command (`list --json`, `groups --json`, `groups --predict --json`,
     `doctor --json`, `status --json`, `vm check` and `vm qemu-args` of a definition written into
@@ -221,16 +222,20 @@ MIN_SYSCALLS = {"list": 5, "doctor": 17}
 
 
 def pick_vf(root):
-    """One VF (a function with a `physfn` link) and its vendor:device ID, in address order."""
+    """One VF (a function with a `physfn` link) and its vendor:device ID: the first in address
+    order that has an interface on its host driver (so bind checks what the host does with it),
+    else the first."""
     devices = os.path.join(root, "sys/bus/pci/devices")
-    for name in sorted(os.listdir(devices)):
-        if os.path.lexists(os.path.join(devices, name, "physfn")):
-            ids = []
-            for attr in ("vendor", "device"):
-                with open(os.path.join(devices, name, attr)) as f:
-                    ids.append(f.read().strip().removeprefix("0x"))
-            return name, ":".join(ids)
-    sys.exit(f"bench: no VF in {root}; write-tree's sriov layout should have made some")
+    vfs = [n for n in sorted(os.listdir(devices)) if os.path.lexists(os.path.join(devices, n, "physfn"))]
+    with_net = [n for n in vfs if os.path.isdir(os.path.join(devices, n, "net"))]
+    if not vfs:
+        sys.exit(f"bench: no VF in {root}; write-tree's sriov layout should have made some")
+    name = (with_net or vfs)[0]
+    ids = []
+    for attr in ("vendor", "device"):
+        with open(os.path.join(devices, name, attr)) as f:
+            ids.append(f.read().strip().removeprefix("0x"))
+    return name, ":".join(ids)
 
 
 def write_vm(root, address, ids):

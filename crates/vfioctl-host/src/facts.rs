@@ -16,6 +16,7 @@ use vfioctl_core::doctor::{
 };
 use vfioctl_core::known::KnownDevices;
 
+use crate::hostuse::Walk;
 use crate::journal::Journal;
 use crate::read::{dir_names, read_attr};
 use crate::usage::HostUsage;
@@ -296,7 +297,7 @@ pub fn gather(
     }
 
     let usage = HostUsage::read(root)?;
-    facts.host_uses = crate::apply::host_uses(root, inventory, &usage);
+    facts.host_uses = crate::apply::host_uses(root, inventory, &usage, Walk::Classes);
 
     facts.boot = crate::boot::facts::gather(root, inventory);
     facts.known = match KnownDevices::parse(default_known, "<built-in>") {

@@ -4,12 +4,14 @@
 //!
 //! Interfaces and disks can sit at any depth below a PCI function (`virtio2/net/eth0`, an
 //! auxiliary device, `usb2/2-1/.../block/sda`, `nvme/nvme0/nvme0n1`), and what the host uses may
-//! be built on them (dm/LVM/md `holders/`, btrfs members, bond/bridge/VLAN uppers). Rather than
-//! walking every device's subtree, `/sys/class/block` and `/sys/class/net` are walked once: their
-//! links point into the device tree, and the nearest PCI function above each is its owner.
+//! be built on them (dm/LVM/md `holders/`, btrfs members, bond/bridge/VLAN uppers). The nearest
+//! PCI function above a disk or interface in the device tree is its owner. Two walks find them
+//! ([`Walk`]): for the whole host, `/sys/class/block` and `/sys/class/net` once (one link each);
+//! for a few functions (a plan read around its devices), each function's own directory down to
+//! the next function, so the cost follows what they hold, not how many interfaces the host has.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use vfioctl_core::PciAddress;
 use vfioctl_core::critical::CriticalFunctions;
@@ -17,7 +19,7 @@ use vfioctl_core::plan::HostUse;
 
 use crate::HostRoot;
 use crate::mounts::BlockTable;
-use crate::read::{dir_names, read_attr, resolve_link};
+use crate::read::{dir_names, read_attr, resolve_link, subdir_names};
 use crate::usage::HostUsage;
 use crate::zfs::ZfsPools;
 
@@ -112,22 +114,20 @@ impl<'a> Owners<'a> {
         }
     }
 
-    /// The function whose directory `dir` is, when it is one in the inventory.
-    fn function(&self, dir: &Path) -> Option<PciAddress> {
-        let name = dir.file_name()?.to_str()?;
-        let address: PciAddress = name.parse().ok()?;
-        (address.to_string() == name && self.inventory.get(&address).is_some()).then_some(address)
-    }
-
-    /// The nearest PCI function above `path`, and the names between it and `path` that say how
-    /// it is reached ("usb 2-1", "virtio2", "nvme0"), without the sysfs plumbing in between.
+    /// The nearest PCI function above `path` when it is in the inventory, and the names between
+    /// it and `path` that say how it is reached ("usb 2-1", "virtio2", "nvme0"), without the
+    /// sysfs plumbing in between.
     fn owner(&self, path: &Path) -> Option<(PciAddress, Vec<String>)> {
         let mut below = Vec::new();
         let mut at = path.parent();
         while let Some(dir) = at.filter(|d| d.starts_with(self.root) && *d != self.root) {
-            if let Some(address) = self.function(dir) {
+            if let Some(address) = function_dir(dir) {
                 below.reverse();
-                return Some((address, below));
+                return self
+                    .inventory
+                    .get(&address)
+                    .is_some()
+                    .then_some((address, below));
             }
             if let Some(name) = dir.file_name().and_then(|n| n.to_str())
                 && let Some(step) = chain_step(name)
@@ -138,6 +138,13 @@ impl<'a> Owners<'a> {
         }
         None
     }
+}
+
+/// The PCI function whose directory `dir` is: sysfs names it by its address (`pci_name()`).
+fn function_dir(dir: &Path) -> Option<PciAddress> {
+    let name = dir.file_name()?.to_str()?;
+    let address: PciAddress = name.parse().ok()?;
+    (address.to_string() == name).then_some(address)
 }
 
 /// How one directory on the way down reads in a chain, or `None` for plumbing (`block`, `net`,
@@ -202,40 +209,157 @@ fn block_uses(
     }
 }
 
-fn collect_blocks(
+/// How [`host_uses`] finds the disks and interfaces below the inventory's functions. Both find
+/// the same ones; they differ in what they cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Walk {
+    /// Resolve every entry of `/sys/class/block` and `/sys/class/net`, one link each: for an
+    /// inventory of the whole host.
+    #[default]
+    Classes,
+    /// Walk each function's directory down to the next function: for an inventory of a few
+    /// functions, whose cost then follows what they hold, not how many interfaces the host has
+    /// (a host with thousands of VFs on their own driver has as many).
+    Subtrees,
+}
+
+/// A disk or interface and its directory in the device tree.
+struct Located {
+    name: String,
+    dir: PathBuf,
+}
+
+/// Where the entries of `/sys/class/block` (named in `blocks`) and `/sys/class/net` that can
+/// belong to a function of `inventory` sit in the device tree.
+fn locate(
     root: &HostRoot,
-    table: &BlockTable,
-    owners: &Owners,
-    uses: &mut BTreeMap<PciAddress, Vec<HostUse>>,
-) -> bool {
-    let facts = read_block_use(root, table);
-    let class = root.join("sys/class/block");
-    let mut iscsi_root = false;
-    for name in &table.names {
-        let Ok(dir) = resolve_link(root.path(), &class.join(name)) else {
+    inventory: &vfioctl_core::Inventory,
+    walk: Walk,
+    blocks: &[String],
+) -> (Vec<Located>, Vec<Located>) {
+    let block_class = root.join("sys/class/block");
+    let net_class = root.join("sys/class/net");
+    let resolve = |class: &Path, name: &String| {
+        resolve_link(root.path(), &class.join(name))
+            .ok()
+            .map(|dir| Located {
+                name: name.clone(),
+                dir,
+            })
+    };
+    if walk == Walk::Classes {
+        return (
+            blocks
+                .iter()
+                .filter_map(|n| resolve(&block_class, n))
+                .collect(),
+            dir_names(&net_class)
+                .iter()
+                .filter_map(|n| resolve(&net_class, n))
+                .collect(),
+        );
+    }
+    let (mut found_blocks, mut found_nets) = (Vec::new(), Vec::new());
+    let devices = root.join("sys/bus/pci/devices");
+    for dev in inventory.devices() {
+        let Ok(dir) = resolve_link(root.path(), &devices.join(dev.address.to_string())) else {
             continue;
         };
-        let is_root = facts
-            .mounts
-            .get(name)
-            .is_some_and(|m| m.iter().any(|p| p == "/"));
-        if is_root
-            && dir
-                .components()
-                .any(|c| c.as_os_str().to_string_lossy().starts_with("session"))
-        {
-            iscsi_root = true;
+        subtree_entries(&dir, blocks, 0, &mut found_blocks, &mut found_nets);
+    }
+    // A directory that only shares a class entry's name is not that entry: keep the ones whose
+    // class link leads to them, as the class walk would have found them.
+    let confirm = |class: &Path, found: Vec<Located>| -> Vec<Located> {
+        found
+            .into_iter()
+            .filter(|f| resolve(class, &f.name).is_some_and(|r| r.dir == f.dir))
+            .collect()
+    };
+    (
+        confirm(&block_class, found_blocks),
+        confirm(&net_class, found_nets),
+    )
+}
+
+/// Sysfs nests no deeper below a PCI function than this (`usb2/2-1/2-1:1.0/host0/target0:0:0/
+/// 0:0:0:0/block/sda/sda1` is ten); a deeper tree is not followed.
+const MAX_SUBTREE_DEPTH: usize = 16;
+
+/// The directories below `dir` that are disks (named as a `blocks` entry) or interfaces (in a
+/// `net/` directory: the net class has a namespace, so the kernel always puts an interface in
+/// that glue directory, where a disk below another class device sits directly below it), not
+/// descending into other PCI functions (they own what is below them), nor into a disk further
+/// than its partitions, nor into an interface.
+fn subtree_entries(
+    dir: &Path,
+    blocks: &[String],
+    depth: usize,
+    found_blocks: &mut Vec<Located>,
+    found_nets: &mut Vec<Located>,
+) {
+    if depth >= MAX_SUBTREE_DEPTH {
+        return;
+    }
+    for name in subdir_names(dir) {
+        let sub = dir.join(&name);
+        if function_dir(&sub).is_some() {
+            continue;
         }
-        let Some((address, mut via)) = owners.owner(&dir) else {
+        if name == "net" {
+            found_nets.extend(subdir_names(&sub).into_iter().map(|name| Located {
+                dir: sub.join(&name),
+                name,
+            }));
+        } else if blocks.binary_search(&name).is_ok() {
+            // A disk's only block children are its partitions (`sda/sda1`, `nvme0n1/nvme0n1p1`).
+            for part in subdir_names(&sub) {
+                if blocks.binary_search(&part).is_ok() {
+                    found_blocks.push(Located {
+                        dir: sub.join(&part),
+                        name: part,
+                    });
+                }
+            }
+            found_blocks.push(Located { name, dir: sub });
+        } else {
+            subtree_entries(&sub, blocks, depth + 1, found_blocks, found_nets);
+        }
+    }
+}
+
+/// True when the root filesystem comes over the network: NFS, or a disk of an iSCSI session.
+fn network_root(root: &HostRoot, facts: &BlockUse) -> bool {
+    let class = root.join("sys/class/block");
+    facts.network_root
+        || facts
+            .mounts
+            .iter()
+            .filter(|(_, points)| points.iter().any(|p| p == "/"))
+            .filter_map(|(name, _)| resolve_link(root.path(), &class.join(name)).ok())
+            .any(|dir| {
+                dir.components()
+                    .any(|c| c.as_os_str().to_string_lossy().starts_with("session"))
+            })
+}
+
+fn collect_blocks(
+    root: &HostRoot,
+    facts: &BlockUse,
+    owners: &Owners,
+    located: &[Located],
+    uses: &mut BTreeMap<PciAddress, Vec<HostUse>>,
+) {
+    let class = root.join("sys/class/block");
+    for block in located {
+        let Some((address, mut via)) = owners.owner(&block.dir) else {
             continue;
         };
         let mut found = Vec::new();
-        block_uses(&class, name, &facts, &mut via, &mut found);
+        block_uses(&class, &block.name, facts, &mut via, &mut found);
         if !found.is_empty() {
             uses.entry(address).or_default().extend(found);
         }
     }
-    facts.network_root || iscsi_root
 }
 
 fn collect_net(
@@ -243,14 +367,12 @@ fn collect_net(
     owners: &Owners,
     usage: &HostUsage,
     network_root: bool,
+    located: &[Located],
     uses: &mut BTreeMap<PciAddress, Vec<HostUse>>,
 ) {
     let class = root.join("sys/class/net");
-    for name in dir_names(&class) {
-        let Ok(dir) = resolve_link(root.path(), &class.join(&name)) else {
-            continue;
-        };
-        let Some((address, mut via)) = owners.owner(&dir) else {
+    for net in located {
+        let Some((address, mut via)) = owners.owner(&net.dir) else {
             continue;
         };
         let mut found = Vec::new();
@@ -258,7 +380,7 @@ fn collect_net(
             root,
             usage,
             &class,
-            &name,
+            &net.name,
             network_root,
             &mut via,
             &mut found,
@@ -309,16 +431,21 @@ fn net_uses(
     }
 }
 
-/// Facts about how the host uses each device, for the planner's refusals.
+/// Facts about how the host uses each device of `inventory`, for the planner's refusals, the
+/// disks and interfaces found by `walk`.
 pub fn host_uses(
     root: &HostRoot,
     inventory: &vfioctl_core::Inventory,
     usage: &HostUsage,
+    walk: Walk,
 ) -> BTreeMap<PciAddress, Vec<HostUse>> {
     let owners = Owners::new(root, inventory);
+    let (blocks, nets) = locate(root, inventory, walk, &usage.table.names);
+    let facts = read_block_use(root, &usage.table);
+    let network_root = network_root(root, &facts);
     let mut uses: BTreeMap<PciAddress, Vec<HostUse>> = BTreeMap::new();
-    let network_root = collect_blocks(root, &usage.table, &owners, &mut uses);
-    collect_net(root, &owners, usage, network_root, &mut uses);
+    collect_blocks(root, &facts, &owners, &blocks, &mut uses);
+    collect_net(root, &owners, usage, network_root, &nets, &mut uses);
     // Only a boot VGA device can carry the console: the consoles are read for none other.
     let mut consoles = None;
     let critical = critical_functions(root);

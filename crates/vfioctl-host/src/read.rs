@@ -205,6 +205,15 @@ pub fn parse_driver_override(text: &str) -> Option<String> {
 
 /// The names in a directory, sorted; empty when it cannot be read (absent is the common case).
 pub fn dir_names(dir: &Path) -> Vec<String> {
+    names_in(dir, false)
+}
+
+/// The names of the real subdirectories of `dir` (no links), sorted; empty when it cannot be read.
+pub fn subdir_names(dir: &Path) -> Vec<String> {
+    names_in(dir, true)
+}
+
+fn names_in(dir: &Path, only_dirs: bool) -> Vec<String> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let Ok(fd) = rustix::fs::open(dir, flags, Mode::empty()) else {
         return Vec::new();
@@ -215,10 +224,26 @@ pub fn dir_names(dir: &Path) -> Vec<String> {
     let mut entries = rustix::fs::RawDir::new(&fd, &mut buf);
     let mut names = Vec::new();
     while let Some(Ok(entry)) = entries.next() {
-        let name = entry.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            names.push(String::from_utf8_lossy(name).into_owned());
+        let name = entry.file_name();
+        if name.to_bytes() == b"." || name.to_bytes() == b".." {
+            continue;
         }
+        if only_dirs {
+            let kind = match entry.file_type() {
+                // Some file systems do not fill in the type; ask for it.
+                rustix::fs::FileType::Unknown => {
+                    match rustix::fs::statat(&fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(st) => rustix::fs::FileType::from_raw_mode(st.st_mode),
+                        Err(_) => continue,
+                    }
+                }
+                kind => kind,
+            };
+            if kind != rustix::fs::FileType::Directory {
+                continue;
+            }
+        }
+        names.push(String::from_utf8_lossy(name.to_bytes()).into_owned());
     }
     names.sort();
     names

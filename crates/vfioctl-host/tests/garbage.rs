@@ -6,6 +6,7 @@ use std::fs;
 
 use proptest::prelude::*;
 use vfioctl_host::HostRoot;
+use vfioctl_host::hostuse::Walk;
 use vfioctl_host::journal::Journal;
 use vfioctl_host::read::{Depth, read_inventory, read_inventory_at};
 use vfioctl_host::usage::HostUsage;
@@ -75,7 +76,9 @@ proptest! {
         let _ = HostUsage::read(&root);
         if let Ok(inventory) = read_inventory(&root) {
             let usage = HostUsage::read(&root).unwrap_or_default();
-            let _ = vfioctl_host::hostuse::host_uses(&root, &inventory, &usage);
+            for walk in [Walk::Classes, Walk::Subtrees] {
+                let _ = vfioctl_host::hostuse::host_uses(&root, &inventory, &usage, walk);
+            }
         }
     }
 

@@ -6,20 +6,37 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
+use vfioctl_core::PciAddress;
 use vfioctl_core::plan::HostUse;
-use vfioctl_host::hostuse::host_uses;
-use vfioctl_host::read::read_inventory;
+use vfioctl_host::around::read_around;
+use vfioctl_host::hostuse::{Walk, host_uses};
+use vfioctl_host::read::{Depth, read_inventory};
 use vfioctl_host::usage::HostUsage;
 use vfioctl_host::{HostRoot, Kernel, RealKernel};
 use vfioctl_sim::hosts;
 
+/// The uses of `address`, checked to be the same whichever walk finds them and whether the whole
+/// host is read or only what a plan for `address` reads.
 fn uses_of(root: &Path, address: &str) -> Vec<HostUse> {
     let host = HostRoot::open(root).unwrap();
-    let inventory = read_inventory(&host).unwrap();
+    let address: PciAddress = address.parse().unwrap();
+    let whole = read_inventory(&host).unwrap();
+    let around = read_around(&host, &[address], Depth::Plan).unwrap();
     let usage = HostUsage::read(&host).unwrap();
-    host_uses(&host, &inventory, &usage)
-        .remove(&address.parse().unwrap())
-        .unwrap_or_default()
+    let of = |inventory, walk| {
+        host_uses(&host, inventory, &usage, walk)
+            .remove(&address)
+            .unwrap_or_default()
+    };
+    let uses = of(&whole, Walk::Classes);
+    for (inventory, walk, what) in [
+        (&whole, Walk::Subtrees, "whole host, subtrees"),
+        (&around, Walk::Classes, "around, classes"),
+        (&around, Walk::Subtrees, "around, subtrees"),
+    ] {
+        assert_eq!(described(&of(inventory, walk)), described(&uses), "{what}");
+    }
+    uses
 }
 
 fn described(uses: &[HostUse]) -> Vec<String> {
@@ -213,4 +230,25 @@ fn an_iscsi_root_makes_the_network_it_comes_over_essential() {
         ["virtio0 -> eth0 carries the default route (the root filesystem comes over it)"]
     );
     assert!(uses[0].essential());
+}
+
+#[test]
+fn the_ten64_nvme_root_is_found_through_the_controller_by_either_walk() {
+    let t = vfioctl_sim::topology::ten64().build_temp().unwrap();
+    assert_eq!(
+        described(&uses_of(t.root(), "0002:01:00.0")),
+        ["nvme0 -> nvme0n1 -> nvme0n1p2 mounted on /"]
+    );
+}
+
+#[test]
+fn a_directory_named_like_an_interface_is_not_that_interface() {
+    let t = hosts::virtio_net_guest().build_temp().unwrap();
+    let root = t.root();
+    // eth0 belongs to the virtio NIC; a directory of the same name below another function
+    // (a driver's debug node, say) must not make that function carry the default route.
+    let dev = fs::canonicalize(root.join("sys/bus/pci/devices/0000:01:00.0")).unwrap();
+    fs::create_dir_all(dev.join("debug/eth0")).unwrap();
+    assert!(uses_of(root, "0000:01:00.0").is_empty());
+    assert!(!uses_of(root, "0000:00:02.0").is_empty());
 }

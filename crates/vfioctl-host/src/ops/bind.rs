@@ -68,6 +68,9 @@ pub struct HostState {
     pub pci: Inventory,
     /// The fsl-mc objects.
     pub fslmc: FslMcInventory,
+    /// How to find the disks and interfaces below `pci`: its subtrees when it was read around
+    /// a few devices.
+    walk: crate::hostuse::Walk,
 }
 
 impl HostState {
@@ -76,6 +79,7 @@ impl HostState {
         Ok(Self {
             pci: read_inventory_at(host.root(), Depth::Plan)?,
             fslmc: crate::fslmc::read_fslmc(host.root())?,
+            walk: crate::hostuse::Walk::Classes,
         })
     }
 
@@ -133,6 +137,7 @@ impl HostState {
         Ok(Self {
             pci: crate::around::read_around_with(host.root(), seeds, depth, reach, locked)?,
             fslmc: crate::fslmc::read_fslmc(host.root())?,
+            walk: crate::hostuse::Walk::Subtrees,
         })
     }
 }
@@ -140,7 +145,7 @@ impl HostState {
 /// How the host uses its devices on both buses, for the planner's refusals.
 pub fn host_uses(host: &Host, state: &HostState) -> Result<HostUses, OpError> {
     let usage = HostUsage::read(host.root())?;
-    let mut uses: HostUses = crate::apply::host_uses(host.root(), &state.pci, &usage)
+    let mut uses: HostUses = crate::apply::host_uses(host.root(), &state.pci, &usage, state.walk)
         .into_iter()
         .map(|(address, list)| (DeviceRef::Pci(address), list))
         .collect();

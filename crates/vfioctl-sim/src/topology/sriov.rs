@@ -10,8 +10,9 @@ use super::common::{CLASS_ETH, CLASS_HOST, common_drivers, id, modular};
 const VFS_PER_PF: usize = 250;
 
 /// A large x86 host for benchmarks: root ports with ACS, each with an Intel X710 PF (i40e) and up
-/// to 250 VFs (`8086:154c`, no driver) until about `functions` functions exist. Every VF gets its
-/// own group.
+/// to 250 VFs (`8086:154c`) until about `functions` functions exist. Every VF gets its own group.
+/// Every second VF is on iavf with an interface (down), as on a host that uses some of its VFs
+/// itself, so `/sys/class/net` grows with the host as it does on such a host.
 pub fn sriov_host(functions: usize) -> SimBuilder {
     let mut b = SimBuilder::new(HostSpec {
         arch: Arch::X86_64,
@@ -40,7 +41,7 @@ pub fn sriov_host(functions: usize) -> SimBuilder {
         "iavf",
         "iavf",
         vec![IdMatch::id(0x8086, 0x154c)],
-        ModuleState::Loadable,
+        ModuleState::Loaded,
     );
     b.add(DeviceSpec::new(
         addr("0000:00:00.0"),
@@ -93,6 +94,12 @@ pub fn sriov_host(functions: usize) -> SimBuilder {
                 DeviceSpec::new(vf_addr, id("8086:154c"), CLASS_ETH, PciKind::Endpoint).flr();
             vf.physfn = Some(pf_addr);
             vf.reset_methods = vec!["flr".to_owned()];
+            if i % 2 == 1 {
+                let (slot, func) = (devfn >> 3, devfn & 7);
+                vf = vf
+                    .driver("iavf")
+                    .net(&format!("enp{vf_bus}s{slot}f{func}"), false, false);
+            }
             b.add(vf);
             count += 1;
         }

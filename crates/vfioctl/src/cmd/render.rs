@@ -88,11 +88,15 @@ pub(crate) fn request(
     }
     // What bind would refuse for good, a VMM must not be handed either (one place decides).
     let usage = vfioctl_host::usage::HostUsage::read(&ctx.root)?;
-    let uses: vfioctl_core::plan::HostUses =
-        vfioctl_host::hostuse::host_uses(&ctx.root, inventory, &usage)
-            .into_iter()
-            .map(|(address, list)| (address.into(), list))
-            .collect();
+    let uses: vfioctl_core::plan::HostUses = vfioctl_host::hostuse::host_uses(
+        &ctx.root,
+        inventory,
+        &usage,
+        vfioctl_host::hostuse::Walk::Classes,
+    )
+    .into_iter()
+    .map(|(address, list)| (address.into(), list))
+    .collect();
     let set = vfioctl_core::passthrough::vm_set(inventory, &uses, &named, only);
     if let Some(first) = set.final_refusals().next() {
         return Err(
