@@ -27,7 +27,7 @@ MODULES=${MODULES:-"vfio vfio_iommu_type1 vfio_pci e1000e e1000"}
 # For the cases that need them (x86_64-hostsafety, x86_64-sriov): packed when this kernel has them as modules.
 # Newer Debian kernels (7.x) lack some of them as .ko files: the cases that use them run on the
 # oldest kernel only.
-OPTIONAL_MODULES=${OPTIONAL_MODULES:-"virtio_pci virtio_net xhci_pci usb_storage sd_mod vfat nls_cp437 nls_ascii igb igbvf"}
+OPTIONAL_MODULES=${OPTIONAL_MODULES:-"virtio_pci virtio_net xhci_pci usb_storage sd_mod vfat nls_cp437 nls_ascii igb igbvf nvme"}
 INIT=${INIT:-$here/init.sh}
 NESTED_QEMU=${NESTED_QEMU:-}
 GUEST_UDEV_ROOT=${GUEST_UDEV_ROOT:-}

@@ -1,12 +1,16 @@
 #!/bin/sh
 # x86_64 q35 + intel-iommu: vfioctl refuses what the guest itself needs, and the refusals change
 # nothing in sysfs. The guest's own network is a virtio-net-pci (iommu_platform=on) carrying its
-# default route; a qemu-xhci has a usb-storage disk mounted; the q35 chipset's LPC bridge 00:1f.0
+# default route; a qemu-xhci has a usb-storage disk mounted; two NVMe controllers of one subsystem
+# share the namespace the guest mounts (native multipath: nvme0n1 sits under the subsystem, the
+# path disks nvme0c0n1 and nvme0c1n1 under the controllers); the q35 chipset's LPC bridge 00:1f.0
 # shares its group with the AHCI and SMBus functions.
 set -euo pipefail
 . /lib/case-lib.sh
 NET=0000:00:02.0
 XHCI=0000:00:04.0
+NVME_A=0000:00:05.0
+NVME_B=0000:00:06.0
 LPC=0000:00:1f.0
 SATA=0000:00:1f.2
 
@@ -43,6 +47,19 @@ done
 mkdir -p /mnt/usb
 mount -t vfat -o ro /dev/sda1 /mnt/usb
 step "$XHCI starts on xhci_hcd" gc driver $XHCI xhci_hcd
+modprobe nvme
+i=0
+while [ ! -e /sys/class/block/nvme0n1p1 ] && [ $i -lt 60 ]; do
+  sleep 0.5
+  i=$((i + 1))
+done
+[ -e /sys/class/block/nvme0n1p1 ] || case_fail "the NVMe namespace (nvme0n1p1) never appeared"
+step "nvme0n1 is the subsystem's multipath disk" \
+  sh -c 'readlink /sys/class/block/nvme0n1 | grep -q /nvme-subsystem/nvme-subsys0/nvme0n1'
+mkdir -p /mnt/nvme
+mount -t vfat -o ro /dev/nvme0n1p1 /mnt/nvme
+step "$NVME_A starts on nvme" gc driver $NVME_A nvme
+step "$NVME_B starts on nvme" gc driver $NVME_B nvme
 
 step "$NET is behind the IOMMU (it has a group)" test -e /sys/bus/pci/devices/$NET/iommu_group
 # Every PCI function's driver and override, to show that the refusals change nothing.
@@ -58,6 +75,12 @@ refused "bind of the virtio-net carrying the default route" \
   "$NET (virtio-pci) -> virtio[0-9]* -> eth0 carries the default route" bind $NET
 refused "bind of the xHCI with a mounted USB disk" \
   "$XHCI (xhci_hcd) -> usb [0-9-]* -> sda -> sda1 mounted on /mnt/usb" bind $XHCI
+refused "bind of the first controller of the mounted multipath disk" \
+  "$NVME_A (nvme) -> nvme[0-9]* -> nvme0c[0-9]*n1 -> nvme0n1 -> nvme0n1p1 mounted on /mnt/nvme" \
+  bind $NVME_A
+refused "bind of the second controller of the mounted multipath disk" \
+  "$NVME_B (nvme) -> nvme[0-9]* -> nvme0c[0-9]*n1 -> nvme0n1 -> nvme0n1p1 mounted on /mnt/nvme" \
+  bind $NVME_B
 refused "bind of the LPC bridge" "LPC bridge the host needs" bind $LPC
 refused "bind of the AHCI in the LPC bridge's group" "holds the LPC bridge $LPC" bind $SATA
 refused "bind --force of the LPC bridge's group" "cannot go to a VM on this board" \
@@ -68,13 +91,17 @@ step "$NET has no driver_override" gc override $NET none
 step "$XHCI is still on xhci_hcd" gc driver $XHCI xhci_hcd
 step "$XHCI has no driver_override" gc override $XHCI none
 step "$SATA has no driver_override" gc override $SATA none
+step "$NVME_A is still on nvme" gc driver $NVME_A nvme
+step "$NVME_B is still on nvme" gc driver $NVME_B nvme
 step "$LPC has no driver_override" gc override $LPC none
 pci_state >/tmp/pci-after
 step "no PCI function changed driver or override" cmp /tmp/pci-before /tmp/pci-after
 step "the default route is still there" grep -q '^eth0	00000000' /proc/net/route
 step "the USB disk is still mounted" grep -q ' /mnt/usb ' /proc/mounts
+step "the NVMe disk is still mounted" grep -q ' /mnt/nvme ' /proc/mounts
 if ! preloaded; then
   step "refusals loaded no vfio-pci" gc module vfio_pci absent
 fi
 umount /mnt/usb
+umount /mnt/nvme
 common_end

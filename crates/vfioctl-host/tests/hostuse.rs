@@ -252,3 +252,29 @@ fn a_directory_named_like_an_interface_is_not_that_interface() {
     assert!(uses_of(root, "0000:01:00.0").is_empty());
     assert!(!uses_of(root, "0000:00:02.0").is_empty());
 }
+
+#[test]
+fn a_root_on_a_native_nvme_multipath_disk_is_the_controllers() {
+    let t = vfioctl_sim::topology::ten64().build_temp().unwrap();
+    let root = t.root();
+    // As with a subsystem that allows several controllers: the kernel hides the path disk
+    // nvme0c0n1 below the controller and gives the host nvme0n1 under the subsystem.
+    let ctrl = fs::canonicalize(root.join("sys/class/nvme/nvme0")).unwrap();
+    let sys = fs::canonicalize(root.join("sys")).unwrap();
+    let subsystem = sys.join("devices/virtual/nvme-subsystem/nvme-subsys0");
+    fs::create_dir_all(&subsystem).unwrap();
+    fs::rename(ctrl.join("nvme0n1"), subsystem.join("nvme0n1")).unwrap();
+    for name in ["nvme0n1", "nvme0n1p1", "nvme0n1p2"] {
+        fs::remove_file(root.join("sys/class/block").join(name)).unwrap();
+    }
+    let head = subsystem.join("nvme0n1");
+    class_link(root, &head, "block");
+    class_link(root, &head.join("nvme0n1p1"), "block");
+    class_link(root, &head.join("nvme0n1p2"), "block");
+    fs::create_dir_all(ctrl.join("nvme0c0n1")).unwrap();
+    class_link(root, &ctrl.join("nvme0c0n1"), "block");
+    assert_eq!(
+        described(&uses_of(root, "0002:01:00.0")),
+        ["nvme0 -> nvme0c0n1 -> nvme0n1 -> nvme0n1p2 mounted on /"]
+    );
+}

@@ -80,7 +80,10 @@ pub const TOPOLOGIES: &[Topology] = &[
         ],
     },
     // Host safety: the guest's own network is a virtio-net behind the IOMMU (iommu_platform=on),
-    // and an xHCI carries a usb-storage disk (a read-only FAT view of a small host directory).
+    // an xHCI carries a usb-storage disk (a read-only FAT view of a small host directory), and
+    // two NVMe controllers of one subsystem share a namespace (native multipath: the disk the
+    // guest mounts sits under the subsystem, not under either controller; a subsystem's
+    // controllers share one serial, as QEMU requires).
     Topology {
         name: "hostsafety",
         devices: &[
@@ -94,6 +97,16 @@ pub const TOPOLOGIES: &[Topology] = &[
             "if=none,id=usbdisk,file=fat:/etc/skel,format=raw,readonly=on",
             "-device",
             "usb-storage,bus=xhci.0,drive=usbdisk",
+            "-device",
+            "nvme-subsys,id=nvmesubsys,nqn=vfioctl-hostsafety",
+            "-device",
+            "nvme,serial=vfioctl-hs,subsys=nvmesubsys,addr=0x5",
+            "-device",
+            "nvme,serial=vfioctl-hs,subsys=nvmesubsys,addr=0x6",
+            "-drive",
+            "if=none,id=nvmedisk,file=fat:/etc/skel,format=raw,readonly=on",
+            "-device",
+            "nvme-ns,drive=nvmedisk,nsid=1",
         ],
     },
     // `rootports` plus two empty hotplug-capable root ports (buses 03 and 04) for `device_add`

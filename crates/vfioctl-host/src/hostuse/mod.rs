@@ -11,7 +11,7 @@
 //! the next function, so the cost follows what they hold, not how many interfaces the host has.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use vfioctl_core::PciAddress;
 use vfioctl_core::critical::CriticalFunctions;
@@ -19,9 +19,14 @@ use vfioctl_core::plan::HostUse;
 
 use crate::HostRoot;
 use crate::mounts::BlockTable;
-use crate::read::{dir_names, read_attr, resolve_link, subdir_names};
+use crate::read::{dir_names, read_attr, resolve_link};
 use crate::usage::HostUsage;
 use crate::zfs::ZfsPools;
+
+mod locate;
+
+pub use locate::Walk;
+use locate::{Located, function_dir, locate};
 
 /// The host's own additions to the host-critical table.
 pub const HOST_CRITICAL_FILE: &str = "/etc/vfioctl/host-critical.toml";
@@ -140,13 +145,6 @@ impl<'a> Owners<'a> {
     }
 }
 
-/// The PCI function whose directory `dir` is: sysfs names it by its address (`pci_name()`).
-fn function_dir(dir: &Path) -> Option<PciAddress> {
-    let name = dir.file_name()?.to_str()?;
-    let address: PciAddress = name.parse().ok()?;
-    (address.to_string() == name).then_some(address)
-}
-
 /// How one directory on the way down reads in a chain, or `None` for plumbing (`block`, `net`,
 /// `host0`, `target0:0:0`, USB root hubs and interfaces).
 fn chain_step(name: &str) -> Option<String> {
@@ -209,124 +207,6 @@ fn block_uses(
     }
 }
 
-/// How [`host_uses`] finds the disks and interfaces below the inventory's functions. Both find
-/// the same ones; they differ in what they cost.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Walk {
-    /// Resolve every entry of `/sys/class/block` and `/sys/class/net`, one link each: for an
-    /// inventory of the whole host.
-    #[default]
-    Classes,
-    /// Walk each function's directory down to the next function: for an inventory of a few
-    /// functions, whose cost then follows what they hold, not how many interfaces the host has
-    /// (a host with thousands of VFs on their own driver has as many).
-    Subtrees,
-}
-
-/// A disk or interface and its directory in the device tree.
-struct Located {
-    name: String,
-    dir: PathBuf,
-}
-
-/// Where the entries of `/sys/class/block` (named in `blocks`) and `/sys/class/net` that can
-/// belong to a function of `inventory` sit in the device tree.
-fn locate(
-    root: &HostRoot,
-    inventory: &vfioctl_core::Inventory,
-    walk: Walk,
-    blocks: &[String],
-) -> (Vec<Located>, Vec<Located>) {
-    let block_class = root.join("sys/class/block");
-    let net_class = root.join("sys/class/net");
-    let resolve = |class: &Path, name: &String| {
-        resolve_link(root.path(), &class.join(name))
-            .ok()
-            .map(|dir| Located {
-                name: name.clone(),
-                dir,
-            })
-    };
-    if walk == Walk::Classes {
-        return (
-            blocks
-                .iter()
-                .filter_map(|n| resolve(&block_class, n))
-                .collect(),
-            dir_names(&net_class)
-                .iter()
-                .filter_map(|n| resolve(&net_class, n))
-                .collect(),
-        );
-    }
-    let (mut found_blocks, mut found_nets) = (Vec::new(), Vec::new());
-    let devices = root.join("sys/bus/pci/devices");
-    for dev in inventory.devices() {
-        let Ok(dir) = resolve_link(root.path(), &devices.join(dev.address.to_string())) else {
-            continue;
-        };
-        subtree_entries(&dir, blocks, 0, &mut found_blocks, &mut found_nets);
-    }
-    // A directory that only shares a class entry's name is not that entry: keep the ones whose
-    // class link leads to them, as the class walk would have found them.
-    let confirm = |class: &Path, found: Vec<Located>| -> Vec<Located> {
-        found
-            .into_iter()
-            .filter(|f| resolve(class, &f.name).is_some_and(|r| r.dir == f.dir))
-            .collect()
-    };
-    (
-        confirm(&block_class, found_blocks),
-        confirm(&net_class, found_nets),
-    )
-}
-
-/// Sysfs nests no deeper below a PCI function than this (`usb2/2-1/2-1:1.0/host0/target0:0:0/
-/// 0:0:0:0/block/sda/sda1` is ten); a deeper tree is not followed.
-const MAX_SUBTREE_DEPTH: usize = 16;
-
-/// The directories below `dir` that are disks (named as a `blocks` entry) or interfaces (in a
-/// `net/` directory: the net class has a namespace, so the kernel always puts an interface in
-/// that glue directory, where a disk below another class device sits directly below it), not
-/// descending into other PCI functions (they own what is below them), nor into a disk further
-/// than its partitions, nor into an interface.
-fn subtree_entries(
-    dir: &Path,
-    blocks: &[String],
-    depth: usize,
-    found_blocks: &mut Vec<Located>,
-    found_nets: &mut Vec<Located>,
-) {
-    if depth >= MAX_SUBTREE_DEPTH {
-        return;
-    }
-    for name in subdir_names(dir) {
-        let sub = dir.join(&name);
-        if function_dir(&sub).is_some() {
-            continue;
-        }
-        if name == "net" {
-            found_nets.extend(subdir_names(&sub).into_iter().map(|name| Located {
-                dir: sub.join(&name),
-                name,
-            }));
-        } else if blocks.binary_search(&name).is_ok() {
-            // A disk's only block children are its partitions (`sda/sda1`, `nvme0n1/nvme0n1p1`).
-            for part in subdir_names(&sub) {
-                if blocks.binary_search(&part).is_ok() {
-                    found_blocks.push(Located {
-                        dir: sub.join(&part),
-                        name: part,
-                    });
-                }
-            }
-            found_blocks.push(Located { name, dir: sub });
-        } else {
-            subtree_entries(&sub, blocks, depth + 1, found_blocks, found_nets);
-        }
-    }
-}
-
 /// True when the root filesystem comes over the network: NFS, or a disk of an iSCSI session.
 fn network_root(root: &HostRoot, facts: &BlockUse) -> bool {
     let class = root.join("sys/class/block");
@@ -354,6 +234,7 @@ fn collect_blocks(
         let Some((address, mut via)) = owners.owner(&block.dir) else {
             continue;
         };
+        via.extend(block.through.iter().cloned());
         let mut found = Vec::new();
         block_uses(&class, &block.name, facts, &mut via, &mut found);
         if !found.is_empty() {
