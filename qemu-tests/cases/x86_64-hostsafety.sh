@@ -38,22 +38,13 @@ modprobe xhci_pci
 modprobe usb_storage
 modprobe sd_mod
 modprobe vfat
-i=0
-while [ ! -e /sys/class/block/sda1 ] && [ $i -lt 60 ]; do
-  sleep 0.5
-  i=$((i + 1))
-done
-[ -e /sys/class/block/sda1 ] || case_fail "the usb-storage disk (sda1) never appeared"
+poll 30 test -e /sys/class/block/sda1 || case_fail "the usb-storage disk (sda1) never appeared"
 mkdir -p /mnt/usb
 mount -t vfat -o ro /dev/sda1 /mnt/usb
 step "$XHCI starts on xhci_hcd" gc driver $XHCI xhci_hcd
 modprobe nvme
-i=0
-while [ ! -e /sys/class/block/nvme0n1p1 ] && [ $i -lt 60 ]; do
-  sleep 0.5
-  i=$((i + 1))
-done
-[ -e /sys/class/block/nvme0n1p1 ] || case_fail "the NVMe namespace (nvme0n1p1) never appeared"
+poll 30 test -e /sys/class/block/nvme0n1p1 ||
+  case_fail "the NVMe namespace (nvme0n1p1) never appeared"
 step "nvme0n1 is the subsystem's multipath disk" \
   sh -c 'readlink /sys/class/block/nvme0n1 | grep -q /nvme-subsystem/nvme-subsys0/nvme0n1'
 mkdir -p /mnt/nvme
