@@ -2,8 +2,8 @@
 # x86_64 q35 + intel-iommu: vfioctl refuses what the guest itself needs, and the refusals change
 # nothing in sysfs. The guest's own network is a virtio-net-pci (iommu_platform=on) carrying its
 # default route; a qemu-xhci has a usb-storage disk mounted; two NVMe controllers of one subsystem
-# share the namespace the guest mounts (native multipath: nvme0n1 sits under the subsystem, the
-# path disks nvme0c0n1 and nvme0c1n1 under the controllers); the q35 chipset's LPC bridge 00:1f.0
+# share the namespace the guest mounts (native multipath: nvme<S>n1 sits under the subsystem, the
+# path disks nvme<S>c0n1 and nvme<S>c1n1 under the controllers); the q35 chipset's LPC bridge 00:1f.0
 # shares its group with the AHCI and SMBus functions.
 set -euo pipefail
 . /lib/case-lib.sh
@@ -43,12 +43,25 @@ mkdir -p /mnt/usb
 mount -t vfat -o ro /dev/sda1 /mnt/usb
 step "$XHCI starts on xhci_hcd" gc driver $XHCI xhci_hcd
 modprobe nvme
-poll 30 test -e /sys/class/block/nvme0n1p1 ||
-  case_fail "the NVMe namespace (nvme0n1p1) never appeared"
-step "nvme0n1 is the subsystem's multipath disk" \
-  sh -c 'readlink /sys/class/block/nvme0n1 | grep -q /nvme-subsystem/nvme-subsys0/nvme0n1'
+# The subsystem takes the instance of whichever controller registers it first: nvme0n1 or
+# nvme1n1, the one whose directory is under the subsystem.
+multipath_disk() {
+  for b in /sys/class/block/nvme*n1; do
+    case $(readlink "$b") in */nvme-subsystem/nvme-subsys*/*) echo "${b##*/}" && return 0 ;; esac
+  done
+  return 1
+}
+multipath_partition() {
+  head=$(multipath_disk) && [ -e "/sys/class/block/${head}p1" ]
+}
+if ! poll 60 multipath_partition; then
+  dmesg | grep -i nvme
+  case_fail "no partition of a multipath NVMe disk appeared; block devices: $(ls /sys/class/block)"
+fi
+HEAD=$(multipath_disk)
+step "$HEAD (under the subsystem) has its partition" test -e /sys/class/block/${HEAD}p1
 mkdir -p /mnt/nvme
-mount -t vfat -o ro /dev/nvme0n1p1 /mnt/nvme
+mount -t vfat -o ro /dev/${HEAD}p1 /mnt/nvme
 step "$NVME_A starts on nvme" gc driver $NVME_A nvme
 step "$NVME_B starts on nvme" gc driver $NVME_B nvme
 
@@ -67,10 +80,10 @@ refused "bind of the virtio-net carrying the default route" \
 refused "bind of the xHCI with a mounted USB disk" \
   "$XHCI (xhci_hcd) -> usb [0-9-]* -> sda -> sda1 mounted on /mnt/usb" bind $XHCI
 refused "bind of the first controller of the mounted multipath disk" \
-  "$NVME_A (nvme) -> nvme[0-9]* -> nvme0c[0-9]*n1 -> nvme0n1 -> nvme0n1p1 mounted on /mnt/nvme" \
+  "$NVME_A (nvme) -> nvme[0-9]* -> nvme[0-9]c[0-9]n1 -> $HEAD -> ${HEAD}p1 mounted on /mnt/nvme" \
   bind $NVME_A
 refused "bind of the second controller of the mounted multipath disk" \
-  "$NVME_B (nvme) -> nvme[0-9]* -> nvme0c[0-9]*n1 -> nvme0n1 -> nvme0n1p1 mounted on /mnt/nvme" \
+  "$NVME_B (nvme) -> nvme[0-9]* -> nvme[0-9]c[0-9]n1 -> $HEAD -> ${HEAD}p1 mounted on /mnt/nvme" \
   bind $NVME_B
 refused "bind of the LPC bridge" "LPC bridge the host needs" bind $LPC
 refused "bind of the AHCI in the LPC bridge's group" "holds the LPC bridge $LPC" bind $SATA
