@@ -47,6 +47,15 @@ pub struct HostUsage {
     pub(crate) table: BlockTable,
 }
 
+/// The native NVMe multipath disk (`nvme<S>n<N>`) that `dir` is, or holds as a partition: a
+/// directory below `virtual/nvme-subsystem/nvme-subsys<S>/`.
+fn multipath_disk_of(dir: &Path) -> Option<String> {
+    let mut parts = dir.iter().map(|c| c.to_string_lossy());
+    parts.find(|c| c == "nvme-subsystem")?;
+    parts.next()?;
+    parts.next().map(|disk| disk.into_owned())
+}
+
 impl HostUsage {
     /// Reads the mount table (`/proc/self/mountinfo` or `/proc/mounts`), `/sys/class/block`, `/proc/net/route` and `/proc/net/if_inet6`.
     pub fn read(root: &HostRoot) -> Result<Self, HostError> {
@@ -78,6 +87,17 @@ impl HostUsage {
             if let Ok(slaves) = fs::read_dir(dir.join("slaves")) {
                 for slave in slaves.flatten() {
                     if let Ok(d) = resolve_link(root.path(), &slave.path()) {
+                        dirs.push(d);
+                    }
+                }
+            }
+            // A native NVMe multipath disk sits under its subsystem; its path disks, under the
+            // controllers.
+            if let Some(head) = multipath_disk_of(&dir) {
+                for name in &usage.table.names {
+                    if crate::hostuse::multipath_head(name).is_some_and(|(_, h)| h == head)
+                        && let Ok(d) = resolve_link(root.path(), &class_block.join(name))
+                    {
                         dirs.push(d);
                     }
                 }

@@ -277,4 +277,12 @@ fn a_root_on_a_native_nvme_multipath_disk_is_the_controllers() {
         described(&uses_of(root, "0002:01:00.0")),
         ["nvme0 -> nvme0c0n1 -> nvme0n1 -> nvme0n1p2 mounted on /"]
     );
+    // `show` lists the same mount for the controller.
+    let host = HostRoot::open(root).unwrap();
+    let usage = HostUsage::read(&host).unwrap();
+    let dev = fs::canonicalize(root.join("sys/bus/pci/devices/0002:01:00.0")).unwrap();
+    let mounts = usage.mounts_under(&dev);
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    assert_eq!(mounts[0].block, "nvme0n1p2");
+    assert_eq!(mounts[0].mount_points, ["/"]);
 }

@@ -142,7 +142,7 @@ fn with_multipath_heads(
 }
 
 /// The subsystem instance and the multipath disk of NVMe path disk `nvme<S>c<C>n<N>`.
-fn multipath_head(name: &str) -> Option<(u32, String)> {
+pub(crate) fn multipath_head(name: &str) -> Option<(u32, String)> {
     let rest = name.strip_prefix("nvme")?;
     let (subsystem, rest) = rest.split_once('c')?;
     let (controller, namespace) = rest.split_once('n')?;

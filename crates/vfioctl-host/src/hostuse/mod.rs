@@ -26,6 +26,7 @@ use crate::zfs::ZfsPools;
 mod locate;
 
 pub use locate::Walk;
+pub(crate) use locate::multipath_head;
 use locate::{Located, function_dir, locate};
 
 /// The host's own additions to the host-critical table.
