@@ -186,12 +186,14 @@ pub fn gather(
         ..DoctorFacts::default()
     };
     facts.arch = arch(root, &facts.iommu_units)?;
-    for group in dir_names(&root.join("sys/kernel/iommu_groups")) {
+    let groups = root.join("sys/kernel/iommu_groups");
+    let mut types = crate::read::DeviceAttrs::new(&groups);
+    for group in dir_names(&groups) {
         let Ok(id) = group.parse::<u32>() else {
             continue;
         };
-        if let Some(t) = text(root, &format!("sys/kernel/iommu_groups/{group}/type"))? {
-            facts.group_types.insert(id, t.trim().to_owned());
+        if let Some(t) = types.text(&format!("{group}/type"), |t| t.trim().to_owned())? {
+            facts.group_types.insert(id, t);
         }
     }
     for unit in facts.iommu_units.iter().filter(|u| u.starts_with("dmar")) {

@@ -38,17 +38,47 @@ pub fn read_bytes(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, HostError>
 /// [`read_bytes`] into `bytes` (cleared first), so a scan of thousands of devices reuses one
 /// buffer; false when the file does not exist.
 fn read_bytes_into(path: &Path, limit: usize, bytes: &mut Vec<u8>) -> Result<bool, HostError> {
+    read_bytes_into_at(Attr::absolute(path), limit, bytes)
+}
+
+fn read_bytes_into_at(attr: Attr, limit: usize, bytes: &mut Vec<u8>) -> Result<bool, HostError> {
     bytes.clear();
-    let Some(file) = open_to_read(path)? else {
+    let Some(file) = open_to_read_at(attr)? else {
         return Ok(false);
     };
-    read_on(&file, path, limit, bytes)?;
+    read_on(&file, attr.path, limit, bytes)?;
     Ok(true)
 }
 
-/// `path` opened for reading; `None` when it does not exist.
-fn open_to_read(path: &Path) -> Result<Option<std::os::fd::OwnedFd>, HostError> {
-    match rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+/// A file to read: `rel` below the directory `dir` (one path component for the kernel to walk,
+/// not the ten of an absolute sysfs path: path walks were most of a scan's system time), named
+/// by its whole `path` in errors.
+#[derive(Clone, Copy)]
+struct Attr<'a> {
+    dir: std::os::fd::BorrowedFd<'a>,
+    rel: &'a Path,
+    path: &'a Path,
+}
+
+impl<'a> Attr<'a> {
+    fn absolute(path: &'a Path) -> Self {
+        Self {
+            dir: rustix::fs::CWD,
+            rel: path,
+            path,
+        }
+    }
+}
+
+/// `attr` opened for reading; `None` when it does not exist.
+fn open_to_read_at(attr: Attr) -> Result<Option<std::os::fd::OwnedFd>, HostError> {
+    let path = attr.path;
+    match rustix::fs::openat(
+        attr.dir,
+        attr.rel,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
         Ok(f) => Ok(Some(f)),
         Err(rustix::io::Errno::NOENT) => Ok(None),
         Err(errno) => Err(HostError::Read {
@@ -103,8 +133,13 @@ const LINK_BUFFER: usize = 512;
 /// exist or is not a link (EINVAL: a damaged tree, treated as absent rather than failing the
 /// whole listing). A target too long for the buffer is read whole by the standard library.
 fn with_link_target<T>(path: &Path, f: impl FnOnce(&Path) -> T) -> Result<Option<T>, HostError> {
+    with_link_target_at(Attr::absolute(path), f)
+}
+
+fn with_link_target_at<T>(attr: Attr, f: impl FnOnce(&Path) -> T) -> Result<Option<T>, HostError> {
+    let path = attr.path;
     let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); LINK_BUFFER];
-    match rustix::fs::readlinkat_raw(rustix::fs::CWD, path, &mut buf) {
+    match rustix::fs::readlinkat_raw(attr.dir, attr.rel, &mut buf) {
         Ok((target, _)) if target.len() < LINK_BUFFER => {
             Ok(Some(f(Path::new(OsStr::from_bytes(target)))))
         }
@@ -125,7 +160,11 @@ fn with_link_target<T>(path: &Path, f: impl FnOnce(&Path) -> T) -> Result<Option
 
 /// The basename of a symlink's target; `Ok(None)` when the link does not exist.
 pub fn link_name(path: &Path) -> Result<Option<String>, HostError> {
-    Ok(with_link_target(path, |target| {
+    link_name_at(Attr::absolute(path))
+}
+
+fn link_name_at(attr: Attr) -> Result<Option<String>, HostError> {
+    Ok(with_link_target_at(attr, |target| {
         target.file_name().map(|n| n.to_string_lossy().into_owned())
     })?
     .flatten())
@@ -133,8 +172,8 @@ pub fn link_name(path: &Path) -> Result<Option<String>, HostError> {
 
 /// The basename of a symlink's target parsed as `T` (`iommu_group`'s group number), without
 /// making a string of it; `Ok(None)` when the link does not exist or its name is not a `T`.
-fn link_parsed<T: std::str::FromStr>(path: &Path) -> Result<Option<T>, HostError> {
-    Ok(with_link_target(path, |target| target.file_name()?.to_str()?.parse().ok())?.flatten())
+fn link_parsed_at<T: std::str::FromStr>(attr: Attr) -> Result<Option<T>, HostError> {
+    Ok(with_link_target_at(attr, |target| target.file_name()?.to_str()?.parse().ok())?.flatten())
 }
 
 /// Resolves a relative sysfs symlink lexically, refusing targets that leave `root`.
@@ -214,8 +253,12 @@ pub fn subdir_names(dir: &Path) -> Vec<String> {
 }
 
 fn names_in(dir: &Path, only_dirs: bool) -> Vec<String> {
+    names_in_at(Attr::absolute(dir), only_dirs)
+}
+
+fn names_in_at(dir: Attr, only_dirs: bool) -> Vec<String> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let Ok(fd) = rustix::fs::open(dir, flags, Mode::empty()) else {
+    let Ok(fd) = rustix::fs::openat(dir.dir, dir.rel, flags, Mode::empty()) else {
         return Vec::new();
     };
     // getdents64 into a buffer on the stack: std's read_dir goes through the C library's
@@ -278,17 +321,23 @@ fn u16_le(bytes: &[u8], at: usize) -> Option<u16> {
 
 /// A device's directory with its attributes' paths made in place: a scan reads five to ten
 /// attributes of each of thousands of devices, and a path and a buffer allocated for every one
-/// were a fifth of its time (and, split between threads, contention in the allocator).
-struct DeviceAttrs {
+/// were a fifth of its time (and, split between threads, contention in the allocator). Any
+/// sysfs directory whose files are read in a batch (`iommu_groups/`) is read through one.
+pub(crate) struct DeviceAttrs {
     path: PathBuf,
     scratch: Vec<u8>,
+    /// The directory, opened once (`O_PATH`) for the attributes to be opened relative to it;
+    /// `None` when it could not be, and the attributes are then opened by their whole paths.
+    fd: Option<std::os::fd::OwnedFd>,
 }
 
 impl DeviceAttrs {
-    fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path) -> Self {
         let mut path = PathBuf::with_capacity(dir.as_os_str().len() + 32);
         path.push(dir);
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         DeviceAttrs {
+            fd: rustix::fs::open(dir, flags, Mode::empty()).ok(),
             path,
             scratch: Vec::with_capacity(256),
         }
@@ -298,17 +347,35 @@ impl DeviceAttrs {
         &self.path
     }
 
-    fn at<T>(&mut self, name: &str, f: impl FnOnce(&Path, &mut Vec<u8>) -> T) -> T {
+    fn at<T>(&mut self, name: &str, f: impl FnOnce(Attr, &mut Vec<u8>) -> T) -> T {
+        use std::os::fd::AsFd;
         self.path.push(name);
-        let out = f(&self.path, &mut self.scratch);
+        let attr = match &self.fd {
+            Some(fd) => Attr {
+                dir: fd.as_fd(),
+                rel: Path::new(name),
+                path: &self.path,
+            },
+            None => Attr::absolute(&self.path),
+        };
+        let out = f(attr, &mut self.scratch);
         self.path.pop();
         out
     }
 
+    /// The names in subdirectory `name`, sorted; empty when it cannot be read.
+    fn names(&mut self, name: &str) -> Vec<String> {
+        self.at(name, |attr, _| names_in_at(attr, false))
+    }
+
     /// `f` of a text attribute (lossily decoded); `Ok(None)` when it does not exist.
-    fn text<T>(&mut self, name: &str, f: impl FnOnce(&str) -> T) -> Result<Option<T>, HostError> {
-        self.at(name, |path, buf| {
-            Ok(read_bytes_into(path, MAX_ATTR as usize, buf)?
+    pub(crate) fn text<T>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce(&str) -> T,
+    ) -> Result<Option<T>, HostError> {
+        self.at(name, |attr, buf| {
+            Ok(read_bytes_into_at(attr, MAX_ATTR as usize, buf)?
                 .then(|| f(&String::from_utf8_lossy(buf))))
         })
     }
@@ -319,14 +386,14 @@ impl DeviceAttrs {
 
     /// A hexadecimal attribute (`0x8086`); garbage in it is an error naming `what`.
     fn hex(&mut self, name: &str, what: &'static str) -> Result<Option<u32>, HostError> {
-        self.at(name, |path, buf| {
-            if !read_bytes_into(path, MAX_ATTR as usize, buf)? {
+        self.at(name, |attr, buf| {
+            if !read_bytes_into_at(attr, MAX_ATTR as usize, buf)? {
                 return Ok(None);
             }
             let text = String::from_utf8_lossy(buf);
             parse_sysfs_hex(&text)
                 .map(Some)
-                .ok_or_else(|| garbage(path.to_path_buf(), what, &text))
+                .ok_or_else(|| garbage(attr.path.to_path_buf(), what, &text))
         })
     }
 
@@ -348,23 +415,28 @@ impl DeviceAttrs {
     }
 
     fn is_dir(&mut self, name: &str) -> bool {
-        self.at(name, |path, _| path.is_dir())
+        self.at(name, |attr, _| {
+            rustix::fs::statat(attr.dir, attr.rel, rustix::fs::AtFlags::empty()).is_ok_and(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+            })
+        })
     }
 
     fn link_name(&mut self, name: &str) -> Result<Option<String>, HostError> {
-        self.at(name, |path, _| link_name(path))
+        self.at(name, |attr, _| link_name_at(attr))
     }
 
     fn link_parsed<T: std::str::FromStr>(&mut self, name: &str) -> Result<Option<T>, HostError> {
-        self.at(name, |path, _| link_parsed(path))
+        self.at(name, |attr, _| link_parsed_at(attr))
     }
 
     /// Config space: the first 256 bytes, and the extended space only for the functions whose
     /// ACS capability decides grouping (bridges and multifunction devices). Each config read is
     /// a chain of bus cycles on real hardware, so the 4 KiB are not read for every endpoint.
     fn config(&mut self) -> Result<Option<Vec<u8>>, HostError> {
-        self.at("config", |path, _| {
-            let Some(file) = open_to_read(path)? else {
+        self.at("config", |attr, _| {
+            let path = attr.path;
+            let Some(file) = open_to_read_at(attr)? else {
                 return Ok(None);
             };
             let mut config = Vec::with_capacity(256);
@@ -467,7 +539,7 @@ fn read_summary(
     // Only network (0x02) and wireless (0x0d) controllers back network interfaces, and only
     // while a driver holds them.
     if matches!(dev.class.base(), 0x02 | 0x0d) && dev.driver.is_some() {
-        dev.net_interfaces = interfaces_of(attrs.dir(), dev.id.vendor);
+        dev.net_interfaces = interfaces_of(attrs, dev.id.vendor);
     }
     Ok(dev)
 }
@@ -495,13 +567,16 @@ const VIRTIO_VENDOR: u16 = 0x1af4;
 
 /// The network interfaces a function backs: `net/*`, and for a virtio function those of its
 /// virtio device (`virtio2/net/eth0`), which is how a virtio-net NIC shows its interface.
-fn interfaces_of(dir: &Path, vendor: u16) -> Vec<String> {
-    let mut names = dir_names(&dir.join("net"));
+fn interfaces_of(attrs: &mut DeviceAttrs, vendor: u16) -> Vec<String> {
+    let mut names = attrs.names("net");
     if vendor != VIRTIO_VENDOR {
         return names;
     }
-    for sub in dir_names(dir).iter().filter(|n| n.starts_with("virtio")) {
-        names.extend(dir_names(&dir.join(sub).join("net")));
+    for sub in dir_names(attrs.dir())
+        .iter()
+        .filter(|n| n.starts_with("virtio"))
+    {
+        names.extend(attrs.names(&format!("{sub}/net")));
     }
     names
 }
@@ -545,7 +620,7 @@ pub fn read_device(address: PciAddress, dir: &Path, locked: bool) -> Result<PciD
         t.split_whitespace().map(str::to_owned).collect()
     })?;
     dev.boot_vga = attrs.small_int::<u8>("boot_vga")? == Some(1);
-    dev.net_interfaces = interfaces_of(dir, dev.id.vendor);
+    dev.net_interfaces = interfaces_of(&mut attrs, dev.id.vendor);
     read_sriov(&mut attrs, &mut dev, locked)?;
     dev.has_secondary_bus = attrs.is_dir("pci_bus");
     Ok(dev)
@@ -599,7 +674,7 @@ fn read_for_plan(address: PciAddress, dir: &Path, locked: bool) -> Result<PciDev
     // Every class, as a full read does: a function the host reaches the network through is
     // refused whatever its class says.
     if dev.net_interfaces.is_empty() {
-        dev.net_interfaces = interfaces_of(dir, dev.id.vendor);
+        dev.net_interfaces = interfaces_of(&mut attrs, dev.id.vendor);
     }
     if dev.class.is_vga() {
         dev.boot_vga = attrs.small_int::<u8>("boot_vga")? == Some(1);

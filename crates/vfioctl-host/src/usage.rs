@@ -158,19 +158,39 @@ impl HostUsage {
 
     /// How the host uses interface `name`.
     pub fn net(&self, root: &HostRoot, name: &str) -> NetUse {
-        let class = root.join("sys/class/net").join(name);
-        let up = read_attr(&class.join("operstate"))
-            .ok()
-            .flatten()
-            .is_some_and(|s| s.trim() == "up");
-        let master = crate::read::link_name(&class.join("master")).ok().flatten();
+        let (has_addresses, default_route) = self.addressing(name);
         NetUse {
             interface: name.to_owned(),
-            up,
-            has_addresses: self.routes.contains_key(name)
-                || self.inet6.get(name).copied().unwrap_or(false),
-            default_route: self.routes.get(name).copied().unwrap_or(false),
-            master,
+            up: self.is_up(root, name),
+            has_addresses,
+            default_route,
+            master: self.master(root, name),
         }
+    }
+
+    /// Whether interface `name` has addresses (IPv4 routes or global IPv6 addresses), and
+    /// whether it carries the IPv4 default route: from the tables read once.
+    pub fn addressing(&self, name: &str) -> (bool, bool) {
+        let has_addresses =
+            self.routes.contains_key(name) || self.inet6.get(name).copied().unwrap_or(false);
+        (
+            has_addresses,
+            self.routes.get(name).copied().unwrap_or(false),
+        )
+    }
+
+    /// Interface `name`'s `operstate` is `up`.
+    pub fn is_up(&self, root: &HostRoot, name: &str) -> bool {
+        read_attr(&root.join("sys/class/net").join(name).join("operstate"))
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.trim() == "up")
+    }
+
+    /// The bond or bridge interface `name` is enslaved to (its `master` link).
+    pub fn master(&self, root: &HostRoot, name: &str) -> Option<String> {
+        crate::read::link_name(&root.join("sys/class/net").join(name).join("master"))
+            .ok()
+            .flatten()
     }
 }

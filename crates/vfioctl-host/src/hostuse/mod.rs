@@ -284,9 +284,11 @@ fn net_uses(
     via: &mut Vec<String>,
     out: &mut Vec<HostUse>,
 ) {
+    // One listing of the interface's directory says whether it has a master and which uppers.
+    let entries = dir_names(&class.join(name));
     if let Some(HostUse::Network {
         interface, detail, ..
-    }) = net_host_use(root, usage, name)
+    }) = net_use_listed(root, usage, name, Some(&entries))
     {
         let essential = network_root && !detail.starts_with("is enslaved");
         let detail = if essential {
@@ -304,7 +306,7 @@ fn net_uses(
     if via.len() >= MAX_STACK {
         return;
     }
-    for entry in dir_names(&class.join(name)) {
+    for entry in &entries {
         if let Some(upper) = entry.strip_prefix("upper_") {
             via.push(name.to_owned());
             net_uses(root, usage, class, upper, network_root, via, out);
@@ -353,14 +355,28 @@ pub fn host_uses(
 /// up with addresses, or is enslaved to a bond or bridge. Shared by PCI functions and DPAA2
 /// objects, so both buses refuse the same things.
 pub fn net_host_use(root: &HostRoot, usage: &HostUsage, iface: &str) -> Option<HostUse> {
-    let net = usage.net(root, iface);
+    net_use_listed(root, usage, iface, None)
+}
+
+/// [`net_host_use`], with the names in the interface's directory when the caller has listed
+/// them: an interface without a `master` link is then not asked for one. Whether it is up is
+/// read only when it has addresses, the one case where that matters.
+fn net_use_listed(
+    root: &HostRoot,
+    usage: &HostUsage,
+    iface: &str,
+    entries: Option<&[String]>,
+) -> Option<HostUse> {
+    let (has_addresses, default_route) = usage.addressing(iface);
     let mut facts = Vec::new();
-    if net.default_route {
+    if default_route {
         facts.push("carries the default route".to_owned());
-    } else if net.up && net.has_addresses {
+    } else if has_addresses && usage.is_up(root, iface) {
         facts.push("is up with addresses".to_owned());
     }
-    if let Some(master) = &net.master {
+    let may_have_master =
+        entries.is_none_or(|e| e.binary_search_by(|n| n.as_str().cmp("master")).is_ok());
+    if may_have_master && let Some(master) = usage.master(root, iface) {
         facts.push(format!("is enslaved to {master}"));
     }
     (!facts.is_empty()).then(|| HostUse::Network {
