@@ -7,8 +7,8 @@ use vfioctl_core::PciAddress;
 use crate::HostRoot;
 use crate::read::{dir_names, resolve_link, subdir_names};
 
-/// How [`host_uses`](super::host_uses) finds the disks and interfaces below the inventory's functions. Both find
-/// the same ones; they differ in what they cost.
+/// How [`host_uses`](super::host_uses) finds the disks and interfaces below the inventory's
+/// functions. Both find the same ones; they differ in what they cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Walk {
     /// Resolve every entry of `/sys/class/block` and `/sys/class/net`, one link each: for an
