@@ -71,9 +71,8 @@ pub(super) fn locate(
         );
     }
     let (mut found_blocks, mut found_nets) = (Vec::new(), Vec::new());
-    let devices = root.join("sys/bus/pci/devices");
     for dev in inventory.devices() {
-        let Ok(dir) = resolve_link(root.path(), &devices.join(dev.address.to_string())) else {
+        let Ok(dir) = crate::read::device_dir(root, &dev.address) else {
             continue;
         };
         subtree_entries(&dir, blocks, 0, &mut found_blocks, &mut found_nets);

@@ -90,6 +90,17 @@ fn read_block_use(root: &HostRoot, table: &BlockTable) -> BlockUse {
             out.mounts.insert(m, points.clone());
         }
     }
+    // A root on an iSCSI disk comes over the network too: the disk sits under the session.
+    let class = root.join("sys/class/block");
+    out.network_root |= out
+        .mounts
+        .iter()
+        .filter(|(_, points)| points.iter().any(|p| p == "/"))
+        .filter_map(|(name, _)| resolve_link(root.path(), &class.join(name)).ok())
+        .any(|dir| {
+            dir.components()
+                .any(|c| c.as_os_str().to_string_lossy().starts_with("session"))
+        });
     let swaps = read_attr(&root.join("proc/swaps"))
         .ok()
         .flatten()
@@ -208,65 +219,21 @@ fn block_uses(
     }
 }
 
-/// True when the root filesystem comes over the network: NFS, or a disk of an iSCSI session.
-fn network_root(root: &HostRoot, facts: &BlockUse) -> bool {
-    let class = root.join("sys/class/block");
-    facts.network_root
-        || facts
-            .mounts
-            .iter()
-            .filter(|(_, points)| points.iter().any(|p| p == "/"))
-            .filter_map(|(name, _)| resolve_link(root.path(), &class.join(name)).ok())
-            .any(|dir| {
-                dir.components()
-                    .any(|c| c.as_os_str().to_string_lossy().starts_with("session"))
-            })
-}
-
-fn collect_blocks(
-    root: &HostRoot,
-    facts: &BlockUse,
+/// For each disk or interface in `located` whose owner is in the inventory, the uses that
+/// `uses_from` finds from it, added to its owner's, each with the chain to it.
+fn collect(
     owners: &Owners,
     located: &[Located],
     uses: &mut BTreeMap<PciAddress, Vec<HostUse>>,
+    mut uses_from: impl FnMut(&str, &mut Vec<String>, &mut Vec<HostUse>),
 ) {
-    let class = root.join("sys/class/block");
-    for block in located {
-        let Some((address, mut via)) = owners.owner(&block.dir) else {
+    for entry in located {
+        let Some((address, mut via)) = owners.owner(&entry.dir) else {
             continue;
         };
-        via.extend(block.through.iter().cloned());
+        via.extend(entry.through.iter().cloned());
         let mut found = Vec::new();
-        block_uses(&class, &block.name, facts, &mut via, &mut found);
-        if !found.is_empty() {
-            uses.entry(address).or_default().extend(found);
-        }
-    }
-}
-
-fn collect_net(
-    root: &HostRoot,
-    owners: &Owners,
-    usage: &HostUsage,
-    network_root: bool,
-    located: &[Located],
-    uses: &mut BTreeMap<PciAddress, Vec<HostUse>>,
-) {
-    let class = root.join("sys/class/net");
-    for net in located {
-        let Some((address, mut via)) = owners.owner(&net.dir) else {
-            continue;
-        };
-        let mut found = Vec::new();
-        net_uses(
-            root,
-            usage,
-            &class,
-            &net.name,
-            network_root,
-            &mut via,
-            &mut found,
-        );
+        uses_from(&entry.name, &mut via, &mut found);
         if !found.is_empty() {
             uses.entry(address).or_default().extend(found);
         }
@@ -326,10 +293,23 @@ pub fn host_uses(
     let owners = Owners::new(root, inventory);
     let (blocks, nets) = locate(root, inventory, walk, &usage.table.names);
     let facts = read_block_use(root, &usage.table);
-    let network_root = network_root(root, &facts);
     let mut uses: BTreeMap<PciAddress, Vec<HostUse>> = BTreeMap::new();
-    collect_blocks(root, &facts, &owners, &blocks, &mut uses);
-    collect_net(root, &owners, usage, network_root, &nets, &mut uses);
+    let block_class = root.join("sys/class/block");
+    collect(&owners, &blocks, &mut uses, |name, via, found| {
+        block_uses(&block_class, name, &facts, via, found);
+    });
+    let net_class = root.join("sys/class/net");
+    collect(&owners, &nets, &mut uses, |name, via, found| {
+        net_uses(
+            root,
+            usage,
+            &net_class,
+            name,
+            facts.network_root,
+            via,
+            found,
+        );
+    });
     // Only a boot VGA device can carry the console: the consoles are read for none other.
     let mut consoles = None;
     let critical = critical_functions(root);
