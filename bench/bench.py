@@ -25,7 +25,9 @@ with their VFs behind ACS root ports, every second VF on iavf with an interface,
     VmHWM) over that time are reported. The plugin runs as `vfioctl-testbin`, the same entry
     point with the simulated kernel, which the bind at start needs.
 
-Whole-process wall time, warm cache, after one warm-up run; the median of --runs runs. Peak memory
+Whole-process wall time, warm cache, after one warm-up round; the median of --runs rounds, each
+of which runs every command on every host and lspci beside them, so that ratios compare figures
+taken in the same minutes. Peak memory
 is each process's own maximum resident set size (wait4's rusage). Nothing here asserts a timing:
 it prints the figures and the ratios, and whether each goal of the benchmark issue was met.
 
@@ -87,11 +89,15 @@ def run_once(argv, shell=False):
     return elapsed, peak, cpu
 
 
-def measure(argv, runs, shell=False):
-    run_once(argv, shell)  # warm-up: page cache, dentries
-    samples = [run_once(argv, shell) for _ in range(runs)]
+def summarize(samples):
+    """(median wall seconds, largest peak KiB, median CPU seconds) of run_once samples."""
     return (statistics.median(s[0] for s in samples), max(s[1] for s in samples),
             statistics.median(s[2] for s in samples))
+
+
+def measure(argv, runs, shell=False):
+    run_once(argv, shell)  # warm-up: page cache, dentries
+    return summarize([run_once(argv, shell) for _ in range(runs)])
 
 
 def build(release_dir):
@@ -292,6 +298,7 @@ def main():
     shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     work = tempfile.mkdtemp(prefix="vfioctl-bench-", dir=shm)
     try:
+        jobs = []
         for size in sizes:
             root = os.path.join(work, str(size))
             subprocess.run([write_tree, "sriov", root, "--functions", str(size)], check=True,
@@ -300,24 +307,40 @@ def main():
             vf, ids = pick_vf(root)
             vm = write_vm(root, vf, ids)
             sysfs = f"{root}/sys/bus/pci"
-            peer_lspci = [lspci, "-A", "linux-sysfs", "-O", f"sysfs.path={sysfs}", "-nnk"]
-            loop = (
-                f'for d in {root}/sys/kernel/iommu_groups/*/devices/*; do '
-                f'n=${{d#*/iommu_groups/}}; n=${{n%%/*}}; printf "IOMMU Group %s " "$n"; '
-                f'{lspci} -A linux-sysfs -O sysfs.path={sysfs} -nns "${{d##*/}}"; done'
-            )
             row = {"size": size, "functions": functions, "device": vf}
-            row["lspci_nnk"] = measure(peer_lspci, args.runs)
-            row["group_loop"] = measure(loop, max(1, args.runs // 2), shell=True) if functions <= 1100 else None
+            results.append(row)
+            jobs.append((row, "lspci_nnk", [lspci, "-A", "linux-sysfs", "-O", f"sysfs.path={sysfs}", "-nnk"]))
             for key, _, argv in COMMANDS:
                 full = [vfioctl, "--root", root] + [a.format(vf=vf, vm=vm) for a in argv]
-                row[key] = measure(full, args.runs)
+                jobs.append((row, key, full))
                 if has_strace and key in MIN_SYSCALLS:
                     row[f"{key}_syscalls"] = syscalls(full)
-            if plugin_bins and size == sizes[-1]:
-                row["plugin"] = plugin_idle(*plugin_bins, root, vf, args.plugin_seconds)
-            results.append(row)
-            print(f"size {size}: {functions} functions measured", file=sys.stderr)
+            if functions <= 1100:
+                loop = (
+                    f'for d in {root}/sys/kernel/iommu_groups/*/devices/*; do '
+                    f'n=${{d#*/iommu_groups/}}; n=${{n%%/*}}; printf "IOMMU Group %s " "$n"; '
+                    f'{lspci} -A linux-sysfs -O sysfs.path={sysfs} -nns "${{d##*/}}"; done'
+                )
+                row["group_loop"] = measure(loop, max(1, args.runs // 2), shell=True)
+            else:
+                row["group_loop"] = None
+        # Round by round, every command on every host and the peer beside them: the machine's
+        # speed drifts over the minutes a run takes, and a ratio (to lspci, or of one host's time
+        # per function to another's) is fair only between figures taken in the same minutes.
+        samples = {id(row): {} for row in results}
+        for round_ in range(args.runs + 1):  # round 0 warms the page cache and dentries
+            for row, key, argv in jobs:
+                sample = run_once(argv)
+                if round_:
+                    samples[id(row)].setdefault(key, []).append(sample)
+            print(f"round {round_}/{args.runs} done", file=sys.stderr)
+        for row in results:
+            for key, taken in samples[id(row)].items():
+                row[key] = summarize(taken)
+        largest = results[-1]
+        if plugin_bins:
+            root = os.path.join(work, str(largest["size"]))
+            largest["plugin"] = plugin_idle(*plugin_bins, root, largest["device"], args.plugin_seconds)
         vf_create, vf_restore = vf_writes(testbin, write_tree, work, args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)

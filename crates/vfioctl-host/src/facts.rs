@@ -180,6 +180,41 @@ pub fn gather(
     inventory: &Inventory,
     default_known: &str,
 ) -> Result<DoctorFacts, HostError> {
+    let uses = || -> Result<_, HostError> {
+        let usage = HostUsage::read(root)?;
+        Ok(crate::apply::host_uses(
+            root,
+            inventory,
+            &usage,
+            Walk::Classes,
+        ))
+    };
+    // The host uses (a link per disk and interface) and the group types (a file per group) are
+    // the two whole-host walks here, both kernel time; on a large host they run side by side.
+    if inventory.devices().len() < crate::read::DEVICES_PER_THREAD {
+        let mut facts = gather_except_uses(root, inventory, default_known)?;
+        facts.host_uses = uses()?;
+        return Ok(facts);
+    }
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(uses);
+        let facts = gather_except_uses(root, inventory, default_known);
+        let host_uses = match worker.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let mut facts = facts?;
+        facts.host_uses = host_uses?;
+        Ok(facts)
+    })
+}
+
+/// Everything [`gather`] reads but the host uses.
+fn gather_except_uses(
+    root: &HostRoot,
+    inventory: &Inventory,
+    default_known: &str,
+) -> Result<DoctorFacts, HostError> {
     let mut facts = DoctorFacts {
         cmdline: text(root, "proc/cmdline")?.map(|t| t.trim().to_owned()),
         iommu_units: dir_names(&root.join("sys/class/iommu")),
@@ -297,9 +332,6 @@ pub fn gather(
             facts.journal_unreadable = Some(why);
         }
     }
-
-    let usage = HostUsage::read(root)?;
-    facts.host_uses = crate::apply::host_uses(root, inventory, &usage, Walk::Classes);
 
     facts.boot = crate::boot::facts::gather(root, inventory);
     facts.known = match KnownDevices::parse(default_known, "<built-in>") {

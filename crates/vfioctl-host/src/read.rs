@@ -754,7 +754,7 @@ pub fn read_inventory_at(root: &HostRoot, depth: Depth) -> Result<Inventory, Hos
 }
 
 /// Below this many devices per thread a second thread costs more than it saves.
-const DEVICES_PER_THREAD: usize = 512;
+pub(crate) const DEVICES_PER_THREAD: usize = 512;
 
 /// Most threads a scan uses: sysfs lookups scale with cores, but past a few the scan waits on the
 /// kernel's locks and the output, not on lookups.

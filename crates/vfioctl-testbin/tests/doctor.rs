@@ -387,3 +387,37 @@ fn ten64_dpaa2_needs_vfio_fsl_mc_and_irq_cfg() {
             .contains("CONFIG_VFIO_FSL_MC")
     );
 }
+
+/// On a host large enough that doctor reads its host uses on a thread of their own, a VF that
+/// carries the default route is still the host's, named or not.
+#[test]
+fn large_host_keeps_a_vf_that_carries_the_default_route() {
+    let tree = topology::sriov_host(1024).build_temp().unwrap();
+    let vf = "0000:01:02.1";
+    assert!(
+        tree.root()
+            .join("sys/class/net/enp1s2f1")
+            .symlink_metadata()
+            .is_ok(),
+        "the sriov layout gives {vf} an interface"
+    );
+    std::fs::write(
+        tree.root().join("proc/net/route"),
+        "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n\
+         enp1s2f1\t00000000\t0101A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n",
+    )
+    .unwrap();
+    let (code, f) = findings(tree.root(), &[vf]);
+    assert_eq!(code, 4);
+    let host = find(&f, "host-device");
+    assert_eq!(host.len(), 1, "{f:#?}");
+    assert_eq!(host[0]["device"], vf);
+    assert!(
+        host[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("enp1s2f1 carries the default route"),
+        "{:#?}",
+        host[0]
+    );
+}
