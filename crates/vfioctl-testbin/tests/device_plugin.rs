@@ -278,3 +278,29 @@ fn an_unknown_key_in_the_configuration_is_an_error_with_its_place() {
         );
     }
 }
+
+/// Before the command, `--config DIR` is the VM definitions' directory, which clap hands to the
+/// plugin's own `--config FILE`: the error says why the read failed and which file is meant.
+#[test]
+fn a_directory_or_a_missing_file_as_the_configuration_is_explained() {
+    let tree = common::tree(ten64());
+    let vms = tree.root().join("etc/vfioctl/vms");
+    std::fs::create_dir_all(&vms).unwrap();
+    insta::assert_snapshot!(
+        "plugin_config_is_a_directory",
+        common::shown::shown(
+            tree.root(),
+            &format!("--config {} device-plugin --check-config", vms.display())
+        )
+    );
+    insta::assert_snapshot!(
+        "plugin_config_missing",
+        common::shown::shown(
+            tree.root(),
+            &format!(
+                "device-plugin --check-config --config {}",
+                tree.root().join("nowhere.toml").display()
+            )
+        )
+    );
+}

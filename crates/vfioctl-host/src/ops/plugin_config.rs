@@ -21,9 +21,23 @@ pub enum PluginConfigError {
 }
 
 impl PluginConfigError {
+    /// The file could not be read for want of privileges.
+    pub fn is_permission(&self) -> bool {
+        matches!(self, Self::Read { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied)
+    }
+
     /// What to do.
     pub fn remedy(&self) -> &'static str {
         match self {
+            // `vfioctl --config DIR device-plugin` lands here too: before the command, --config
+            // is the VM definitions' directory, which clap gives the plugin's own option.
+            Self::Read { source, .. } if source.kind() == std::io::ErrorKind::IsADirectory => {
+                "device-plugin's --config names its configuration file (a TOML file such as \
+                 packaging/kubernetes/device-plugin.toml), not the VM definitions' directory"
+            }
+            Self::Read { .. } if self.is_permission() => {
+                "run as root, or make the file readable by the plugin's user"
+            }
             Self::Read { .. } => "write the file (see packaging/kubernetes/device-plugin.toml)",
             Self::Invalid(_) => {
                 "fix the file: 'version = 1' and [[resource]] tables with name and select"

@@ -79,8 +79,14 @@ pub(crate) fn device_plugin(ctx: &mut Context, args: &DevicePluginArgs) -> Resul
         .config
         .clone()
         .unwrap_or_else(|| PathBuf::from("/etc/vfioctl/device-plugin.toml"));
-    let config = plugin_config::load(&path)
-        .map_err(|e| CliError::new(Exit::Usage, e.to_string()).hint(e.remedy()))?;
+    let config = plugin_config::load(&path).map_err(|e| {
+        let exit = if e.is_permission() {
+            Exit::Privileges
+        } else {
+            Exit::Usage
+        };
+        CliError::new(exit, chain(&e)).hint(e.remedy())
+    })?;
     if args.check_config {
         for r in &config.resources {
             ctx.line(format!("{}: {} selector(s)", r.name, r.select.len()));
