@@ -295,8 +295,8 @@ fn names_in_at(dir: Attr, only_dirs: bool) -> Vec<String> {
 /// How much of each device to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Depth {
-    /// What listing and grouping need: identity, driver, override, group, parent, config space
-    /// and network interfaces. Several times fewer files per device than [`Depth::Full`], which
+    /// What listing and grouping need: identity, driver, override, group, parent, config space,
+    /// network interfaces, and whether a function past 0 is a VF (`physfn`). Several times fewer files per device than [`Depth::Full`], which
     /// matters on hosts with thousands of SR-IOV functions.
     Summary,
     /// [`Depth::Summary`] and what `doctor`'s device checks read: the power state and reset
@@ -536,12 +536,23 @@ fn read_summary(
     if let Some(bytes) = config {
         dev.config = parse_config(&bytes);
     }
+    // A function past 0 counts as multifunction (ACS then decides its group) unless it is a VF,
+    // which the kernel never counts: only a VF's `physfn` link tells, and only there is it
+    // asked for. A VF's own header never sets the bit, so functions that set it are not asked.
+    if summary_reads_physfn(&dev) {
+        dev.physfn = attrs.link_address("physfn")?;
+    }
     // Only network (0x02) and wireless (0x0d) controllers back network interfaces, and only
     // while a driver holds them.
     if matches!(dev.class.base(), 0x02 | 0x0d) && dev.driver.is_some() {
         dev.net_interfaces = interfaces_of(attrs, dev.id.vendor);
     }
     Ok(dev)
+}
+
+/// Whether [`read_summary`] looks for `dev`'s `physfn` link (see there).
+fn summary_reads_physfn(dev: &PciDevice) -> bool {
+    dev.address.function != 0 && dev.config.multifunction != Some(true)
 }
 
 /// The attributes of [`Depth::Health`] beyond the summary.
@@ -661,7 +672,9 @@ fn read_for_plan(address: PciAddress, dir: &Path, locked: bool) -> Result<PciDev
     if let Some(class) = attrs.hex("class", "class code")? {
         dev.class = ClassCode(class);
     }
-    dev.physfn = attrs.link_address("physfn")?;
+    if !summary_reads_physfn(&dev) {
+        dev.physfn = attrs.link_address("physfn")?;
+    }
     // Whether ACS counts depends on the function being a VF, known only now; when it counts and
     // the summary's header rule left the extended space unread, it is read.
     if dev.config.header_type.is_some()

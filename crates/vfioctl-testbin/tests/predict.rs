@@ -80,6 +80,8 @@ fn predictions_equal_the_simulated_kernels_groups() {
     let mut hosts = vec![
         ("ten64", topology::ten64()),
         ("x86-desktop", topology::x86_desktop()),
+        // VFs at functions 1 to 7 of their slot: never multifunction to the kernel.
+        ("sriov", topology::sriov_host(64)),
     ];
     for topo in [
         QemuTopo::RootPorts,
