@@ -296,8 +296,9 @@ fn names_in_at(dir: Attr, only_dirs: bool) -> Vec<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Depth {
     /// What listing and grouping need: identity, driver, override, group, parent, config space,
-    /// network interfaces, and whether a function past 0 is a VF (`physfn`). Several times fewer files per device than [`Depth::Full`], which
-    /// matters on hosts with thousands of SR-IOV functions.
+    /// network interfaces, and whether a function past 0 is a VF (`physfn`). Several times fewer
+    /// files per device than [`Depth::Full`], which matters on hosts with thousands of SR-IOV
+    /// functions.
     Summary,
     /// [`Depth::Summary`] and what `doctor`'s device checks read: the power state and reset
     /// methods of every function that is not a bridge, `d3cold_allowed` of those in D3cold, and
